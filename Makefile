@@ -1,0 +1,45 @@
+# Thin wrappers. On a fresh machine with Python 3.11 and make, `make run` and `make test`
+# install everything first: uv into .tools/, then the locked workspace into .venv/.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+UV_VERSION := 0.13.8
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+
+.PHONY: install run test test-pg lint format bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml shared/pyproject.toml services/*/pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+install: $(VENV)/.synced
+
+run: install  ## start NATS and the four services on embedded defaults (Ctrl-C stops)
+	$(VENV)/bin/python -m hc_common.devstack
+
+test: install  ## the whole suite (PostgreSQL/NATS when TEST_DATABASE_URL_PREFIX/TEST_NATS_URL say so)
+	$(VENV)/bin/pytest
+
+test-pg: install  ## the whole suite against this machine's PostgreSQL and NATS
+	TEST_DATABASE_URL_PREFIX=postgresql://postgres@127.0.0.1:5432/hc_test_ \
+	TEST_NATS_URL=nats://127.0.0.1:4222 $(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install  ## benchmarks; each prints its command, figures and ratio to its baseline
+	$(VENV)/bin/python -m tests.bench
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .run

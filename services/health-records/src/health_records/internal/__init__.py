@@ -1,0 +1,1 @@
+"""Endpoints for the other services (service key): subjects and live status."""

@@ -1,0 +1,38 @@
+"""create_app(): health-records' lifespan, routers and error handlers."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from hc_common.app import create_service_app
+from hc_common.runtime import service_runtime
+from health_records.config import Settings
+from health_records.db import OutboxEvent
+from health_records.internal.router import router as internal_router
+from health_records.person.router import router as person_router
+
+DESCRIPTION = """Where the truth about a person's health status lives: NAT results from
+laboratories, vaccinations from vaccination sites, code colours from the health authority.
+
+Callers present the API key of their role as `Authorization: Bearer <key>` (or `X-API-Key`):
+`lab`, `vaccination_site`, `authority`; a key of another role is 403 `forbidden`, no or an
+unknown key 401 `unauthorized`. Every status change is published as an event through a
+transactional outbox. A person nobody has reported on has a green code and no NAT or
+vaccination data."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with service_runtime(app, settings, outbox=OutboxEvent, streams=("HEALTH",)):
+            yield
+
+    return create_service_app(title="Health code credentials: health-records",
+                              description=DESCRIPTION, lifespan=lifespan,
+                              routers=[person_router, internal_router])
+
+
+app = create_app()

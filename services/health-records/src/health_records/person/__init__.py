@@ -1,0 +1,1 @@
+"""Persons and their live status: code colour, latest NAT, vaccination summary."""

@@ -1,0 +1,1 @@
+"""App users and phone sign-in."""

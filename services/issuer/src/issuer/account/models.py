@@ -1,0 +1,17 @@
+from datetime import datetime
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hc_common.db import UTCDateTime
+from issuer.db import Base
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    # HMAC of the phone number: found by number, never stored in clear.
+    phone_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    masked_phone: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,53 @@
+"""Sign-in rules: codes by SMS, users created at first sign-in, access tokens."""
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hc_common.auth.keys import KeyRing
+from hc_common.auth.tokens import AUDIENCE, sign
+from hc_common.clock import utcnow
+from hc_common.ids import new_id
+from hc_common.masking import mask_phone
+from hc_common.sms import OtpCodes
+from issuer.account.models import User
+
+SIGNIN_SCOPE = "signin"
+ISSUER_NAME = "hc-issuer"
+
+
+class AccountService:
+    def __init__(self, session: AsyncSession, otp: OtpCodes, ring: KeyRing, token_ttl: int):
+        self.session = session
+        self.otp = otp
+        self.ring = ring
+        self.token_ttl = token_ttl
+
+    async def send_code(self, phone: str) -> int:
+        return await self.otp.send(self.session, phone, SIGNIN_SCOPE)
+
+    async def sign_in(self, phone: str, code: str) -> tuple[str, User]:
+        await self.otp.check(self.session, phone, SIGNIN_SCOPE, code)
+        user = await self.resolve_user(phone)
+        return self.access_token(user), user
+
+    async def resolve_user(self, phone: str) -> User:
+        """The user of this number, created if there is none yet."""
+        phone_hash = self.otp.phone_hash(phone)
+        user = await self.session.scalar(select(User).where(User.phone_hash == phone_hash))
+        if user is None:
+            user = User(id=new_id(), phone_hash=phone_hash, masked_phone=mask_phone(phone),
+                        created_at=utcnow())
+            self.session.add(user)
+            await self.session.flush()
+        return user
+
+    def access_token(self, user: User) -> str:
+        now = utcnow()
+        return sign(self.ring, "access", {
+            "iss": ISSUER_NAME, "aud": AUDIENCE, "sub": user.id, "typ": "access",
+            "mph": user.masked_phone,
+            "iat": int(now.timestamp()),
+            "exp": int((now + timedelta(seconds=self.token_ttl)).timestamp()),
+        })

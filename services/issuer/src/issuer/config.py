@@ -1,0 +1,40 @@
+"""Issuer settings (`ISSUER_` prefix, plus the unprefixed shared ones)."""
+
+from pydantic_settings import SettingsConfigDict
+
+from hc_common.settings import ServiceSettings
+
+DEV_KEY_ENCRYPTION_KEY = "ZGV2LWlzc3Vlci1rZXktZW5jcnlwdGlvbi1rZXktMzI"
+DEV_FACE_CHECK_SECRET = "dev-face-check-secret-not-for-production"
+DEV_PEPPER = "ZGV2LWlzc3Vlci1wZXBwZXItZm9yLWxvb2stdXAta2U"
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ISSUER_", extra="ignore")
+
+    service_name: str = "issuer"
+    # Seals the private signing keys in the database (32 bytes, base64url).
+    key_encryption_key: str = DEV_KEY_ENCRYPTION_KEY
+    # Keys the HMACs that stand for ID numbers and phone numbers (32 bytes, base64url).
+    pepper: str = DEV_PEPPER
+    access_token_ttl_seconds: int = 7200
+    face_check_ttl_seconds: int = 600
+    # Key of the face-verification provider's signed results (HS256 shared secret).
+    face_check_secret: str = DEV_FACE_CHECK_SECRET
+    # Production SMS gateway; the dev outbox is used when APP_ENV=dev and no endpoint is set.
+    sms_endpoint: str = ""
+    sms_api_key: str = ""
+    sms_template: str = "HC_SIGNIN"
+    sms_outbox: bool = True
+
+    def dev_secrets_in_use(self) -> list[str]:
+        found = super().dev_secrets_in_use()
+        if self.key_encryption_key == DEV_KEY_ENCRYPTION_KEY:
+            found.append("ISSUER_KEY_ENCRYPTION_KEY")
+        if self.pepper == DEV_PEPPER:
+            found.append("ISSUER_PEPPER")
+        if self.face_check_secret == DEV_FACE_CHECK_SECRET:
+            found.append("ISSUER_FACE_CHECK_SECRET")
+        if self.sms_outbox:
+            found.append("ISSUER_SMS_OUTBOX (set false and configure ISSUER_SMS_ENDPOINT)")
+        return found

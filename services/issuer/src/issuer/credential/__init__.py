@@ -1,0 +1,1 @@
+"""Family credentials: application, listing, reissue, revocation, the QR token."""

@@ -1,0 +1,40 @@
+from datetime import date, datetime
+
+from sqlalchemy import Date, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hc_common.db import UTCDateTime
+from issuer.db import Base
+
+
+class Credential(Base):
+    __tablename__ = "credentials"
+    __table_args__ = (Index("ix_credentials_person_status", "person_key", "status"),)
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(26), index=True)
+    # HMAC of the holder's ID number: one active credential per person.
+    person_key: Mapped[str] = mapped_column(String(64))
+    # The pseudonymous subject health-records knows the holder by.
+    subject_id: Mapped[str] = mapped_column(String(26))
+    masked_name: Mapped[str] = mapped_column(String(64))
+    masked_id_number: Mapped[str] = mapped_column(String(18))
+    birth_date: Mapped[date] = mapped_column(Date)
+    relationship: Mapped[str] = mapped_column(String(16))
+    photo: Mapped[bytes] = mapped_column(LargeBinary)
+    photo_type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # active | revoked (expired is derived)
+    version: Mapped[int] = mapped_column(Integer)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    qr: Mapped[str] = mapped_column(Text)
+
+
+class FaceCheckUse(Base):
+    """Face check tokens already spent (single use)."""
+
+    __tablename__ = "face_check_uses"
+
+    token_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    used_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,103 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from hc_common.clock import age_on, cst_today
+from hc_common.deps import SessionDep
+from issuer.clients.health_records import HealthRecordsClient
+from issuer.credential.models import Credential
+from issuer.credential.schemas import (
+    CredentialCreate,
+    CredentialList,
+    CredentialOut,
+    FaceCheckRequest,
+    FaceCheckToken,
+    Holder,
+)
+from issuer.credential.service import CredentialService, credential_status
+from issuer.crypto import pepper_of
+from issuer.deps import CurrentUser, RingDep
+from issuer.facecheck.service import FaceChecks
+
+router = APIRouter(prefix="/v1/family/credentials", tags=["family credentials"])
+
+
+def _service(request: Request, session: SessionDep, ring: RingDep) -> CredentialService:
+    state = request.app.state
+    return CredentialService(session, ring, pepper_of(state.settings), state.face_checks,
+                             HealthRecordsClient(state.health_records_http))
+
+
+ServiceDep = Annotated[CredentialService, Depends(_service)]
+
+
+def credential_out(credential: Credential) -> CredentialOut:
+    return CredentialOut(
+        credential_id=credential.id, status=credential_status(credential),
+        holder=Holder(masked_name=credential.masked_name,
+                      masked_id_number=credential.masked_id_number,
+                      age=age_on(credential.birth_date, cst_today()),
+                      relationship=credential.relationship),  # type: ignore[arg-type]
+        issued_at=credential.issued_at, expires_at=credential.expires_at,
+        qr=credential.qr, version=credential.version,
+    )
+
+
+@router.post("", status_code=201, response_model=CredentialOut,
+             summary="Apply for a family member's credential",
+             description="422 `invalid_id_number`, `not_eligible` (aged 17-59 on the day of "
+                         "application, China time), `invalid_photo`; 403 `face_check_failed`; "
+                         "409 `credential_exists` when the person already holds an active one.")
+async def apply(body: CredentialCreate, user_id: CurrentUser, service: ServiceDep,
+                request: Request) -> CredentialOut:
+    credential = await service.apply(user_id, body)
+    await service.session.commit()
+    request.app.state.runtime.notify_outbox()
+    return credential_out(credential)
+
+
+@router.get("", response_model=CredentialList, summary="The signed-in user's family list")
+async def list_credentials(user_id: CurrentUser, service: ServiceDep,
+                           limit: int = Query(50, ge=1, le=500),
+                           cursor: str | None = Query(None)) -> CredentialList:
+    rows = await service.repo.list_for_user(user_id, limit + 1, cursor)
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    return CredentialList(items=[credential_out(c) for c in rows[:limit]], next_cursor=next_cursor)
+
+
+@router.get("/{credential_id}", response_model=CredentialOut,
+            summary="One credential (another user's is 404)")
+async def get_credential(credential_id: str, user_id: CurrentUser,
+                         service: ServiceDep) -> CredentialOut:
+    return credential_out(await service.get_own(user_id, credential_id))
+
+
+@router.post("/{credential_id}/reissue", status_code=201, response_model=CredentialOut,
+             summary="Reissue (a lost card): version + 1, the old one revoked at once")
+async def reissue(credential_id: str, user_id: CurrentUser, service: ServiceDep,
+                  request: Request) -> CredentialOut:
+    credential = await service.reissue(user_id, credential_id)
+    await service.session.commit()
+    request.app.state.runtime.notify_outbox()
+    return credential_out(credential)
+
+
+@router.delete("/{credential_id}", status_code=204, summary="Revoke a credential")
+async def revoke(credential_id: str, user_id: CurrentUser, service: ServiceDep,
+                 request: Request) -> Response:
+    await service.revoke(user_id, credential_id)
+    await service.session.commit()
+    request.app.state.runtime.notify_outbox()
+    return Response(status_code=204)
+
+
+dev_router = APIRouter(tags=["dev"])
+
+
+@dev_router.post("/dev/face-checks", response_model=FaceCheckToken,
+                 summary="Dev only: stands in for the face-verification provider",
+                 description="Name and ID number are checked as in an application; the token "
+                             "lives 10 minutes and is good for one application of that person.")
+async def dev_face_check(body: FaceCheckRequest, request: Request) -> FaceCheckToken:
+    face_checks: FaceChecks = request.app.state.face_checks
+    return FaceCheckToken(face_check_token=face_checks.issue(body.name, body.id_number))

@@ -1,0 +1,1 @@
+"""Face checks: a provider's signed result that one application may spend."""

@@ -1,0 +1,32 @@
+"""venue-admin settings (`VENUE_ADMIN_` prefix, plus the unprefixed shared ones)."""
+
+from pydantic_settings import SettingsConfigDict
+
+from hc_common.settings import ServiceSettings
+
+DEV_KEY_ENCRYPTION_KEY = "ZGV2LXZlbnVlLWFkbWluLWtleS1lbmNyeXB0aW9uLWs"
+DEV_PEPPER = "ZGV2LXZlbnVlLWFkbWluLXBlcHBlci0zMi1ieXRlcyE"
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="VENUE_ADMIN_", extra="ignore")
+
+    service_name: str = "venue-admin"
+    key_encryption_key: str = DEV_KEY_ENCRYPTION_KEY
+    pepper: str = DEV_PEPPER
+    device_token_ttl_seconds: int = 86400
+    access_record_retention_days: int = 28
+    sms_endpoint: str = ""
+    sms_api_key: str = ""
+    sms_template: str = "HC_SUBADMIN"
+    sms_outbox: bool = True
+
+    def dev_secrets_in_use(self) -> list[str]:
+        found = super().dev_secrets_in_use()
+        if self.key_encryption_key == DEV_KEY_ENCRYPTION_KEY:
+            found.append("VENUE_ADMIN_KEY_ENCRYPTION_KEY")
+        if self.pepper == DEV_PEPPER:
+            found.append("VENUE_ADMIN_PEPPER")
+        if self.sms_outbox:
+            found.append("VENUE_ADMIN_SMS_OUTBOX (set false and configure VENUE_ADMIN_SMS_ENDPOINT)")
+        return found

@@ -1,0 +1,27 @@
+"""venue-admin's declarative base and its infrastructure tables."""
+
+from sqlalchemy.orm import DeclarativeBase
+
+from hc_common.auth.keys import SigningKeyMixin
+from hc_common.events.outbox import OutboxMixin
+from hc_common.sms import OtpCodeMixin, SmsOutboxMixin
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SigningKey(Base, SigningKeyMixin):
+    __tablename__ = "signing_keys"
+
+
+class OutboxEvent(Base, OutboxMixin):
+    __tablename__ = "outbox"
+
+
+class OtpCode(Base, OtpCodeMixin):
+    __tablename__ = "otp_codes"
+
+
+class SmsMessage(Base, SmsOutboxMixin):
+    __tablename__ = "sms_outbox"

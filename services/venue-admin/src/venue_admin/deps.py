@@ -1,0 +1,39 @@
+"""Dependencies of venue-admin's routes: the signed-in user (issuer's key set), services."""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from hc_common.auth.tokens import InvalidToken, RemoteKeySet
+from hc_common.deps import SessionDep, bearer_token
+from hc_common.errors import Unauthorized
+from venue_admin.clients.issuer import IssuerClient
+from venue_admin.venue.service import VenueService
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    masked_phone: str
+
+
+async def _current_user(request: Request) -> User:
+    keyset: RemoteKeySet = request.app.state.issuer_keys
+    token = bearer_token(request)
+    await keyset.ensure_kid(token)
+    try:
+        claims = keyset.decode(token, "access")
+    except InvalidToken:
+        raise Unauthorized(detail="登录已失效，请重新登录",
+                           detail_en="Invalid or expired access token") from None
+    return User(id=str(claims["sub"]), masked_phone=str(claims.get("mph", "")))
+
+
+def _venue_service(request: Request, session: SessionDep) -> VenueService:
+    state = request.app.state
+    return VenueService(session, state.otp, IssuerClient(state.issuer_http))
+
+
+CurrentUser = Annotated[User, Depends(_current_user)]
+VenueServiceDep = Annotated[VenueService, Depends(_venue_service)]

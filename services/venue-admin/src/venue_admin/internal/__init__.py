@@ -1,0 +1,1 @@
+"""Endpoints for the verifier (service key): scanners, rules, snapshots."""

@@ -1,0 +1,1 @@
+"""Venues, their members and permissions, and their entry rule."""

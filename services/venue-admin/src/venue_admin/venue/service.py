@@ -1,0 +1,154 @@
+"""The rules of venues: the creator is main admin, only the main admin manages, sub-admins
+join by a code sent to their phone, every change is an event for the verifier."""
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hc_common.clock import utcnow
+from hc_common.errors import Forbidden, NotFound, Unprocessable
+from hc_common.events import envelope as subjects
+from hc_common.events.outbox import add_event
+from hc_common.ids import new_id
+from hc_common.sms import OtpCodes
+from venue_admin.clients.issuer import IssuerClient
+from venue_admin.db import OutboxEvent
+from venue_admin.venue.models import Member, Venue, VenueRule
+from venue_admin.venue.repository import VenueRepository
+from venue_admin.venue.schemas import RuleIn, VenueCreate
+
+MAIN_ADMIN = "main_admin"
+SUB_ADMIN = "sub_admin"
+ALL_PERMISSIONS = ["reverse_scan"]
+DEFAULT_RULE = {"allowed_colors": ["green"], "max_nat_age_hours": None, "min_vaccine_doses": 0}
+
+
+def member_event(member: Member, removed: bool = False) -> dict[str, object]:
+    return {"venue_id": member.venue_id, "user_id": member.user_id, "role": member.role,
+            "permissions": [] if removed else list(member.permissions),
+            "removed": removed, "version": member.version}
+
+
+def rule_event(venue_id: str, rule: VenueRule | None) -> dict[str, object]:
+    body = DEFAULT_RULE if rule is None else {
+        "allowed_colors": list(rule.allowed_colors), "max_nat_age_hours": rule.max_nat_age_hours,
+        "min_vaccine_doses": rule.min_vaccine_doses}
+    return {"venue_id": venue_id, **body, "version": rule.version if rule else 0}
+
+
+@dataclass
+class VenueService:
+    session: AsyncSession
+    otp: OtpCodes
+    issuer: IssuerClient
+
+    @property
+    def repo(self) -> VenueRepository:
+        return VenueRepository(self.session)
+
+    async def create(self, user_id: str, masked_phone: str, body: VenueCreate) -> Venue:
+        now = utcnow()
+        venue = Venue(id=new_id(), name=body.name, category=body.category.value,
+                      address=body.address, region_code=body.region_code, created_by=user_id,
+                      created_at=now)
+        self.repo.add(venue)
+        await self.session.flush()
+        admin = Member(venue_id=venue.id, user_id=user_id, masked_phone=masked_phone,
+                       role=MAIN_ADMIN, permissions=list(ALL_PERMISSIONS), added_at=now, version=1)
+        self.repo.add(admin)
+        add_event(self.session, OutboxEvent, subjects.VENUE_CHANGED,
+                  {"venue_id": venue.id, "deleted": False})
+        add_event(self.session, OutboxEvent, subjects.MEMBER_CHANGED, member_event(admin))
+        await self.session.flush()
+        return venue
+
+    async def venue_for_member(self, venue_id: str, user_id: str) -> tuple[Venue, Member]:
+        """The venue if the user is a member of it; 404 if it does not exist, 403 if not a member."""
+        venue = await self.repo.venue(venue_id)
+        if venue is None:
+            raise NotFound(detail="场所不存在", detail_en="No such venue")
+        member = await self.repo.member(venue_id, user_id)
+        if member is None:
+            raise Forbidden(detail="您不是该场所的管理员", detail_en="Not a member of this venue")
+        return venue, member
+
+    async def require_main_admin(self, venue_id: str, user_id: str) -> Venue:
+        venue, member = await self.venue_for_member(venue_id, user_id)
+        if member.role != MAIN_ADMIN:
+            raise Forbidden(detail="仅主管理员可执行此操作", detail_en="Only the main admin may do this")
+        return venue
+
+    @staticmethod
+    def code_scope(venue_id: str) -> str:
+        return "sub-admin:" + venue_id
+
+    async def send_sub_admin_code(self, user_id: str, venue_id: str, phone: str) -> int:
+        await self.require_main_admin(venue_id, user_id)
+        return await self.otp.send(self.session, phone, self.code_scope(venue_id))
+
+    async def add_sub_admin(self, user_id: str, venue_id: str, phone: str, code: str) -> Member:
+        await self.require_main_admin(venue_id, user_id)
+        await self.otp.check(self.session, phone, self.code_scope(venue_id), code)
+        new_user_id, masked_phone = await self.issuer.resolve_user(phone)
+        member = await self.repo.member(venue_id, new_user_id)
+        if member is None:
+            member = Member(venue_id=venue_id, user_id=new_user_id, masked_phone=masked_phone,
+                            role=SUB_ADMIN, permissions=list(ALL_PERMISSIONS), added_at=utcnow(),
+                            version=1)
+            self.repo.add(member)
+            add_event(self.session, OutboxEvent, subjects.MEMBER_CHANGED, member_event(member))
+        await self.session.flush()
+        return member
+
+    async def remove_member(self, user_id: str, venue_id: str, member_id: str) -> None:
+        await self.require_main_admin(venue_id, user_id)
+        member = await self.repo.member(venue_id, member_id)
+        if member is None:
+            raise NotFound(detail="成员不存在", detail_en="No such member")
+        if member.role == MAIN_ADMIN:
+            raise Unprocessable("cannot_remove_main_admin", detail="不能移除主管理员",
+                                detail_en="The main admin cannot be removed")
+        member.version += 1
+        add_event(self.session, OutboxEvent, subjects.MEMBER_CHANGED,
+                  member_event(member, removed=True))
+        await self.repo.delete(member)
+        await self.session.flush()
+
+    async def set_permissions(self, user_id: str, venue_id: str, member_id: str,
+                              permissions: list[str]) -> Member:
+        await self.require_main_admin(venue_id, user_id)
+        member = await self.repo.member(venue_id, member_id)
+        if member is None:
+            raise NotFound(detail="成员不存在", detail_en="No such member")
+        if member.role == MAIN_ADMIN:
+            raise Unprocessable("cannot_change_main_admin",
+                                detail="主管理员拥有全部权限，不能修改",
+                                detail_en="The main admin holds every permission")
+        member.permissions = sorted(set(permissions))
+        member.version += 1
+        add_event(self.session, OutboxEvent, subjects.MEMBER_CHANGED, member_event(member))
+        await self.session.flush()
+        return member
+
+    async def rule(self, user_id: str, venue_id: str) -> dict[str, object]:
+        await self.venue_for_member(venue_id, user_id)
+        return rule_event(venue_id, await self.repo.rule(venue_id))
+
+    async def set_rule(self, user_id: str, venue_id: str, body: RuleIn) -> dict[str, object]:
+        await self.require_main_admin(venue_id, user_id)
+        rule = await self.repo.rule(venue_id)
+        values = {"allowed_colors": [c.value for c in body.allowed_colors],
+                  "max_nat_age_hours": body.max_nat_age_hours,
+                  "min_vaccine_doses": body.min_vaccine_doses}
+        if rule is None:
+            rule = VenueRule(venue_id=venue_id, version=1, updated_at=utcnow(), **values)
+            self.repo.add(rule)
+        else:
+            for key, value in values.items():
+                setattr(rule, key, value)
+            rule.version += 1
+            rule.updated_at = utcnow()
+        event = rule_event(venue_id, rule)
+        add_event(self.session, OutboxEvent, subjects.RULE_CHANGED, event)
+        await self.session.flush()
+        return event

@@ -1,0 +1,13 @@
+"""Alembic environment of the verifier service."""
+
+from alembic import context
+
+from hc_common.migrations import run_env
+from verifier.models_all import Base
+from verifier.config import Settings
+
+if not context.config.get_main_option("sqlalchemy.url"):
+    context.config.set_main_option(
+        "sqlalchemy.url", Settings().effective_database_url.replace("%", "%%"))
+
+run_env(Base.metadata)

@@ -1,0 +1,13 @@
+"""Verifier settings (`VERIFIER_` prefix, plus the unprefixed shared ones)."""
+
+from pydantic_settings import SettingsConfigDict
+
+from hc_common.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="VERIFIER_", extra="ignore")
+
+    service_name: str = "verifier"
+    # A status older than this is not used when health-records cannot be reached.
+    stale_after_seconds: int = 600

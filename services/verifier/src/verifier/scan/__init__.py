@@ -1,0 +1,1 @@
+"""The scan: what a QR code names, whether the scanner may scan, and the decision."""

@@ -1,0 +1,46 @@
+"""What a gate's screen shows, top to bottom, in Chinese or English."""
+
+from verifier.scan.decision import hours_since
+from verifier.scan.service import ScanResult
+
+COLORS = {"green": ("绿码", "Green code"), "yellow": ("黄码", "Yellow code"),
+          "red": ("红码", "Red code")}
+REASONS = {
+    "color_yellow": ("黄码", "Yellow code"),
+    "color_red": ("红码", "Red code"),
+    "nat_missing": ("无核酸记录", "No NAT result"),
+    "nat_too_old": ("核酸超时", "NAT result too old"),
+    "nat_positive": ("核酸阳性", "NAT positive"),
+    "vaccination_insufficient": ("疫苗接种不足", "Not enough vaccine doses"),
+    "credential_revoked": ("凭证已作废", "Credential revoked"),
+    "credential_expired": ("凭证已过期", "Credential expired"),
+    "credential_invalid": ("无效凭证", "Invalid credential"),
+    "status_unavailable": ("请人工核验", "Manual check required"),
+}
+VERDICT = {"pass": ("请通行", "Please pass"), "deny": ("禁止通行", "No entry"),
+           "manual_check": ("请人工核验", "Manual check required")}
+
+
+def gate_lines(result: ScanResult, english: bool) -> list[str]:
+    pick = 1 if english else 0
+    lines: list[str] = []
+    if result.credential is not None:
+        lines.append(result.credential.masked_name)
+    status = result.status
+    if status is not None:
+        lines.append(COLORS.get(status.color, (status.color, status.color))[pick])
+        if status.nat_result and status.nat_sample_time:
+            hours = hours_since(status.nat_sample_time, result.checked_at)
+            if english:
+                lines.append(f"NAT {status.nat_result} {hours}h")
+            else:
+                lines.append(f"核酸{'阴性' if status.nat_result == 'negative' else '阳性'} {hours}小时")
+        else:
+            lines.append(REASONS["nat_missing"][pick])
+    for reason in result.decision.reasons:
+        text = REASONS[reason][pick]
+        if text not in lines:
+            lines.append(text)
+    if result.decision.decision != "pass":
+        lines.append(VERDICT[result.decision.decision][pick])
+    return lines

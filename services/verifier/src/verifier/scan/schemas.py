@@ -1,0 +1,68 @@
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from hc_common.schemas import Timestamp
+
+
+class VerifyRequest(BaseModel):
+    qr: str = Field(min_length=1, max_length=2048, description="The scanned text, `GXHC1:...`")
+    venue_id: str | None = Field(
+        None, max_length=64,
+        description="Required with a user token; with a device token optional, and if given it "
+                    "must be the device's venue")
+
+
+class GateVerifyRequest(BaseModel):
+    qr: str = Field(min_length=1, max_length=2048)
+
+
+class HolderOut(BaseModel):
+    masked_name: str
+    masked_id_number: str
+    age: int
+
+
+class NatOut(BaseModel):
+    result: str
+    sample_time: Timestamp
+    hours_since_sample: int
+
+
+class VaccinationOut(BaseModel):
+    doses: int
+    last_dose_at: Timestamp | None
+
+
+class HealthOut(BaseModel):
+    color: str
+    nat: NatOut | None
+    vaccination: VaccinationOut | None
+
+
+class CredentialOut(BaseModel):
+    credential_id: str
+    version: int
+    expires_at: Timestamp
+
+
+Decision = Literal["pass", "deny", "manual_check"]
+
+
+class VerifyResponse(BaseModel):
+    decision: Decision
+    reasons: list[str]
+    holder: HolderOut | None
+    health: HealthOut | None
+    credential: CredentialOut | None
+    record_id: str
+    checked_at: Timestamp
+    stale: bool
+
+
+class GateResponse(BaseModel):
+    open: bool
+    decision: Decision
+    color: str | None
+    lines: list[str]
+    record_id: str

@@ -1,0 +1,1 @@
+"""Infrastructure shared by the health code services; no domain rules live here."""

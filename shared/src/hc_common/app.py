@@ -1,0 +1,38 @@
+"""The application factory every service uses: errors, middleware, operations routes."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from hc_common.errors import Problem, install_error_handlers
+from hc_common.health import router as health_router
+from hc_common.middleware import MIB, BodySizeLimitMiddleware, RequestContextMiddleware
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {"application/problem+json": {}}, "description": text}
+    for status, text in ((401, "Unauthorized"), (403, "Forbidden"), (404, "Not found"),
+                         (413, "Body too large"), (422, "Validation error"))
+}
+
+
+def create_service_app(
+    *,
+    title: str,
+    description: str,
+    lifespan: Any,
+    routers: Iterable[APIRouter],
+    body_limits: dict[str, int] | None = None,
+    version: str = "1.0.0",
+) -> FastAPI:
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan,
+                  responses=PROBLEM_RESPONSES)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, default_limit=4 * MIB, limits=body_limits)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health_router)
+    for router in routers:
+        app.include_router(router)
+    return app
+
+

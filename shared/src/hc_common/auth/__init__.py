@@ -1,0 +1,1 @@
+"""Signing keys, tokens and the key sets services publish and fetch."""

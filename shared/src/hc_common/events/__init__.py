@@ -1,0 +1,1 @@
+"""Events between services: the envelope, the JetStream bus, the transactional outbox, consumers."""

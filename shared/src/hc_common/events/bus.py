@@ -1,0 +1,117 @@
+"""A NATS JetStream connection that survives the server going away and coming back."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import StreamConfig
+from nats.js.errors import BadRequestError
+
+from hc_common.events.envelope import STREAMS, Envelope
+
+log = logging.getLogger("hc.events")
+
+
+class EventBus:
+    """Connects in the background and keeps reconnecting; `connected` says whether it is up."""
+
+    def __init__(self, url: str, name: str, streams: tuple[str, ...] = ()) -> None:
+        self.url = url
+        self.name = name
+        self.streams = streams
+        self.nc: Client | None = None
+        self.js: JetStreamContext | None = None
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.on_connect: list[Callable[[], Awaitable[None]]] = []
+
+    @property
+    def connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
+
+    async def start(self, wait: float = 0) -> None:
+        self._task = asyncio.create_task(self._connect_loop(), name=f"{self.name}-nats")
+        if wait:
+            try:
+                await asyncio.wait_for(self._ready.wait(), wait)
+            except TimeoutError:
+                log.warning("message bus not reachable yet; going on without it")
+
+    async def _connect_loop(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                self.nc = await nats.connect(
+                    self.url, name=self.name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                    connect_timeout=2, allow_reconnect=True,
+                    reconnected_cb=self._reconnected, disconnected_cb=self._disconnected,
+                )
+                self.js = self.nc.jetstream(timeout=5)
+                await self.ensure_streams()
+                self._ready.set()
+                for callback in self.on_connect:
+                    await callback()
+                return
+            except Exception as exc:  # connection refused, no JetStream yet, ...
+                log.warning("message bus connect failed", extra={"error": repr(exc)})
+                if self.nc is not None:
+                    await self._close_quietly()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5)
+
+    async def _reconnected(self) -> None:
+        log.info("message bus reconnected")
+        try:
+            await self.ensure_streams()
+        except Exception as exc:
+            log.warning("stream check after reconnect failed", extra={"error": repr(exc)})
+
+    async def _disconnected(self) -> None:
+        log.warning("message bus disconnected")
+
+    async def ensure_streams(self) -> None:
+        assert self.js is not None
+        for name in self.streams:
+            config = StreamConfig(name=name, subjects=STREAMS[name], duplicate_window=120)
+            try:
+                await self.js.add_stream(config)
+            except BadRequestError:
+                await self.js.update_stream(config)
+
+    async def wait_ready(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def publish(self, subject: str, envelope: Envelope, headers: dict[str, str] | None = None,
+                      timeout: float = 2.0) -> None:
+        """Publish and wait for JetStream's ack; raises when the bus cannot take it now."""
+        if self.js is None or not self.connected:
+            raise ConnectionError("message bus not connected")
+        await self.js.publish(subject, envelope.to_bytes(), timeout=timeout,
+                              headers={"Nats-Msg-Id": envelope.id, **(headers or {})})
+
+    async def _close_quietly(self) -> None:
+        try:
+            if self.nc is not None:
+                await self.nc.close()
+        except Exception as exc:
+            log.debug("close failed", extra={"error": repr(exc)})
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self.nc is not None and not self.nc.is_closed:
+            try:
+                await self.nc.drain()
+            except Exception:
+                await self._close_quietly()

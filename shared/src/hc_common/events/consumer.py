@@ -1,0 +1,75 @@
+"""Durable JetStream pull consumers with idempotent handlers, restarted when the bus returns."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from hc_common.events.bus import EventBus
+from hc_common.events.envelope import Envelope
+
+log = logging.getLogger("hc.consumer")
+
+Handler = Callable[[list[Envelope]], Awaitable[None]]
+
+
+class Consumer:
+    """Fetches batches from a durable consumer and hands them to `handler`; acks after the
+    handler returns, so a crash redelivers (handlers must be idempotent)."""
+
+    def __init__(self, bus: EventBus, *, stream: str, durable: str, subject: str,
+                 handler: Handler, batch: int = 256,
+                 deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
+                 opt_start_seq: int | None = None) -> None:
+        self.bus = bus
+        self.stream = stream
+        self.durable = durable
+        self.subject = subject
+        self.handler = handler
+        self.batch = batch
+        self.deliver_policy = deliver_policy
+        self.opt_start_seq = opt_start_seq
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.durable}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.bus.wait_ready(3600)
+                assert self.bus.js is not None
+                config = ConsumerConfig(
+                    durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT,
+                    deliver_policy=self.deliver_policy, opt_start_seq=self.opt_start_seq,
+                    ack_wait=30, max_ack_pending=20000,
+                )
+                sub = await self.bus.js.pull_subscribe(self.subject, durable=self.durable,
+                                                       stream=self.stream, config=config)
+                while True:
+                    try:
+                        messages = await sub.fetch(self.batch, timeout=1)
+                    except (NatsTimeoutError, TimeoutError):
+                        continue
+                    envelopes = []
+                    for msg in messages:
+                        try:
+                            envelopes.append(Envelope.from_bytes(msg.data))
+                        except ValueError:
+                            log.error("undecodable event dropped", extra={"subject": msg.subject})
+                    await self.handler(envelopes)
+                    for msg in messages:
+                        await msg.ack()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer interrupted; restarting",
+                            extra={"durable": self.durable, "error": repr(exc)})
+                await asyncio.sleep(0.5)

@@ -1,0 +1,118 @@
+"""Transactional outbox: events are rows written in the same transaction as the change they
+describe, and a relay publishes them to JetStream in order, deleting what was acked.
+
+Nothing is lost while the bus is down (the rows wait), and a row published twice (a crash
+between ack and delete) is dropped by JetStream's duplicate window and by idempotent consumers.
+"""
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import Gauge
+from sqlalchemy import BigInteger, Integer, LargeBinary, String, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hc_common.db import Database, UTCDateTime
+from hc_common.events.bus import EventBus
+from hc_common.events.envelope import Envelope
+
+log = logging.getLogger("hc.outbox")
+
+OUTBOX_PENDING = Gauge("outbox_pending_events", "Events written but not yet acked by JetStream")
+
+
+class OutboxMixin:
+    """Columns of a service's `outbox` table."""
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    event_id: Mapped[str] = mapped_column(String(32), unique=True)
+    subject: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def add_event(session: AsyncSession, model: type[OutboxMixin], subject: str,
+              data: dict[str, Any], event_id: str | None = None) -> Envelope:
+    """Stage an event in the caller's transaction; it is published after the commit."""
+    envelope = Envelope(type=subject, data=data) if event_id is None else Envelope(
+        id=event_id, type=subject, data=data)
+    session.add(model(event_id=envelope.id, subject=subject,  # type: ignore[call-arg]
+                      payload=envelope.to_bytes(), created_at=envelope.occurred_at))
+    return envelope
+
+
+class OutboxRelay:
+    """Publishes outbox rows in `seq` order; woken by `notify()` after a commit, or every
+    `interval` seconds."""
+
+    def __init__(self, db: Database, model: type[OutboxMixin], bus: EventBus, *,
+                 interval: float = 0.5, batch: int = 500) -> None:
+        self.db = db
+        self.model = model
+        self.bus = bus
+        self.interval = interval
+        self.batch = batch
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                sent = await self.relay_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox relay failed; will retry", extra={"error": repr(exc)})
+                sent = 0
+            if sent >= self.batch:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def pending(self) -> int:
+        async with self.db.sessionmaker() as session:
+            return int(await session.scalar(select(func.count()).select_from(self.model)) or 0)
+
+    async def relay_once(self) -> int:
+        """Publish one batch; returns how many rows were acked and removed."""
+        if not self.bus.connected:
+            return 0
+        model = self.model
+        async with self.db.sessionmaker() as session:
+            query = select(model).order_by(model.seq).limit(self.batch)
+            if self.db.engine.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = list((await session.scalars(query)).all())
+            OUTBOX_PENDING.set(len(rows))
+            if not rows:
+                await session.rollback()
+                return 0
+            done: list[int] = []
+            try:
+                for row in rows:
+                    await self.bus.publish(row.subject, Envelope.from_bytes(row.payload))
+                    done.append(row.seq)
+            finally:
+                if done:
+                    await session.execute(delete(model).where(model.seq.in_(done)))
+                    await session.commit()
+            return len(done)

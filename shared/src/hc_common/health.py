@@ -1,0 +1,38 @@
+"""`/healthz`, `/readyz` and `/metrics`, the same on every service."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import JSONResponse, Response
+
+from hc_common.errors import problem_response
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Database and message bus reachable (503 otherwise)",
+            responses={503: {"description": "Not ready"}})
+async def readyz(request: Request) -> Response:
+    checks: dict[str, ReadinessCheck] = getattr(request.app.state, "readiness", {})
+    names = list(checks)
+    results = await asyncio.gather(*(checks[n]() for n in names), return_exceptions=True)
+    status = {n: (r is True) for n, r in zip(names, results, strict=True)}
+    if all(status.values()):
+        return JSONResponse({"status": "ready", "checks": status})
+    failing = ", ".join(n for n, ok in status.items() if not ok)
+    return problem_response(request, 503, "service_unavailable", f"not ready: {failing}",
+                            extra={"checks": status})
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

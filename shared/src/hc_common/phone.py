@@ -1,0 +1,19 @@
+"""Mainland mobile numbers: 11 digits starting with 1."""
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
+
+_PHONE = re.compile(r"1\d{10}")
+
+
+def _check_phone(value: str) -> str:
+    value = value.strip()
+    if not _PHONE.fullmatch(value):
+        raise PydanticCustomError("invalid_phone", "not a mainland mobile number")
+    return value
+
+
+Phone = Annotated[str, AfterValidator(_check_phone)]

@@ -1,0 +1,58 @@
+"""What every service's lifespan sets up: logging, database, message bus, outbox relay,
+readiness checks; and tears down in reverse."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from hc_common.db import Database
+from hc_common.events.bus import EventBus
+from hc_common.events.outbox import OutboxMixin, OutboxRelay
+from hc_common.logging import configure_logging
+from hc_common.settings import ServiceSettings
+
+log = logging.getLogger("hc.runtime")
+
+
+class Runtime:
+    def __init__(self, settings: ServiceSettings, *, outbox: type[OutboxMixin] | None = None,
+                 streams: tuple[str, ...] = ()) -> None:
+        self.settings = settings
+        self.db = Database(settings.effective_database_url)
+        self.bus = EventBus(settings.nats_url, settings.service_name, streams)
+        self.relay = OutboxRelay(self.db, outbox, self.bus) if outbox is not None else None
+
+    def notify_outbox(self) -> None:
+        if self.relay is not None:
+            self.relay.notify()
+
+
+@asynccontextmanager
+async def service_runtime(app: FastAPI, settings: ServiceSettings, *,
+                          outbox: type[OutboxMixin] | None = None,
+                          streams: tuple[str, ...] = ()) -> AsyncIterator[Runtime]:
+    configure_logging(settings.service_name, settings.log_level)
+    runtime = Runtime(settings, outbox=outbox, streams=streams)
+    app.state.settings = settings
+    app.state.runtime = runtime
+    app.state.db = runtime.db
+    app.state.bus = runtime.bus
+
+    async def bus_ready() -> bool:
+        return runtime.bus.connected
+
+    app.state.readiness = {"database": runtime.db.ping, "message_bus": bus_ready}
+    await runtime.bus.start(wait=3)
+    if runtime.relay is not None:
+        runtime.relay.start()
+    log.info("started", extra={"env": settings.app_env})
+    try:
+        yield runtime
+    finally:
+        if runtime.relay is not None:
+            await runtime.relay.stop()
+        await runtime.bus.close()
+        await runtime.db.dispose()
+        log.info("stopped")

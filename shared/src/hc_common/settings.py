@@ -1,0 +1,67 @@
+"""Settings shared by every service; each service extends `ServiceSettings` with its own prefix.
+
+`DATABASE_URL`, `NATS_URL`, `APP_ENV`, `SERVICE_KEY` and `LOG_LEVEL` are read without a
+prefix so that one container's environment configures one service the usual way.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SERVICE_KEY = "dev-service-key"
+DEV_NATS_PORT = 14222
+DEV_PORTS = {"issuer": 8001, "venue-admin": 8002, "health-records": 8003, "verifier": 8004}
+
+
+class DevSecretInProduction(RuntimeError):
+    """A production service was configured with a documented dev secret."""
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    service_name: str = "service"
+    app_env: Literal["dev", "test", "prod"] = Field("dev", validation_alias=AliasChoices("APP_ENV"))
+    log_level: str = Field("INFO", validation_alias=AliasChoices("LOG_LEVEL"))
+    database_url: str = Field("", validation_alias=AliasChoices("DATABASE_URL"))
+    nats_url: str = Field(
+        f"nats://127.0.0.1:{DEV_NATS_PORT}", validation_alias=AliasChoices("NATS_URL")
+    )
+    data_dir: Path = Field(Path(".run/data"), validation_alias=AliasChoices("DATA_DIR"))
+    service_key: str = Field(DEV_SERVICE_KEY, validation_alias=AliasChoices("SERVICE_KEY"))
+    issuer_url: str = Field("http://127.0.0.1:8001", validation_alias=AliasChoices("ISSUER_URL"))
+    venue_admin_url: str = Field(
+        "http://127.0.0.1:8002", validation_alias=AliasChoices("VENUE_ADMIN_URL")
+    )
+    health_records_url: str = Field(
+        "http://127.0.0.1:8003", validation_alias=AliasChoices("HEALTH_RECORDS_URL")
+    )
+    upstream_timeout_seconds: float = Field(
+        2.0, validation_alias=AliasChoices("UPSTREAM_TIMEOUT_SECONDS")
+    )
+
+    @property
+    def is_dev(self) -> bool:
+        return self.app_env == "dev"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / self.service_name}.db"
+
+    def dev_secrets_in_use(self) -> list[str]:
+        """Names of settings that still hold a documented dev value; extended per service."""
+        return ["SERVICE_KEY"] if self.service_key == DEV_SERVICE_KEY else []
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_in_production(self) -> "ServiceSettings":
+        if self.app_env == "prod":
+            found = self.dev_secrets_in_use()
+            if found:
+                raise DevSecretInProduction(
+                    "APP_ENV=prod refuses dev secrets; set real values for: " + ", ".join(found)
+                )
+        return self

@@ -1,0 +1,76 @@
+"""Helpers for tests: valid identity numbers and phone numbers to order."""
+
+import random
+from pathlib import Path
+from datetime import date
+
+from hc_common.idnumber import check_character
+
+
+def make_id_number(birth: date, region: str = "450103", serial: int | None = None) -> str:
+    """A valid GB 11643-1999 number for a person born on `birth`."""
+    serial = random.randint(100, 999) if serial is None else serial
+    first17 = f"{region}{birth:%Y%m%d}{serial:03d}"
+    return first17 + check_character(first17)
+
+
+def make_phone() -> str:
+    return "13" + f"{random.randint(0, 999_999_999):09d}"
+
+
+def recreate_postgres_database(url: str) -> str:
+    """Drop and create the database the URL names (tests on fresh databases); returns the
+    URL in its asyncpg spelling."""
+    import asyncio
+
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    from hc_common.db import normalise_url
+
+    target = make_url(normalise_url(url))
+    name = target.database
+    assert name and name.replace("_", "").isalnum(), "a plain database name"
+
+    async def run() -> None:
+        conn = await asyncpg.connect(user=target.username or "postgres", password=target.password,
+                                     host=target.host or "127.0.0.1", port=target.port or 5432,
+                                     database="postgres")
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+    return target.render_as_string(hide_password=False)
+
+
+def test_database_url(name: str, tmp_dir: Path) -> str:
+    """A fresh database for one test module or suite: PostgreSQL named `<prefix><name>` when
+    `TEST_DATABASE_URL_PREFIX` is set, else a new SQLite file under `tmp_dir`."""
+    import os
+
+    prefix = os.environ.get("TEST_DATABASE_URL_PREFIX")
+    if prefix:
+        return recreate_postgres_database(prefix + name.replace("-", "_"))
+    return f"sqlite+aiosqlite:///{tmp_dir / name}.db"
+
+
+async def reset_streams(nats_url: str) -> None:
+    """Delete the system's JetStream streams on a shared NATS, so a test run starts clean."""
+    import nats
+    from nats.js.errors import NotFoundError
+
+    from hc_common.events.envelope import STREAMS
+
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        for stream in STREAMS:
+            try:
+                await js.delete_stream(stream)
+            except NotFoundError:
+                continue
+    finally:
+        await nc.close()

@@ -1,0 +1,103 @@
+"""The first real path through all four services, over HTTP, as the contract words it."""
+
+from datetime import date
+
+import pytest
+
+from hc_common.testing import make_id_number, make_phone
+from tests.conftest import Api
+
+pytestmark = pytest.mark.e2e
+
+PHOTO_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+AUTHORITY = {"Authorization": "Bearer dev-authority-key"}
+
+
+def sign_in(client, phone: str) -> dict[str, str]:
+    assert client.post("/v1/auth/otp", json={"phone": phone}).status_code == 202
+    messages = client.get("/dev/sms-outbox", params={"phone": phone}).json()["messages"]
+    code = messages[0]["code"]
+    response = client.post("/v1/auth/token", json={"phone": phone, "code": code})
+    assert response.status_code == 200, response.text
+    return {"Authorization": "Bearer " + response.json()["access_token"]}
+
+
+def test_slice_green_passes_and_red_is_denied(api: Api) -> None:
+    family = sign_in(api.issuer, make_phone())
+    grandma_id = make_id_number(date(1950, 3, 8))
+    face = api.issuer.post("/dev/face-checks", json={"name": "李秀华", "id_number": grandma_id})
+    assert face.status_code == 200
+    applied = api.issuer.post("/v1/family/credentials", headers=family, json={
+        "name": "李秀华", "id_number": grandma_id, "relationship": "grandparent",
+        "photo": PHOTO_PNG, "face_check_token": face.json()["face_check_token"]})
+    assert applied.status_code == 201, applied.text
+    credential = applied.json()
+    assert credential["holder"]["masked_name"] == "李*华"
+    assert credential["holder"]["masked_id_number"] == grandma_id[:6] + "********" + grandma_id[-4:]
+    assert credential["qr"].startswith("GXHC1:") and len(credential["qr"]) <= 300
+    assert grandma_id not in credential["qr"]
+
+    admin = sign_in(api.issuer, make_phone())
+    venue = api.venue_admin.post("/v1/venues", headers=admin, json={
+        "name": "南宁东站", "category": "train_station", "address": "青秀区", "region_code": "450103"})
+    assert venue.status_code == 201, venue.text
+    venue_id = venue.json()["venue_id"]
+
+    staff_phone = make_phone()
+    sent = api.venue_admin.post(f"/v1/venues/{venue_id}/sub-admins/code", headers=admin,
+                                json={"phone": staff_phone})
+    assert sent.status_code == 202
+    code = api.venue_admin.get("/dev/sms-outbox", params={"phone": staff_phone}).json()[
+        "messages"][0]["code"]
+    member = api.venue_admin.post(f"/v1/venues/{venue_id}/sub-admins", headers=admin,
+                                  json={"phone": staff_phone, "code": code})
+    assert member.status_code == 201, member.text
+    assert member.json()["role"] == "sub_admin"
+    assert member.json()["permissions"] == ["reverse_scan"]
+    staff = sign_in(api.issuer, staff_phone)
+    scan = {"qr": credential["qr"], "venue_id": venue_id}
+
+    green = api.verifier.post("/v1/verify", headers=staff, json=scan)
+    assert green.status_code == 200, green.text
+    body = green.json()
+    assert body["decision"] == "pass" and body["reasons"] == []
+    assert body["holder"]["masked_name"] == "李*华" and body["health"]["color"] == "green"
+    assert body["health"]["nat"] is None and body["health"]["vaccination"] is None
+    assert body["stale"] is False
+
+    set_red = api.health_records.post("/v1/codes", headers=AUTHORITY, json={
+        "id_number": grandma_id, "color": "red", "reason": "close contact"})
+    assert set_red.status_code == 200, set_red.text
+    assert set_red.json()["color"] == "red"
+
+    red = api.verifier.post("/v1/verify", headers=staff, json=scan)
+    assert red.status_code == 200
+    assert red.json()["decision"] == "deny"
+    assert red.json()["reasons"] == ["color_red"]
+
+
+def test_slice_errors_are_problems(api: Api) -> None:
+    missing = api.issuer.get("/no/such/path")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["code"] == "not_found"
+
+    bad_phone = api.issuer.post("/v1/auth/otp", json={"phone": "12345"})
+    assert bad_phone.status_code == 422 and bad_phone.json()["code"] == "invalid_phone"
+    assert bad_phone.json()["errors"][0]["field"] == "phone"
+
+    wrong = api.issuer.post("/v1/auth/token", json={"phone": make_phone(), "code": "000000"})
+    assert wrong.status_code == 401 and wrong.json()["code"] == "invalid_code"
+
+    unauthenticated = api.verifier.post("/v1/verify", json={"qr": "GXHC1:x", "venue_id": "v"})
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.json()["code"] == "unauthorized"
+
+    english = api.issuer.get("/nowhere", headers={"Accept-Language": "en"})
+    assert english.json()["title"] == "Not found"
+
+    bad_id = api.health_records.post("/v1/codes", headers=AUTHORITY, json={
+        "id_number": "450103195003081234", "color": "red", "reason": "x"})
+    assert bad_id.status_code == 422 and bad_id.json()["code"] == "invalid_id_number"
