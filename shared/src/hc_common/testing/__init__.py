@@ -1,10 +1,18 @@
 """Helpers for tests: valid identity numbers and phone numbers to order."""
 
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
 from datetime import date
 
 from hc_common.idnumber import check_character
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def make_id_number(birth: date, region: str = "450103", serial: int | None = None) -> str:
@@ -74,3 +82,12 @@ async def reset_streams(nats_url: str) -> None:
                 continue
     finally:
         await nc.close()
+
+
+@asynccontextmanager
+async def app_client(app: "FastAPI") -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on a service app in this process, its lifespan run around it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
