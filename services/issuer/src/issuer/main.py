@@ -14,6 +14,7 @@ from hc_common.runtime import service_runtime
 from hc_common.sms import DevOutboxSender, HttpSmsSender, OtpCodes, dev_outbox_router
 from issuer import keys
 from issuer.account.router import router as account_router
+from issuer.appeal.router import router as appeal_router
 from issuer.config import Settings
 from issuer.credential.router import dev_router as credential_dev_router
 from issuer.credential.router import router as credential_router
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await app.state.health_records_http.aclose()
                 await sms_http.aclose()
 
-    routers = [keys.router, account_router, credential_router, internal_router]
+    routers = [keys.router, account_router, credential_router, appeal_router, internal_router]
     if settings.is_dev:
         routers += [credential_dev_router, dev_outbox_router(SmsMessage)]
     return create_service_app(title="Health code credentials: issuer", description=DESCRIPTION,

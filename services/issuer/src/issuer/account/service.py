@@ -2,12 +2,14 @@
 
 from datetime import timedelta
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hc_common.auth.keys import KeyRing
 from hc_common.auth.tokens import AUDIENCE, sign
 from hc_common.clock import utcnow
+from hc_common.errors import ServiceUnavailable
 from hc_common.ids import new_id
 from hc_common.masking import mask_phone
 from hc_common.sms import OtpCodes
@@ -25,7 +27,14 @@ class AccountService:
         self.token_ttl = token_ttl
 
     async def send_code(self, phone: str) -> int:
-        return await self.otp.send(self.session, phone, SIGNIN_SCOPE)
+        try:
+            return await self.otp.send(self.session, phone, SIGNIN_SCOPE)
+        except httpx.HTTPError:
+            # The SMS gateway failed: the code row is rolled back with the request, so the
+            # attempt does not count against the number's limits.
+            raise ServiceUnavailable(detail="短信服务暂不可用，请稍后再试",
+                                     detail_en="The SMS gateway is unavailable; try again later"
+                                     ) from None
 
     async def sign_in(self, phone: str, code: str) -> tuple[str, User]:
         await self.otp.check(self.session, phone, SIGNIN_SCOPE, code)

@@ -1,9 +1,11 @@
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
-from hc_common.clock import age_on, cst_today
+from hc_common.clock import CST, age_on, cst_today
 from hc_common.deps import SessionDep
+from issuer.card.render import CardData, card_pdf, qr_png, qr_svg
 from issuer.clients.health_records import HealthRecordsClient
 from issuer.credential.models import Credential
 from issuer.credential.schemas import (
@@ -70,6 +72,53 @@ async def list_credentials(user_id: CurrentUser, service: ServiceDep,
 async def get_credential(credential_id: str, user_id: CurrentUser,
                          service: ServiceDep) -> CredentialOut:
     return credential_out(await service.get_own(user_id, credential_id))
+
+
+PRIVATE = {"Cache-Control": "private, no-store"}
+PRINT_NOTE = ("Served for any of the caller's own credentials, also a revoked or expired one "
+              "(it then scans as revoked or expired); another user's is 404.")
+
+
+@router.get("/{credential_id}/qr.png", response_class=Response,
+            summary="The credential's QR code as PNG",
+            description="Level M, 4-module quiet zone, 8 pixels a module. " + PRINT_NOTE,
+            responses={200: {"content": {"image/png": {}}}})
+async def credential_qr_png(credential_id: str, user_id: CurrentUser,
+                            service: ServiceDep) -> Response:
+    credential = await service.get_own(user_id, credential_id)
+    return Response(qr_png(credential.qr), media_type="image/png", headers=PRIVATE)
+
+
+@router.get("/{credential_id}/qr.svg", response_class=Response,
+            summary="The credential's QR code as SVG",
+            description="Level M, 4-module quiet zone. " + PRINT_NOTE,
+            responses={200: {"content": {"image/svg+xml": {}}}})
+async def credential_qr_svg(credential_id: str, user_id: CurrentUser,
+                            service: ServiceDep) -> Response:
+    credential = await service.get_own(user_id, credential_id)
+    return Response(qr_svg(credential.qr), media_type="image/svg+xml", headers=PRIVATE)
+
+
+@router.get("/{credential_id}/card.pdf", response_class=Response,
+            summary="The printable card (PDF)",
+            description="Default `layout=card`: one page of 85.6 x 54 mm (ID-1) with the photo, "
+                        "masked name, masked ID number, last valid day (China time), "
+                        "广西健康码凭证, the version and the QR code. `layout=a4`: an A4 page "
+                        "with the same card at true size near the top, cutting marks at its "
+                        "corners and a printing hint (print at 100%). The Chinese font "
+                        "(WenQuanYi Micro Hei) is embedded. Any other layout is 422. "
+                        + PRINT_NOTE,
+            responses={200: {"content": {"application/pdf": {}}}})
+async def credential_card_pdf(credential_id: str, user_id: CurrentUser, service: ServiceDep,
+                              layout: Literal["card", "a4"] = Query("card")) -> Response:
+    credential = await service.get_own(user_id, credential_id)
+    card = CardData(qr=credential.qr, masked_name=credential.masked_name,
+                    masked_id_number=credential.masked_id_number,
+                    last_valid_day=credential.expires_at.astimezone(CST).date(),
+                    photo=credential.photo, version=credential.version)
+    pdf = await run_in_threadpool(card_pdf, card, layout)
+    return Response(pdf, media_type="application/pdf", headers={
+        **PRIVATE, "Content-Disposition": f'inline; filename="credential-{credential.id}.pdf"'})
 
 
 @router.post("/{credential_id}/reissue", status_code=201, response_model=CredentialOut,
