@@ -6,10 +6,9 @@ Create Date: 2026-11-27 07:26:16.400319
 """
 from collections.abc import Sequence
 
+import hc_common.db
 import sqlalchemy as sa
 from alembic import op
-
-import hc_common.db
 
 revision: str = '4ce05d698bd9'
 down_revision: str | None = None

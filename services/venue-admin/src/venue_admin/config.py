@@ -1,8 +1,7 @@
 """venue-admin settings (`VENUE_ADMIN_` prefix, plus the unprefixed shared ones)."""
 
-from pydantic_settings import SettingsConfigDict
-
 from hc_common.settings import ServiceSettings
+from pydantic_settings import SettingsConfigDict
 
 DEV_KEY_ENCRYPTION_KEY = "ZGV2LXZlbnVlLWFkbWluLWtleS1lbmNyeXB0aW9uLWs"
 DEV_PEPPER = "ZGV2LXZlbnVlLWFkbWluLXBlcHBlci0zMi1ieXRlcyE"
@@ -16,6 +15,8 @@ class Settings(ServiceSettings):
     pepper: str = DEV_PEPPER
     device_token_ttl_seconds: int = 86400
     access_record_retention_days: int = 28
+    access_record_purge_interval_seconds: float = 3600
+    access_consumer_durable: str = "venue-admin-access-records"
     sms_endpoint: str = ""
     sms_api_key: str = ""
     sms_template: str = "HC_SUBADMIN"

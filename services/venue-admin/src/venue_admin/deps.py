@@ -4,11 +4,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-
 from hc_common.auth.tokens import InvalidToken, RemoteKeySet
+from hc_common.crypto import decode_key
 from hc_common.deps import SessionDep, bearer_token
 from hc_common.errors import Unauthorized
+
 from venue_admin.clients.issuer import IssuerClient
+from venue_admin.device.service import DeviceService
 from venue_admin.venue.service import VenueService
 
 
@@ -37,3 +39,10 @@ def _venue_service(request: Request, session: SessionDep) -> VenueService:
 
 CurrentUser = Annotated[User, Depends(_current_user)]
 VenueServiceDep = Annotated[VenueService, Depends(_venue_service)]
+
+
+def _device_service(request: Request, session: SessionDep) -> DeviceService:
+    return DeviceService(session, decode_key(request.app.state.settings.pepper))
+
+
+DeviceServiceDep = Annotated[DeviceService, Depends(_device_service)]

@@ -1,19 +1,28 @@
 """create_app(): venue-admin's lifespan, routers and error handlers."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
-
 from hc_common.app import create_service_app
+from hc_common.auth.keys import load_keyring
 from hc_common.auth.tokens import RemoteKeySet
-from hc_common.crypto import decode_key
+from hc_common.crypto import Sealer, decode_key
 from hc_common.errors import register_messages
+from hc_common.events.consumer import Consumer
+from hc_common.events.envelope import ACCESS_RECORD_CREATED
 from hc_common.http import make_client
 from hc_common.runtime import service_runtime
 from hc_common.sms import DevOutboxSender, HttpSmsSender, OtpCodes, dev_outbox_router
+
+from venue_admin.access import service as access_records
+from venue_admin.access.router import router as access_router
 from venue_admin.config import Settings
-from venue_admin.db import OtpCode, OutboxEvent, SmsMessage
+from venue_admin.db import OtpCode, OutboxEvent, SigningKey, SmsMessage
+from venue_admin.device.router import keys_router
+from venue_admin.device.router import router as device_router
 from venue_admin.internal.router import router as internal_router
 from venue_admin.venue.router import router as venue_router
 
@@ -22,6 +31,8 @@ register_messages({
     "green_required": ("允许的码色必须包含绿码", "allowed_colors must include green"),
     "cannot_remove_main_admin": ("不能移除主管理员", "The main admin cannot be removed"),
     "cannot_change_main_admin": ("不能修改主管理员的权限", "The main admin's permissions are fixed"),
+    "invalid_credentials": ("闸机编号或密钥错误", "Wrong device id or secret"),
+    "invalid_cursor": ("分页游标无效", "Invalid cursor"),
 })
 
 DESCRIPTION = """Venues and their main admin (主管理员), sub-admins (分管员) added by a code sent to
@@ -30,18 +41,35 @@ records (出入记录).
 
 Authentication: `Authorization: Bearer <access token>` from the issuer's sign-in. Only the
 main admin adds or removes members, changes permissions and rules (anyone else: 403
-`forbidden`); members read. Errors are RFC 9457 problem details with a stable `code`."""
+`forbidden`); members read. Errors are RFC 9457 problem details with a stable `code`.
+
+Gate devices trade their id and secret for a device token (`POST /v1/devices/token`), an
+EdDSA JWT whose keys are at `/.well-known/jwks.json`. Access records arrive from the
+verifier over JetStream (stream `ACCESS`, durable consumer) and are stored once per
+`record_id`."""
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def key_sealer(settings: Settings) -> Sealer:
+    return Sealer(decode_key(settings.key_encryption_key), b"venue-admin-signing-keys")
+
+
+def create_app(settings: Settings | None = None, *,
+               issuer_transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    """The app; `issuer_transport` lets tests stand in for the issuer."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with service_runtime(app, settings, outbox=OutboxEvent, streams=("VENUES",)):
-            app.state.issuer_http = make_client(settings.issuer_url,
-                                                service_key=settings.service_key,
-                                                timeout=settings.upstream_timeout_seconds)
+        async with service_runtime(app, settings, outbox=OutboxEvent,
+                                   streams=("VENUES", "ACCESS")) as runtime:
+            async with runtime.db.sessionmaker() as session:
+                app.state.ring = await load_keyring(session, SigningKey, key_sealer(settings),
+                                                    ("device",))
+            app.state.issuer_http = (
+                make_client(settings.issuer_url, service_key=settings.service_key,
+                            timeout=settings.upstream_timeout_seconds)
+                if issuer_transport is None else
+                httpx.AsyncClient(base_url=settings.issuer_url, transport=issuer_transport))
             app.state.issuer_keys = RemoteKeySet(app.state.issuer_http,
                                                  "/.well-known/jwks.json")
             await app.state.issuer_keys.refresh()
@@ -51,13 +79,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                          settings.sms_template))
             app.state.otp = OtpCodes(OtpCode, sender, decode_key(settings.pepper),
                                      invalid_code_status=422)
+            sessionmaker = runtime.db.sessionmaker
+
+            async def store_access_records(envelopes: list) -> None:  # type: ignore[type-arg]
+                await access_records.ingest(sessionmaker, envelopes)
+
+            app.state.access_consumer = Consumer(
+                runtime.bus, stream="ACCESS", durable=settings.access_consumer_durable,
+                subject=ACCESS_RECORD_CREATED, handler=store_access_records, batch=500)
+            app.state.access_consumer.start()
+            purge_task = asyncio.create_task(access_records.purge_forever(
+                sessionmaker, settings.access_record_retention_days,
+                settings.access_record_purge_interval_seconds), name="access-record-purge")
             try:
                 yield
             finally:
+                purge_task.cancel()
+                await asyncio.gather(purge_task, return_exceptions=True)
+                await app.state.access_consumer.stop()
                 await app.state.issuer_http.aclose()
                 await sms_http.aclose()
 
-    routers = [venue_router, internal_router]
+    routers = [keys_router, venue_router, device_router, access_router, internal_router]
     if settings.is_dev:
         routers.append(dev_outbox_router(SmsMessage))
     return create_service_app(title="Health code credentials: venue-admin",

@@ -1,7 +1,6 @@
 """The issuer: user accounts by phone number."""
 
 import httpx
-
 from hc_common.errors import ServiceUnavailable
 
 

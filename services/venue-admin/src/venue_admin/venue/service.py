@@ -3,14 +3,14 @@ join by a code sent to their phone, every change is an event for the verifier.""
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from hc_common.clock import utcnow
 from hc_common.errors import Forbidden, NotFound, Unprocessable
 from hc_common.events import envelope as subjects
 from hc_common.events.outbox import add_event
 from hc_common.ids import new_id
 from hc_common.sms import OtpCodes
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from venue_admin.clients.issuer import IssuerClient
 from venue_admin.db import OutboxEvent
 from venue_admin.venue.models import Member, Venue, VenueRule

@@ -1,0 +1,28 @@
+"""One scan at a venue, as the verifier decided it; the record id is the key."""
+from datetime import datetime
+
+from hc_common.db import UTCDateTime
+from sqlalchemy import JSON, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from venue_admin.db import Base
+
+
+class AccessRecord(Base):
+    __tablename__ = "access_records"
+    __table_args__ = (
+        # The list: one venue, newest first, keyset-paginated on (checked_at, record_id).
+        Index("ix_access_records_venue_checked", "venue_id", "checked_at", "record_id"),
+        Index("ix_access_records_checked_at", "checked_at"),  # the retention purge
+    )
+
+    record_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    venue_id: Mapped[str] = mapped_column(String(32))
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decision: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    masked_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    color: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    credential_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    scanner_kind: Mapped[str] = mapped_column(String(8))
+    scanner_id: Mapped[str] = mapped_column(String(32))

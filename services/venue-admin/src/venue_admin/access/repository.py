@@ -1,0 +1,52 @@
+"""Every query on access records; never commits."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from venue_admin.access.models import AccessRecord
+
+
+class AccessRecordRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert_new(self, rows: list[dict[str, Any]]) -> int:
+        """Insert the rows whose record_id is new; a known record_id changes nothing.
+        Returns how many were new."""
+        if not rows:
+            return 0
+        if self.session.bind.dialect.name == "postgresql":
+            stmt: Any = postgresql.insert(AccessRecord).on_conflict_do_nothing(
+                index_elements=["record_id"])
+        else:
+            stmt = insert(AccessRecord).prefix_with("OR IGNORE")
+        result = await self.session.execute(stmt, rows)
+        return max(int(result.rowcount or 0), 0)
+
+    async def page(self, venue_id: str, *, start: datetime | None, end: datetime | None,
+                   decision: str | None, after: tuple[datetime, str] | None,
+                   limit: int) -> list[AccessRecord]:
+        """Newest first; `after` is the (checked_at, record_id) of the last row already seen."""
+        query = select(AccessRecord).where(AccessRecord.venue_id == venue_id)
+        if start is not None:
+            query = query.where(AccessRecord.checked_at >= start)
+        if end is not None:
+            query = query.where(AccessRecord.checked_at < end)
+        if decision is not None:
+            query = query.where(AccessRecord.decision == decision)
+        if after is not None:
+            at, record_id = after
+            query = query.where(or_(AccessRecord.checked_at < at,
+                                    and_(AccessRecord.checked_at == at,
+                                         AccessRecord.record_id < record_id)))
+        query = query.order_by(AccessRecord.checked_at.desc(), AccessRecord.record_id.desc())
+        return list((await self.session.scalars(query.limit(limit))).all())
+
+    async def purge_before(self, cutoff: datetime) -> int:
+        result = await self.session.execute(
+            delete(AccessRecord).where(AccessRecord.checked_at < cutoff))
+        return max(int(result.rowcount or 0), 0)  # type: ignore[attr-defined]

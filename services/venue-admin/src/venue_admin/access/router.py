@@ -1,0 +1,59 @@
+from datetime import datetime
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from hc_common.clock import to_utc
+
+from venue_admin.access.repository import AccessRecordRepository
+from venue_admin.access.schemas import AccessRecordList, AccessRecordOut, Decision, Scanner
+from venue_admin.access.service import csv_rows, decode_cursor, encode_cursor
+from venue_admin.deps import CurrentUser, VenueServiceDep
+
+router = APIRouter(tags=["access records"])
+
+DESCRIPTION = """Members of the venue only (anyone else 403 `forbidden`, an unknown venue 404).
+
+Newest first (by `checked_at`, then `record_id`). `from` is inclusive and `to` exclusive,
+RFC 3339 (a time without zone is read as UTC); `decision` is `pass`, `deny` or
+`manual_check`. `cursor` is the opaque `next_cursor` of the previous page; a cursor that
+is not one → 422 `invalid_cursor`.
+
+With `Accept: text/csv` the answer is every matching row (no cursor, `limit` ignored),
+streamed, with the header
+`record_id,checked_at,decision,reasons,masked_name,color,scanner_kind,scanner_id`,
+`reasons` joined by `;` and CRLF line ends. Records are kept for
+`VENUE_ADMIN_ACCESS_RECORD_RETENTION_DAYS` days (default 28), then purged."""
+
+
+@router.get("/v1/venues/{venue_id}/access-records", response_model=AccessRecordList,
+            summary="Access records (出入记录) of the venue; JSON pages or a CSV export",
+            description=DESCRIPTION,
+            responses={200: {"content": {"text/csv": {}}}})
+async def list_access_records(
+    venue_id: str, user: CurrentUser, venues: VenueServiceDep, request: Request,
+    start: datetime | None = Query(None, alias="from"),
+    end: datetime | None = Query(None, alias="to"),
+    decision: Decision | None = Query(None),
+    cursor: str | None = Query(None),
+    limit: int = Query(50, ge=1, le=500),
+) -> AccessRecordList | StreamingResponse:
+    await venues.venue_for_member(venue_id, user.id)
+    start = to_utc(start) if start else None
+    end = to_utc(end) if end else None
+    wanted = decision.value if decision else None
+    if "text/csv" in request.headers.get("accept", ""):
+        body = csv_rows(request.app.state.db.sessionmaker, venue_id, start=start, end=end,
+                        decision=wanted)
+        return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="access-records-{venue_id}.csv"'})
+    after = decode_cursor(cursor) if cursor else None
+    rows = await AccessRecordRepository(venues.session).page(
+        venue_id, start=start, end=end, decision=wanted, after=after, limit=limit + 1)
+    items = [AccessRecordOut(record_id=r.record_id, checked_at=r.checked_at,
+                             decision=r.decision, reasons=list(r.reasons),
+                             masked_name=r.masked_name, color=r.color,
+                             scanner=Scanner(kind=r.scanner_kind, id=r.scanner_id))
+             for r in rows[:limit]]
+    return AccessRecordList(items=items,
+                            next_cursor=encode_cursor(rows[limit - 1]) if len(rows) > limit
+                            else None)

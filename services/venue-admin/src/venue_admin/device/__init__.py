@@ -1,0 +1,1 @@
+"""Gate devices (闸机): registration, secrets, device tokens, deletion."""

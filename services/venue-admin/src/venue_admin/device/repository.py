@@ -1,0 +1,29 @@
+"""Every query on gate devices; never commits."""
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from venue_admin.device.models import Device
+
+
+class DeviceRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, device_id: str) -> Device | None:
+        return await self.session.get(Device, device_id)
+
+    async def active_of_venue(self, venue_id: str, limit: int, after: str | None) -> list[Device]:
+        query = select(Device).where(Device.venue_id == venue_id, Device.active.is_(True))
+        if after:
+            query = query.where(Device.id > after)
+        return list((await self.session.scalars(query.order_by(Device.id).limit(limit))).all())
+
+    async def of_venues(self, venue_ids: list[str]) -> list[Device]:
+        if not venue_ids:
+            return []
+        query = select(Device).where(Device.venue_id.in_(venue_ids)).order_by(Device.id)
+        return list((await self.session.scalars(query)).all())
+
+    def add(self, device: Device) -> None:
+        self.session.add(device)

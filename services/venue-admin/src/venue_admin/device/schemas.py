@@ -1,0 +1,37 @@
+from hc_common.schemas import Timestamp
+from pydantic import BaseModel, Field
+
+
+class DeviceCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200, examples=["北门1号闸机"])
+    manufacturer: str = Field("", max_length=200)
+    model: str = Field("", max_length=200)
+
+
+class DeviceCreated(BaseModel):
+    device_id: str
+    device_secret: str = Field(description="Shown this once; only a keyed hash is kept")
+
+
+class DeviceOut(BaseModel):
+    device_id: str
+    name: str
+    manufacturer: str
+    model: str
+    created_at: Timestamp
+
+
+class DeviceList(BaseModel):
+    items: list[DeviceOut]
+    next_cursor: str | None = None
+
+
+class DeviceTokenRequest(BaseModel):
+    device_id: str = Field(min_length=1, max_length=64)
+    device_secret: str = Field(min_length=1, max_length=200)
+
+
+class DeviceToken(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int
