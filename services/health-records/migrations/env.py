@@ -1,10 +1,9 @@
 """Alembic environment of the health-records service."""
 
 from alembic import context
-
 from hc_common.migrations import run_env
-from health_records.models_all import Base
 from health_records.config import Settings
+from health_records.models_all import Base
 
 if not context.config.get_main_option("sqlalchemy.url"):
     context.config.set_main_option(

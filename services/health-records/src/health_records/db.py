@@ -1,8 +1,7 @@
 """health-records' declarative base and its infrastructure tables."""
 
-from sqlalchemy.orm import DeclarativeBase
-
 from hc_common.events.outbox import OutboxMixin
+from sqlalchemy.orm import DeclarativeBase
 
 
 class Base(DeclarativeBase):

@@ -5,12 +5,14 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
-
 from hc_common.crypto import Sealer, decode_key
 from hc_common.deps import SessionDep
 from hc_common.errors import Forbidden, Unauthorized
+
 from health_records.config import Settings
+from health_records.nat.service import NatService
 from health_records.person.service import PersonService
+from health_records.vaccination.service import VaccinationService
 
 
 def _presented_key(request: Request) -> str:
@@ -49,3 +51,17 @@ def _person_service(request: Request, session: SessionDep) -> PersonService:
 
 PersonServiceDep = Annotated[PersonService, Depends(_person_service)]
 AuthorityDep = Depends(require_role("authority"))
+
+
+def _nat_service(persons: PersonServiceDep) -> NatService:
+    return NatService(persons)
+
+
+def _vaccination_service(persons: PersonServiceDep) -> VaccinationService:
+    return VaccinationService(persons)
+
+
+NatServiceDep = Annotated[NatService, Depends(_nat_service)]
+VaccinationServiceDep = Annotated[VaccinationService, Depends(_vaccination_service)]
+LabDep = Depends(require_role("lab"))
+VaccinationSiteDep = Depends(require_role("vaccination_site"))

@@ -4,13 +4,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-
 from hc_common.app import create_service_app
+from hc_common.middleware import MIB
 from hc_common.runtime import service_runtime
+
 from health_records.config import Settings
 from health_records.db import OutboxEvent
 from health_records.internal.router import router as internal_router
+from health_records.nat.router import router as nat_router
 from health_records.person.router import router as person_router
+from health_records.vaccination.router import router as vaccination_router
 
 DESCRIPTION = """Where the truth about a person's health status lives: NAT results from
 laboratories, vaccinations from vaccination sites, code colours from the health authority.
@@ -32,7 +35,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     return create_service_app(title="Health code credentials: health-records",
                               description=DESCRIPTION, lifespan=lifespan,
-                              routers=[person_router, internal_router])
+                              routers=[nat_router, vaccination_router, person_router,
+                                       internal_router],
+                              body_limits={"/v1/nat-results/batch": 16 * MIB,
+                                           "/v1/vaccinations/batch": 16 * MIB})
 
 
 app = create_app()

@@ -1,8 +1,8 @@
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
-
 from hc_common.deps import ServiceKeyDep
 from hc_common.errors import NotFound
+from pydantic import BaseModel, Field
+
 from health_records.deps import PersonServiceDep
 from health_records.person.schemas import Status, Subject, SubjectRequest
 from health_records.person.service import status_of
@@ -38,4 +38,5 @@ class StatusList(BaseModel):
 @router.post("/statuses", response_model=StatusList,
              summary="Live statuses of many subjects at once (a verifier warming up)")
 async def statuses(body: StatusQuery, service: PersonServiceDep) -> StatusList:
-    return StatusList(items=[status_of(p) for p in await service.repo.by_subjects(body.subject_ids)])
+    persons = await service.repo.by_subjects(body.subject_ids)
+    return StatusList(items=[status_of(p) for p in persons])

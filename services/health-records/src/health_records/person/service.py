@@ -3,15 +3,15 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from hc_common.clock import utcnow
 from hc_common.crypto import Sealer, keyed_hash
 from hc_common.events import envelope as subjects
 from hc_common.events.outbox import add_event
 from hc_common.ids import new_id
 from hc_common.masking import mask_id_number
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from health_records.db import OutboxEvent
 from health_records.person.models import CodeChange, Person
 from health_records.person.repository import PersonRepository
@@ -94,3 +94,23 @@ class PersonService:
         self.touch(person)
         await self.session.flush()
         return person
+
+    async def lock_many(self, people: dict[str, tuple[str, str | None]]) -> dict[str, Person]:
+        """The persons `person_key -> (id_number, name)`, created in bulk where unknown, locked
+        for this transaction. A known person without a name gets the one given."""
+        now = utcnow()
+        await self.repo.insert_missing([
+            {"person_key": key, "subject_id": new_id(),
+             "id_number_enc": self.sealer.seal(id_number.encode()),
+             "name_enc": self.sealer.seal(name.encode()) if name else None,
+             "color": "green", "authority_color": "green", "color_reason": None,
+             "nat_result": None, "nat_sample_time": None, "nat_report_time": None,
+             "vaccine_doses": 0, "last_dose_at": None, "version": 1, "updated_at": now}
+            for key, (id_number, name) in people.items()])
+        locked = await self.repo.by_keys(sorted(people), for_update=True)
+        persons = {p.person_key: p for p in locked}
+        for key, person in persons.items():
+            name = people[key][1]
+            if name and person.name_enc is None:
+                person.name_enc = self.sealer.seal(name.encode())
+        return persons

@@ -1,0 +1,1 @@
+"""Nucleic-acid test (NAT) results pushed by laboratories in batches."""

@@ -1,0 +1,1 @@
+"""Vaccination doses pushed by vaccination sites in batches."""
