@@ -11,3 +11,5 @@ class Settings(ServiceSettings):
     service_name: str = "verifier"
     # A status older than this is not used when health-records cannot be reached.
     stale_after_seconds: int = 600
+    # Statuses kept in memory (LRU); about 1 KiB each, see docs/scaling.md.
+    status_cache_size: int = 1_000_000

@@ -9,14 +9,22 @@ from hc_common.app import create_service_app
 from hc_common.auth.tokens import RemoteKeySet
 from hc_common.http import make_client
 from hc_common.runtime import service_runtime
+from verifier.access.writer import AccessRecordWriter
 from verifier.config import Settings
 from verifier.db import OutboxEvent
 from verifier.scan.router import router as scan_router
-from verifier.scan.service import ScanService, ScanState
+from verifier.scan.service import CredentialInfo, ScanService, ScanState, status_from
+from verifier.view.state import ScanView
+from verifier.view.sync import ViewSync
 
 DESCRIPTION = """The scan (反向扫码): checks the credential in the QR code, the scanner's
 permission at the venue, resolves the holder's live status, decides by the venue's rule
 and keeps an access record of every decision.
+
+Scans are answered from memory: revocations, members and permissions, devices and venue
+rules are loaded from their owners at start and then followed on JetStream; credentials and
+statuses are cached (statuses in a bounded LRU) and fetched over HTTP on a miss.
+`/readyz` reports ready only once that state is loaded.
 
 Authentication: a user access token (issuer) of a member holding `reverse_scan` at the
 venue, or a device token (venue-admin). Errors are RFC 9457 problem details."""
@@ -36,18 +44,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                       timeout=timeout)
             health_records = make_client(settings.health_records_url,
                                          service_key=settings.service_key, timeout=timeout)
+            view = ScanView(status_capacity=settings.status_cache_size)
+            sync = ViewSync(view, runtime.bus, issuer=issuer, venue_admin=venue_admin,
+                            health_records=health_records,
+                            credential_from=CredentialInfo.from_event, status_from=status_from)
             state = ScanState(
                 issuer_keys=RemoteKeySet(issuer, "/.well-known/jwks.json"),
                 device_keys=RemoteKeySet(venue_admin, "/.well-known/jwks.json"),
                 issuer=issuer, venue_admin=venue_admin, health_records=health_records,
-                stale_after_seconds=settings.stale_after_seconds,
+                stale_after_seconds=settings.stale_after_seconds, view=view, sync=sync,
             )
             await state.issuer_keys.refresh()
             await state.device_keys.refresh()
-            app.state.scan_service = ScanService(state, runtime.db.sessionmaker)
+            writer = AccessRecordWriter(runtime.db, on_commit=runtime.notify_outbox)
+            writer.start()
+            sync.start()
+            app.state.scan_service = ScanService(state, writer)
+            app.state.view_sync = sync
+
+            async def view_loaded() -> bool:
+                return sync.ready.is_set()
+
+            app.state.readiness["view"] = view_loaded
             try:
                 yield
             finally:
+                await sync.stop()
+                await writer.stop()
                 for client in (issuer, venue_admin, health_records):
                     await client.aclose()
 

@@ -1,6 +1,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
 
 from hc_common.deps import bearer_token
 from hc_common.errors import wants_english
@@ -65,10 +66,15 @@ def verify_response(result: ScanResult) -> VerifyResponse:
                          "(revoked, expired, invalid). With health-records unreachable the last "
                          "known status up to 10 minutes old is used (`stale: true`), else "
                          "`manual_check` with `status_unavailable`; never `pass` without a "
-                         "status.")
+                         "status. Answered from memory; a status in memory is current while "
+                         "health-records is reachable and its events are followed. A deleted "
+                         "gate device's token answers 401. `venue_id` is required with a user "
+                         "token (422 otherwise).")
 async def verify(body: VerifyRequest, scanner: ScannerDep,
-                 service: ScanServiceDep) -> VerifyResponse:
-    return verify_response(await service.scan(scanner, body.qr, body.venue_id))
+                 service: ScanServiceDep) -> Response:
+    # Serialised once by the model itself (FastAPI would validate it a second time).
+    answer = verify_response(await service.scan(scanner, body.qr, body.venue_id))
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 @router.post("/v1/gate/verify", response_model=GateResponse,
@@ -77,10 +83,11 @@ async def verify(body: VerifyRequest, scanner: ScannerDep,
                          "to bottom; the first is the masked name when the credential checked. "
                          "Chinese by default, English with `Accept-Language: en`.")
 async def gate_verify(body: GateVerifyRequest, scanner: ScannerDep, service: ScanServiceDep,
-                      request: Request) -> GateResponse:
+                      request: Request) -> Response:
     result = await service.scan(scanner, body.qr, None)
     english = wants_english(request.headers.get("accept-language"))
-    return GateResponse(open=result.decision.decision == "pass",
-                        decision=result.decision.decision,  # type: ignore[arg-type]
-                        color=result.status.color if result.status else None,
-                        lines=gate_lines(result, english), record_id=result.record_id)
+    answer = GateResponse(open=result.decision.decision == "pass",
+                          decision=result.decision.decision,  # type: ignore[arg-type]
+                          color=result.status.color if result.status else None,
+                          lines=gate_lines(result, english), record_id=result.record_id)
+    return Response(answer.model_dump_json(), media_type="application/json")

@@ -4,11 +4,10 @@ Request faults (token, permission, venue) are errors; everything about the holde
 decision. The verifier never answers `pass` on a status it does not have."""
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 
 import httpx
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from hc_common.auth.tokens import InvalidToken, RemoteKeySet
 from hc_common.clock import age_on, cst_today, to_utc, utcnow
@@ -20,11 +19,13 @@ from hc_common.errors import (
     Unprocessable,
 )
 from hc_common.events import envelope as subjects
-from hc_common.events.outbox import add_event
+from hc_common.events.envelope import Envelope
 from hc_common.ids import new_id
+from verifier.access.writer import AccessRecordWriter
 from verifier.clients import NotKnown, Unreachable, get_json
-from verifier.db import OutboxEvent
 from verifier.scan.decision import Decision, HealthStatus, Rule, decide, health_reasons
+from verifier.view.metrics import CACHE, DECISIONS, SCAN_LATENCY
+from verifier.view.state import LRU, ScanView
 
 QR_PREFIX = "GXHC1:"
 
@@ -46,6 +47,11 @@ class CredentialInfo:
     masked_id_number: str
     birth_date: date
     expires_at: datetime
+
+    @property
+    def version_key(self) -> tuple[int, bool]:
+        # A revocation keeps the version; it wins over the same version still active.
+        return self.version, self.status == "revoked"
 
     @classmethod
     def from_event(cls, data: dict[str, object]) -> "CredentialInfo":
@@ -90,7 +96,7 @@ class ScanResult:
 
 @dataclass
 class ScanState:
-    """What the verifier keeps between scans (grown into the in-memory view by events)."""
+    """What the verifier keeps between scans: key sets, upstream clients and the view."""
 
     issuer_keys: RemoteKeySet
     device_keys: RemoteKeySet
@@ -98,16 +104,35 @@ class ScanState:
     venue_admin: httpx.AsyncClient
     health_records: httpx.AsyncClient
     stale_after_seconds: int
-    statuses: dict[str, tuple[HealthStatus, float]] = field(default_factory=dict)
+    view: ScanView
+    sync: "object"  # verifier.view.sync.ViewSync (health_current, health_records_up, ...)
+
+
+DEFAULT_RULE = Rule()
 
 
 class ScanService:
-    def __init__(self, state: ScanState, sessionmaker: async_sessionmaker) -> None:  # type: ignore[type-arg]
+    def __init__(self, state: ScanState, writer: AccessRecordWriter) -> None:
         self.state = state
-        self.sessionmaker = sessionmaker
+        self.view = state.view
+        self.writer = writer
+        # Verified tokens by their exact text: a signature is checked once, not on every scan.
+        self._tokens: LRU[str, tuple[Scanner, float]] = LRU(200_000)
+        self._qrs: LRU[str, tuple[dict[str, object], float]] = LRU(200_000)
 
+    # --- who scans --------------------------------------------------------------------
     async def scanner(self, token: str) -> Scanner:
         """The user or device the bearer token names, or 401."""
+        cached = self._tokens.get(token)
+        if cached is not None and cached[1] > time.time():
+            scanner = cached[0]
+        else:
+            scanner = await self._decode_scanner(token)
+        if scanner.kind == "device":
+            await self._check_device(scanner)
+        return scanner
+
+    async def _decode_scanner(self, token: str) -> Scanner:
         issuer_keys, device_keys = self.state.issuer_keys, self.state.device_keys
         if not (issuer_keys.kid_known(token) or device_keys.kid_known(token)):
             await issuer_keys.ensure_kid(token)
@@ -115,90 +140,172 @@ class ScanService:
         try:
             if issuer_keys.kid_known(token):
                 claims = issuer_keys.decode(token, "access")
-                return Scanner("user", str(claims["sub"]), None)
-            if device_keys.kid_known(token):
+                scanner = Scanner("user", str(claims["sub"]), None)
+            elif device_keys.kid_known(token):
                 claims = device_keys.decode(token, "device")
-                return Scanner("device", str(claims["sub"]), str(claims.get("venue_id")))
+                scanner = Scanner("device", str(claims["sub"]), str(claims.get("venue_id")))
+            else:
+                raise Unauthorized(detail="令牌无效", detail_en="Unknown token")
         except InvalidToken:
             raise Unauthorized(detail="令牌无效或已过期",
                                detail_en="Invalid or expired token") from None
-        raise Unauthorized(detail="令牌无效", detail_en="Unknown token")
+        self._tokens.put(token, (scanner, float(claims["exp"])))
+        return scanner
+
+    async def _check_device(self, scanner: Scanner) -> None:
+        device = self.view.devices.get(scanner.id)
+        if device is None:
+            CACHE.labels("device", "miss").inc()
+            try:
+                context = await get_json(self.state.venue_admin,
+                                         f"/internal/v1/venues/{scanner.venue_id}/scan-context",
+                                         {"device_id": scanner.id})
+            except (NotKnown, Unreachable):
+                return  # the token is venue-admin's signature; a deletion arrives by event
+            self._absorb_context(context)
+            device = self.view.devices.get(scanner.id)
+            if device is None and "device" not in context:
+                return  # venue-admin does not keep devices in its scan context
+        else:
+            CACHE.labels("device", "hit").inc()
+        if device is None or not device.active or device.venue_id != scanner.venue_id:
+            raise Unauthorized(detail="闸机已停用", detail_en="The device can no longer scan")
+
+    # --- where ------------------------------------------------------------------------
+    def _absorb_context(self, context: dict[str, object]) -> None:
+        view = self.view
+        if isinstance(context.get("member"), dict):
+            view.apply_member(context["member"])  # type: ignore[arg-type]
+        if isinstance(context.get("device"), dict):
+            view.apply_device(context["device"])  # type: ignore[arg-type]
+        if isinstance(context.get("rule"), dict):
+            view.apply_rule(context["rule"])  # type: ignore[arg-type]
+        elif context.get("venue_id"):
+            view.venues.add(str(context["venue_id"]))
 
     async def authorize(self, scanner: Scanner, venue_id: str | None) -> tuple[str, Rule]:
-        """The venue the scan is at and its rule, or 401/403/404/422."""
+        """The venue the scan is at and its rule, or 403/404/422."""
         if scanner.kind == "device":
             if venue_id and venue_id != scanner.venue_id:
-                raise Forbidden(detail="闸机不属于该场所", detail_en="The device belongs to another venue")
+                raise Forbidden(detail="闸机不属于该场所",
+                                detail_en="The device belongs to another venue")
             venue_id = scanner.venue_id
         if not venue_id:
             raise Unprocessable(detail="缺少 venue_id", detail_en="venue_id is required",
                                 extra={"errors": [{"field": "venue_id", "code": "missing",
                                                    "message": "Field required"}]})
-        params = {"user_id": scanner.id} if scanner.kind == "user" else {"device_id": scanner.id}
+        view = self.view
+        if venue_id in view.deleted_venues:
+            raise NotFound(detail="场所不存在", detail_en="No such venue")
+        member = view.members.get((venue_id, scanner.id)) if scanner.kind == "user" else None
+        known = venue_id in view.venues
+        needs_ask = not known or (scanner.kind == "user" and member is None
+                                  and not view.venues_complete)
+        CACHE.labels("venue", "miss" if needs_ask else "hit").inc()
+        if needs_ask:
+            params = ({"user_id": scanner.id} if scanner.kind == "user"
+                      else {"device_id": scanner.id})
+            try:
+                context = await get_json(self.state.venue_admin,
+                                         f"/internal/v1/venues/{venue_id}/scan-context", params)
+            except NotKnown:
+                raise NotFound(detail="场所不存在", detail_en="No such venue") from None
+            except Unreachable:
+                # Only without venue-admin's snapshot (fallback mode) is a miss a question.
+                if not view.venues_complete:
+                    raise ServiceUnavailable(detail="场所服务暂不可用",
+                                             detail_en="venue-admin unreachable") from None
+                if not known:
+                    raise NotFound(detail="场所不存在", detail_en="No such venue") from None
+            else:
+                self._absorb_context(context)
+                view.venues.add(venue_id)
+                member = (view.members.get((venue_id, scanner.id))
+                          if scanner.kind == "user" else None)
+        if scanner.kind == "user" and (member is None or member.removed
+                                       or "reverse_scan" not in member.permissions):
+            raise Forbidden(detail="您没有该场所的反向扫码权限",
+                            detail_en="No reverse-scan permission at this venue")
+        return venue_id, view.rules.get(venue_id) or DEFAULT_RULE
+
+    # --- what the QR names ------------------------------------------------------------
+    async def _qr_claims(self, token: str) -> tuple[dict[str, object] | None, bool]:
+        """Verified claims of a credential token and whether it has expired; None if invalid."""
+        cached = self._qrs.get(token)
+        if cached is not None:
+            return cached[0], time.time() >= cached[1]
+        keys = self.state.issuer_keys
+        await keys.ensure_kid(token)
         try:
-            context = await get_json(self.state.venue_admin,
-                                     f"/internal/v1/venues/{venue_id}/scan-context", params)
-        except NotKnown:
-            raise NotFound(detail="场所不存在", detail_en="No such venue") from None
-        except Unreachable:
-            raise ServiceUnavailable(detail="场所服务暂不可用", detail_en="venue-admin unreachable"
-                                     ) from None
-        if scanner.kind == "user":
-            member = context.get("member")
-            if not isinstance(member, dict) or "reverse_scan" not in member.get("permissions", []):
-                raise Forbidden(detail="您没有该场所的反向扫码权限",
-                                detail_en="No reverse-scan permission at this venue")
-        rule = context.get("rule") or {}
-        assert isinstance(rule, dict)
-        return venue_id, Rule(frozenset(rule.get("allowed_colors", ["green"])),
-                              rule.get("max_nat_age_hours"), int(rule.get("min_vaccine_doses", 0)),
-                              int(rule.get("version", 0)))
+            claims = keys.decode(token, "credential", audience=None, leeway=0)
+        except InvalidToken as exc:
+            if not exc.expired or exc.claims is None:
+                return None, False
+            claims = exc.claims
+        self._qrs.put(token, (claims, float(claims.get("exp") or 0)))  # type: ignore[arg-type]
+        return claims, time.time() >= float(claims.get("exp") or 0)  # type: ignore[arg-type]
 
     async def credential(self, qr: str) -> tuple[CredentialInfo | None, list[str]]:
         """The credential the QR names and what is wrong with it (reasons), or None."""
         if not qr.startswith(QR_PREFIX):
             return None, ["credential_invalid"]
-        token = qr[len(QR_PREFIX):]
-        keys = self.state.issuer_keys
-        await keys.ensure_kid(token)
-        expired = False
-        try:
-            claims = keys.decode(token, "credential", audience=None, leeway=0)
-        except InvalidToken as exc:
-            if not exc.expired or exc.claims is None:
-                return None, ["credential_invalid"]
-            claims, expired = exc.claims, True
-        try:
-            data = await get_json(self.state.issuer, f"/internal/v1/credentials/{claims['jti']}")
-        except NotKnown:
+        claims, expired = await self._qr_claims(qr[len(QR_PREFIX):])
+        if claims is None:
             return None, ["credential_invalid"]
-        except Unreachable:
-            return None, ["status_unavailable"]
-        info = CredentialInfo.from_event(data)
+        credential_id = str(claims.get("jti"))
+        info = self.view.credentials.get(credential_id)
+        if info is None:
+            CACHE.labels("credential", "miss").inc()
+            try:
+                data = await get_json(self.state.issuer, f"/internal/v1/credentials/{credential_id}")
+            except NotKnown:
+                return None, ["credential_invalid"]
+            except Unreachable:
+                return None, ["status_unavailable"]
+            info = CredentialInfo.from_event(data)
+            self.view.apply_credential(info)
+            info = self.view.credentials.get(credential_id) or info
+        else:
+            CACHE.labels("credential", "hit").inc()
+        assert isinstance(info, CredentialInfo)
         if info.subject_id != claims.get("sub") or info.version != claims.get("ver"):
             return None, ["credential_invalid"]
         reasons = []
-        if info.status == "revoked":
+        if info.status == "revoked" or credential_id in self.view.revoked:
             reasons.append("credential_revoked")
         if expired or utcnow() > info.expires_at:
             reasons.append("credential_expired")
         return info, reasons
 
+    # --- the live status ----------------------------------------------------------------
     async def status(self, subject_id: str) -> tuple[HealthStatus | None, bool]:
-        """The live status, or the last known one up to `stale_after_seconds` old (stale)."""
-        try:
-            data = await get_json(self.state.health_records,
-                                  f"/internal/v1/subjects/{subject_id}/status")
-            status = status_from(data)
-            self.state.statuses[subject_id] = (status, time.monotonic())
-            return status, False
-        except (Unreachable, NotKnown):
-            cached = self.state.statuses.get(subject_id)
-            if cached and time.monotonic() - cached[1] <= self.state.stale_after_seconds:
-                return cached[0], True
-            return None, False
+        """The live status (memory, else health-records), or the last known one up to
+        `stale_after_seconds` old when health-records cannot be reached (stale)."""
+        sync = self.state.sync
+        cached = self.view.statuses.get(subject_id)
+        if cached is not None and sync.health_current:  # type: ignore[attr-defined]
+            CACHE.labels("status", "hit").inc()
+            return cached.status, False
+        CACHE.labels("status", "miss").inc()
+        if cached is None or sync.health_records_up:  # type: ignore[attr-defined]
+            try:
+                data = await get_json(self.state.health_records,
+                                      f"/internal/v1/subjects/{subject_id}/status")
+                status = status_from(data)
+                self.view.apply_status(status)
+                held = self.view.statuses.get(subject_id)
+                return (held.status if held else status), False
+            except (Unreachable, NotKnown):
+                pass
+        if cached is not None:
+            known_at = max(cached.fetched_at, sync.health_confirmed_at)  # type: ignore[attr-defined]
+            if time.monotonic() - known_at <= self.state.stale_after_seconds:
+                return cached.status, True
+        return None, False
 
+    # --- the scan -----------------------------------------------------------------------
     async def scan(self, scanner: Scanner, qr: str, venue_id: str | None) -> ScanResult:
+        started = time.perf_counter()
         venue_id, rule = await self.authorize(scanner, venue_id)
         now = utcnow()
         credential, reasons = await self.credential(qr)
@@ -213,18 +320,22 @@ class ScanService:
         result = ScanResult(decision, shown, status if shown else None, stale and shown is not None,
                             new_id(), now)
         await self.record(result, venue_id, scanner)
+        for reason in decision.reasons or ("none",):
+            DECISIONS.labels(decision.decision, reason).inc()
+        SCAN_LATENCY.observe(time.perf_counter() - started)
         return result
 
     async def record(self, result: ScanResult, venue_id: str, scanner: Scanner) -> None:
-        """One access record per decision, kept on local disk until JetStream has it."""
-        async with self.sessionmaker() as session:
-            add_event(session, OutboxEvent, subjects.ACCESS_RECORD_CREATED, {
-                "record_id": result.record_id, "venue_id": venue_id,
-                "checked_at": result.checked_at.isoformat(),
-                "decision": result.decision.decision, "reasons": result.decision.reasons,
-                "masked_name": result.credential.masked_name if result.credential else None,
-                "color": result.status.color if result.status else None,
-                "credential_id": result.credential.credential_id if result.credential else None,
-                "scanner": {"kind": scanner.kind, "id": scanner.id},
-            }, event_id=result.record_id)
-            await session.commit()
+        """One access record per decision, on local disk before the answer; the outbox relay
+        delivers it to JetStream with the record id as its message id."""
+        envelope = Envelope(id=result.record_id, type=subjects.ACCESS_RECORD_CREATED,
+                            occurred_at=result.checked_at, data={
+            "record_id": result.record_id, "venue_id": venue_id,
+            "checked_at": result.checked_at.isoformat(),
+            "decision": result.decision.decision, "reasons": result.decision.reasons,
+            "masked_name": result.credential.masked_name if result.credential else None,
+            "color": result.status.color if result.status else None,
+            "credential_id": result.credential.credential_id if result.credential else None,
+            "scanner": {"kind": scanner.kind, "id": scanner.id},
+        })
+        await self.writer.write(subjects.ACCESS_RECORD_CREATED, envelope)

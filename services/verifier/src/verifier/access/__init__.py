@@ -1,0 +1,1 @@
+"""Access records: one per decision, on local disk before the answer, relayed to JetStream."""

@@ -1,0 +1,1 @@
+"""The verifier's in-memory view of what a scan needs, kept current by events."""
