@@ -1,0 +1,161 @@
+"""Status events: one per changed person and batch, versions that only grow, and none lost or
+reordered while NATS is down (a nats-server of this test's own, stopped and started again)."""
+
+import asyncio
+import socket
+import subprocess
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import nats
+import orjson
+import pytest
+from nats.js.api import DeliverPolicy
+
+from hc_common.devstack import free_port, nats_server_binary
+from hc_common.events.envelope import STATUS_CHANGED
+from hc_common.testing import app_client
+from health_records.main import create_app
+from health_records.testing import (
+    AUTHORITY,
+    LAB,
+    SITE,
+    hr_settings,
+    nat_row,
+    new_id_number,
+    status_of,
+    vaccination_row,
+)
+
+
+class NatsServer:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.store = tempfile.mkdtemp(prefix="hc-hr-nats-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd",
+             self.store], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def own_nats() -> Iterator[NatsServer]:
+    server = NatsServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+async def until(check: Any, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.1)
+
+
+async def read_status_events(url: str, expected: int) -> list[dict[str, Any]]:
+    """Every status event in the HEALTH stream, in stream order (waits for `expected`)."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        sub = await js.subscribe(STATUS_CHANGED, stream="HEALTH", ordered_consumer=True,
+                                 deliver_policy=DeliverPolicy.ALL)
+        events: list[dict[str, Any]] = []
+        deadline = asyncio.get_running_loop().time() + 30
+        while len(events) < expected and asyncio.get_running_loop().time() < deadline:
+            try:
+                msg = await sub.next_msg(timeout=1)
+            except TimeoutError:
+                continue
+            events.append(orjson.loads(msg.data))
+        # Nothing beyond what was expected arrives either.
+        try:
+            extra = await sub.next_msg(timeout=1)
+            events.append(orjson.loads(extra.data))
+        except TimeoutError:
+            pass
+        return events
+    finally:
+        await nc.close()
+
+
+async def test_every_change_delivered_in_order_across_a_nats_outage(
+        own_nats: NatsServer, hr_database: str) -> None:
+    app = create_app(hr_settings(hr_database, own_nats.url))
+    async with app_client(app) as hr:
+        await until(lambda: _ready(hr))
+        a, b = new_id_number(), new_id_number()
+        # One batch, two rows each for two persons: one event per person.
+        batch = [nat_row(a, hours_ago=30), nat_row(a, hours_ago=20), nat_row(b, hours_ago=10),
+                 nat_row(b, hours_ago=12)]
+        assert (await hr.post("/v1/nat-results/batch", headers=LAB,
+                              json={"results": batch})).json()["accepted"] == 4
+        await until(lambda: _outbox_empty(app))
+
+        own_nats.stop()
+        changes = [
+            hr.post("/v1/codes", headers=AUTHORITY,
+                    json={"id_number": a, "color": "yellow", "reason": "行程"}),
+            hr.post("/v1/nat-results/batch", headers=LAB,
+                    json={"results": [nat_row(b, result="positive", hours_ago=2)]}),
+            hr.post("/v1/vaccinations/batch", headers=SITE,
+                    json={"records": [vaccination_row(a, dose=2), vaccination_row(b)]}),
+            hr.post("/v1/codes", headers=AUTHORITY,
+                    json={"id_number": a, "color": "red", "reason": "密接"}),
+        ]
+        for change in changes:  # one after the other: the order is the test
+            assert (await change).status_code == 200
+        assert await app.state.runtime.relay.pending() == 4 + 1  # waiting in the outbox
+
+        own_nats.start()  # same port, same store
+        await until(lambda: _outbox_empty(app))
+        final = {a: await status_of(hr, a), b: await status_of(hr, b)}
+
+    events = await read_status_events(own_nats.url, expected=2 + 5)
+    assert [e["type"] for e in events] == [STATUS_CHANGED] * 7
+    by_subject: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        by_subject[event["data"]["subject_id"]].append(event["data"])
+    assert set(by_subject) == {final[a]["subject_id"], final[b]["subject_id"]}
+    for person, status in final.items():
+        seen = by_subject[status["subject_id"]]
+        versions = [s["version"] for s in seen]
+        assert versions == sorted(versions) and len(set(versions)) == len(versions)
+        assert seen[-1] == status  # the last event is the status as it stands
+    assert [s["color"] for s in by_subject[final[a]["subject_id"]]] == [
+        "green", "yellow", "yellow", "red"]
+    assert [s["color"] for s in by_subject[final[b]["subject_id"]]] == ["green", "red", "red"]
+    # No ID number travels in an event.
+    assert a not in str(events) and b not in str(events)
+
+
+async def _ready(hr: httpx.AsyncClient) -> bool:
+    return (await hr.get("/readyz")).status_code == 200
+
+
+async def _outbox_empty(app: Any) -> bool:
+    return await app.state.runtime.relay.pending() == 0
