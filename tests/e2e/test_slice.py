@@ -3,8 +3,8 @@
 from datetime import date
 
 import pytest
-
 from hc_common.testing import make_id_number, make_phone
+
 from tests.conftest import Api
 
 pytestmark = pytest.mark.e2e
@@ -41,7 +41,8 @@ def test_slice_green_passes_and_red_is_denied(api: Api) -> None:
 
     admin = sign_in(api.issuer, make_phone())
     venue = api.venue_admin.post("/v1/venues", headers=admin, json={
-        "name": "南宁东站", "category": "train_station", "address": "青秀区", "region_code": "450103"})
+        "name": "南宁东站", "category": "train_station", "address": "青秀区",
+        "region_code": "450103"})
     assert venue.status_code == 201, venue.text
     venue_id = venue.json()["venue_id"]
 

@@ -75,7 +75,7 @@ class Stack:
         out = None
         if self.log_to_files:
             (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
-            out = open(self.run_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
+            out = open(self.run_dir / "logs" / f"{name}.log", "ab")
         process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT if out
                                    else None, start_new_session=True)
         self.processes[name] = process
@@ -99,7 +99,7 @@ class Stack:
         raise RuntimeError("embedded NATS did not start")
 
     def service_env(self, name: str) -> dict[str, str]:
-        package, prefix = SERVICES[name]
+        prefix = SERVICES[name][1]
         merged = {**os.environ, **self.env}
         env = {**merged,
                "DATABASE_URL": database_url(name, prefix, self.data_dir, merged),

@@ -1,4 +1,5 @@
-"""Masking of personal data as the contract shows it: `李*华`, `450103********1234`, `138****8000`."""
+"""Masking of personal data as the contract shows it: `李*华`, `450103********1234`,
+`138****8000`."""
 
 
 def mask_name(name: str) -> str:

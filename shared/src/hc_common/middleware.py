@@ -2,7 +2,6 @@
 
 import time
 import uuid
-from typing import Any
 
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -121,7 +120,8 @@ class BodySizeLimitMiddleware:
                       limit: int) -> None:
         response = problem_response(
             lang, 413, "payload_too_large",
-            f"请求体不能超过 {limit // MIB} MiB", detail_en=f"The body may be at most {limit // MIB} MiB",
+            f"请求体不能超过 {limit // MIB} MiB",
+            detail_en=f"The body may be at most {limit // MIB} MiB",
         )
         await response(scope, receive, send)
 

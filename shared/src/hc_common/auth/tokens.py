@@ -26,7 +26,8 @@ class InvalidToken(Exception):
         self.claims = claims
 
 
-def sign(ring: KeyRing, purpose: str, claims: dict[str, Any], *, compact_header: bool = False) -> str:
+def sign(ring: KeyRing, purpose: str, claims: dict[str, Any], *,
+         compact_header: bool = False) -> str:
     key = ring.current(purpose)
     headers: dict[str, Any] = {"kid": key.kid}
     if compact_header:

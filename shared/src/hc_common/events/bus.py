@@ -46,7 +46,7 @@ class EventBus:
             try:
                 self.nc = await nats.connect(
                     self.url, name=self.name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                    connect_timeout=2, allow_reconnect=True,
+                    connect_timeout=2, allow_reconnect=True, drain_timeout=2,
                     reconnected_cb=self._reconnected, disconnected_cb=self._disconnected,
                 )
                 self.js = self.nc.jetstream(timeout=5)

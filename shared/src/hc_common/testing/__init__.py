@@ -3,11 +3,11 @@
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-from datetime import date
 
 from hc_common.idnumber import check_character
 
@@ -50,7 +50,11 @@ def recreate_postgres_database(url: str) -> str:
         finally:
             await conn.close()
 
-    asyncio.run(run())
+    # Its own thread and loop: callable from sync fixtures and from inside async tests alike.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
     return target.render_as_string(hide_password=False)
 
 
@@ -63,6 +67,9 @@ def test_database_url(name: str, tmp_dir: Path) -> str:
     if prefix:
         return recreate_postgres_database(prefix + name.replace("-", "_"))
     return f"sqlite+aiosqlite:///{tmp_dir / name}.db"
+
+
+test_database_url.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
 async def reset_streams(nats_url: str) -> None:

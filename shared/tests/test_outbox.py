@@ -1,0 +1,117 @@
+"""The transactional outbox against a real database and a real NATS server that goes away."""
+
+import asyncio
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hc_common.db import Database
+from hc_common.devstack import free_port, nats_server_binary
+from hc_common.events.bus import EventBus
+from hc_common.events.consumer import Consumer
+from hc_common.events.envelope import Envelope
+from hc_common.events.outbox import OutboxMixin, OutboxRelay, add_event
+from hc_common.testing import test_database_url
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Outbox(Base, OutboxMixin):
+    __tablename__ = "outbox_under_test"
+
+
+class NatsProcess:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.store = tempfile.mkdtemp(prefix="hc-nats-outbox-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js",
+             "-sd", self.store], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def nats_process() -> Iterator[NatsProcess]:
+    server = NatsProcess()
+    server.start()
+    yield server
+    server.stop()
+
+
+async def _eventually(check, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_events_survive_the_bus_going_away_and_arrive_once_in_order(
+        nats_process: NatsProcess, tmp_path: Path) -> None:
+    db = Database(test_database_url("outbox", tmp_path))
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    bus = EventBus(nats_process.url, "outbox-test", streams=("HEALTH",))
+    await bus.start(wait=10)
+    relay = OutboxRelay(db, Outbox, bus, interval=0.05)
+    relay.start()
+    received: list[Envelope] = []
+
+    async def handle(batch: list[Envelope]) -> None:
+        received.extend(batch)
+
+    consumer = Consumer(bus, stream="HEALTH", durable="outbox-test", subject="health_records.>",
+                        handler=handle)
+    consumer.start()
+
+    async def write(n: int) -> None:
+        async with db.sessionmaker() as session:
+            add_event(session, Outbox, "health_records.status.changed.v1", {"n": n})
+            await session.commit()
+        relay.notify()
+
+    try:
+        for n in range(3):
+            await write(n)
+
+        async def first_three() -> bool:
+            return len(received) >= 3
+
+        await _eventually(first_three)
+
+        nats_process.stop()
+        for n in range(3, 8):
+            await write(n)
+        await asyncio.sleep(0.5)
+        assert await relay.pending() == 5  # kept on disk while the bus is down
+
+        nats_process.start()
+
+        async def drained() -> bool:
+            return await relay.pending() == 0 and len({e.id for e in received}) >= 8
+
+        await _eventually(drained, timeout=30)
+        numbers = [e.data["n"] for e in received]
+        assert sorted(set(numbers)) == list(range(8))
+        assert numbers == sorted(numbers)  # in order
+        assert len({e.id for e in received}) == len(received)  # once each
+    finally:
+        await consumer.stop()
+        await relay.stop()
+        await bus.close()
+        await db.dispose()
