@@ -1,0 +1,3 @@
+CREATE DATABASE issuer;
+CREATE DATABASE venue_admin;
+CREATE DATABASE health_records;
