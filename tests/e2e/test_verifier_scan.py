@@ -5,8 +5,8 @@ import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-
 from hc_common.testing import make_id_number, make_phone
+
 from tests.conftest import Api
 from tests.e2e.test_slice import AUTHORITY, PHOTO_PNG, sign_in
 
@@ -34,7 +34,7 @@ def venue(api: Api) -> tuple[str, dict[str, str]]:
     return made.json()["venue_id"], admin
 
 
-def until(check, timeout: float = 5.0):  # noqa: ANN001, ANN201
+def until(check, timeout: float = 5.0):
     """Polls an eventually-true condition (events take up to the contract's 2 s)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -49,12 +49,12 @@ def place(api: Api) -> tuple[str, dict[str, str]]:
     return venue(api)
 
 
-def verify(api: Api, headers: dict[str, str], qr: str, venue_id: str | None, **extra: str):  # noqa: ANN201
+def verify(api: Api, headers: dict[str, str], qr: str, venue_id: str | None, **extra: str):
     body = {"qr": qr, "venue_id": venue_id} if venue_id else {"qr": qr}
     return api.verifier.post("/v1/verify", headers={**headers, **extra}, json=body)
 
 
-def test_pass_has_the_contract_shape(api: Api, place) -> None:  # noqa: ANN001
+def test_pass_has_the_contract_shape(api: Api, place) -> None:
     venue_id, admin = place
     credential, id_number = apply(api)
     answer = verify(api, admin, credential["qr"], venue_id)
@@ -119,7 +119,7 @@ def test_colours_nat_and_vaccination_against_the_rule(api: Api) -> None:
     assert body and body["decision"] == "deny" and body["health"]["color"] == "red"
 
 
-def test_revoked_credential_is_denied_without_holder(api: Api, place) -> None:  # noqa: ANN001
+def test_revoked_credential_is_denied_without_holder(api: Api, place) -> None:
     venue_id, admin = place
     credential, _ = apply(api)
     deleted = api.issuer.delete(f"/v1/family/credentials/{credential['credential_id']}",
@@ -137,7 +137,7 @@ def _tamper(qr: str) -> str:
     return "GXHC1:" + ".".join([header, forged.decode(), signature])
 
 
-def test_invalid_credentials(api: Api, place) -> None:  # noqa: ANN001
+def test_invalid_credentials(api: Api, place) -> None:
     venue_id, admin = place
     credential, _ = apply(api)
     qr = credential["qr"]
@@ -152,7 +152,7 @@ def test_invalid_credentials(api: Api, place) -> None:  # noqa: ANN001
         assert body["holder"] is None and body["health"] is None
 
 
-def test_request_faults(api: Api, place) -> None:  # noqa: ANN001
+def test_request_faults(api: Api, place) -> None:
     venue_id, admin = place
     credential, _ = apply(api)
     qr = credential["qr"]

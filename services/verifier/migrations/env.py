@@ -1,10 +1,9 @@
 """Alembic environment of the verifier service."""
 
 from alembic import context
-
 from hc_common.migrations import run_env
-from verifier.models_all import Base
 from verifier.config import Settings
+from verifier.models_all import Base
 
 if not context.config.get_main_option("sqlalchemy.url"):
     context.config.set_main_option(

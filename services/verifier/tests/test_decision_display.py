@@ -3,7 +3,6 @@
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-
 from verifier.scan.decision import (
     REASON_ORDER,
     Decision,
@@ -87,7 +86,8 @@ def result(decision: Decision, st: HealthStatus | None, with_credential: bool = 
 
 def test_gate_lines_chinese_and_english() -> None:
     st = status(nat="negative", hours=20.5)
-    assert gate_lines(result(Decision("pass"), st), english=False) == ["李*华", "绿码", "核酸阴性 20小时"]
+    assert gate_lines(result(Decision("pass"), st), english=False) == [
+        "李*华", "绿码", "核酸阴性 20小时"]
     assert gate_lines(result(Decision("pass"), st), english=True) == [
         "李*华", "Green code", "NAT negative 20h"]
 

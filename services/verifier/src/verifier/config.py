@@ -1,8 +1,7 @@
 """Verifier settings (`VERIFIER_` prefix, plus the unprefixed shared ones)."""
 
-from pydantic_settings import SettingsConfigDict
-
 from hc_common.settings import ServiceSettings
+from pydantic_settings import SettingsConfigDict
 
 
 class Settings(ServiceSettings):

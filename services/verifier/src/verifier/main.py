@@ -4,11 +4,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-
 from hc_common.app import create_service_app
 from hc_common.auth.tokens import RemoteKeySet
 from hc_common.http import make_client
 from hc_common.runtime import service_runtime
+
 from verifier.access.writer import AccessRecordWriter
 from verifier.config import Settings
 from verifier.db import OutboxEvent

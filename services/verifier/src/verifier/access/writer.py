@@ -9,10 +9,10 @@ import asyncio
 import logging
 from typing import Any
 
-from sqlalchemy import insert
-
 from hc_common.db import Database
 from hc_common.events.envelope import Envelope
+from sqlalchemy import insert
+
 from verifier.db import OutboxEvent
 
 log = logging.getLogger("verifier.access")

@@ -34,7 +34,8 @@ def gate_lines(result: ScanResult, english: bool) -> list[str]:
             if english:
                 lines.append(f"NAT {status.nat_result} {hours}h")
             else:
-                lines.append(f"核酸{'阴性' if status.nat_result == 'negative' else '阳性'} {hours}小时")
+                result_text = "阴性" if status.nat_result == "negative" else "阳性"
+                lines.append(f"核酸{result_text} {hours}小时")
         else:
             lines.append(REASONS["nat_missing"][pick])
     for reason in result.decision.reasons:

@@ -1,10 +1,10 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from starlette.responses import Response
-
 from hc_common.deps import bearer_token
 from hc_common.errors import wants_english
+from starlette.responses import Response
+
 from verifier.scan.decision import hours_since
 from verifier.scan.display import gate_lines
 from verifier.scan.schemas import (
@@ -18,7 +18,7 @@ from verifier.scan.schemas import (
     VerifyRequest,
     VerifyResponse,
 )
-from verifier.scan.service import ScanResult, ScanService, Scanner
+from verifier.scan.service import Scanner, ScanResult, ScanService
 
 router = APIRouter(tags=["scan"])
 

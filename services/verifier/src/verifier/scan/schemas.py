@@ -1,8 +1,7 @@
 from typing import Literal
 
-from pydantic import BaseModel, Field
-
 from hc_common.schemas import Timestamp
+from pydantic import BaseModel, Field
 
 
 class VerifyRequest(BaseModel):

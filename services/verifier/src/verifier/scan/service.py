@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import httpx
-
 from hc_common.auth.tokens import InvalidToken, RemoteKeySet
 from hc_common.clock import age_on, cst_today, to_utc, utcnow
 from hc_common.errors import (
@@ -21,6 +20,7 @@ from hc_common.errors import (
 from hc_common.events import envelope as subjects
 from hc_common.events.envelope import Envelope
 from hc_common.ids import new_id
+
 from verifier.access.writer import AccessRecordWriter
 from verifier.clients import NotKnown, Unreachable, get_json
 from verifier.scan.decision import Decision, HealthStatus, Rule, decide, health_reasons
@@ -74,7 +74,8 @@ def status_from(data: dict[str, object]) -> HealthStatus:
         nat_sample_time=(to_utc(datetime.fromisoformat(nat["sample_time"].replace("Z", "+00:00")))
                          if nat.get("sample_time") else None),
         vaccine_doses=int(vaccination.get("doses") or 0),
-        last_dose_at=(to_utc(datetime.fromisoformat(vaccination["last_dose_at"].replace("Z", "+00:00")))
+        last_dose_at=(to_utc(datetime.fromisoformat(
+                          vaccination["last_dose_at"].replace("Z", "+00:00")))
                       if vaccination.get("last_dose_at") else None),
         version=int(data.get("version") or 0),  # type: ignore[call-overload]
     )
@@ -91,7 +92,9 @@ class ScanResult:
 
     @property
     def age(self) -> int | None:
-        return age_on(self.credential.birth_date, cst_today(self.checked_at)) if self.credential else None
+        if self.credential is None:
+            return None
+        return age_on(self.credential.birth_date, cst_today(self.checked_at))
 
 
 @dataclass
@@ -257,7 +260,8 @@ class ScanService:
         if info is None:
             CACHE.labels("credential", "miss").inc()
             try:
-                data = await get_json(self.state.issuer, f"/internal/v1/credentials/{credential_id}")
+                data = await get_json(self.state.issuer,
+                                      f"/internal/v1/credentials/{credential_id}")
             except NotKnown:
                 return None, ["credential_invalid"]
             except Unreachable:

@@ -1,0 +1,126 @@
+"""Fault tests with real processes on a stack of this module's own (processes get killed)."""
+
+import asyncio
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+from hc_common.devstack import SERVICES, Stack, free_port
+from hc_common.testing import test_database_url
+
+from tests.conftest import Api
+from tests.e2e.test_verifier_scan import apply, until, venue, verify
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def own() -> Iterator[tuple[Stack, Api]]:
+    run_dir = Path(tempfile.mkdtemp(prefix="hc-verifier-faults-"))
+    env = {"APP_ENV": "dev"}
+    for name, (_package, prefix) in SERVICES.items():
+        env[f"{prefix}_DATABASE_URL"] = test_database_url(f"faults-{name}", run_dir)
+    stack = Stack(run_dir, ports={n: free_port() for n in SERVICES}, nats_port=free_port(),
+                  env=env, log_to_files=True)
+    try:
+        stack.start(timeout=90)
+        yield stack, Api(stack)
+    finally:
+        stack.stop()
+
+
+def test_health_records_down_known_is_stale_unknown_is_manual_check(own) -> None:
+    stack, api = own
+    venue_id, admin = venue(api)
+    known, _ = apply(api)
+    unknown, _ = apply(api)  # issued, but its status never asked for
+    first = verify(api, admin, known["qr"], venue_id).json()
+    assert first["decision"] == "pass" and first["stale"] is False
+    stack.stop_process("health-records")
+    try:
+        body = until(lambda: (b := verify(api, admin, known["qr"], venue_id).json())["stale"]
+                     and b)
+        assert body and body["decision"] == "pass" and body["health"]["color"] == "green"
+        answer = verify(api, admin, unknown["qr"], venue_id)
+        assert answer.status_code == 200
+        assert answer.json()["decision"] == "manual_check"
+        assert answer.json()["reasons"] == ["status_unavailable"]
+        assert answer.json()["health"] is None
+    finally:
+        stack.start_service("health-records")
+        stack.wait_ready(60, ["health-records"])
+    assert until(lambda: verify(api, admin, unknown["qr"], venue_id).json()["decision"]
+                 == "pass")
+
+
+async def _access_ids(nats_url: str, expected: int) -> list[str]:
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        sub = await js.subscribe("verifier.access_record.>", ordered_consumer=True,
+                                 deliver_policy=nats.js.api.DeliverPolicy.ALL)
+        ids: list[str] = []
+        info = await js.stream_info("ACCESS")
+        for _ in range(info.state.messages):
+            msg = await sub.next_msg(timeout=5)
+            ids.append(json.loads(msg.data)["id"])
+            assert msg.headers and msg.headers["Nats-Msg-Id"] == ids[-1]
+        return ids
+    finally:
+        await nc.close()
+
+
+def test_nats_killed_during_scans_every_record_delivered_once(own) -> None:
+    stack, api = own
+    venue_id, admin = venue(api)
+    credential, _ = apply(api)
+    record_ids = []
+    for i in range(40):
+        if i == 10:
+            stack.stop_process("nats")
+        if i == 30:
+            stack.nats_url = None
+            stack.start_nats()
+        answer = verify(api, admin, credential["qr"], venue_id)
+        assert answer.status_code == 200, answer.text
+        record_ids.append(answer.json()["record_id"])
+    wanted = set(record_ids)
+
+    def delivered() -> list[str] | None:
+        ids = asyncio.run(_access_ids(stack.nats_url or "", len(wanted)))
+        return ids if wanted <= set(ids) else None
+
+    ids = until(delivered, timeout=30)
+    assert ids, "every access record reaches the ACCESS stream"
+    mine = [i for i in ids if i in wanted]
+    assert len(mine) == len(wanted) == 40  # none lost, none doubled
+
+
+def test_verifier_restarted_has_full_state_before_ready(own) -> None:
+    stack, api = own
+    venue_id, admin = venue(api)
+    credential, _ = apply(api)
+    revoked, _ = apply(api)
+    api.issuer.delete(f"/v1/family/credentials/{revoked['credential_id']}",
+                      headers=revoked["_family"])
+    stack.stop_process("verifier")
+    stack.start_service("verifier")
+    stack.wait_ready(60, ["verifier"])
+    # Ready means loaded: venue-admin can go away and the scanner is still known.
+    stack.stop_process("venue-admin")
+    try:
+        answer = verify(api, admin, credential["qr"], venue_id)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["decision"] == "pass"
+        assert verify(api, admin, revoked["qr"], venue_id).json()["reasons"] == [
+            "credential_revoked"]
+        stranger = verify(api, revoked["_family"], credential["qr"], venue_id)
+        assert stranger.status_code == 403
+    finally:
+        stack.start_service("venue-admin")
+        stack.wait_ready(60, ["venue-admin"])
+    assert httpx.get(stack.url("verifier") + "/readyz").status_code == 200
