@@ -16,7 +16,7 @@ class AccessRecordRepository:
 
     async def insert_new(self, rows: list[dict[str, Any]]) -> int:
         """Insert the rows whose record_id is new; a known record_id changes nothing.
-        Returns how many were new."""
+        Returns how many were new where the driver reports it (0 otherwise)."""
         if not rows:
             return 0
         if self.session.bind.dialect.name == "postgresql":
@@ -24,8 +24,10 @@ class AccessRecordRepository:
                 index_elements=["record_id"])
         else:
             stmt = insert(AccessRecord).prefix_with("OR IGNORE")
-        result = await self.session.execute(stmt, rows)
-        return max(int(result.rowcount or 0), 0)
+        # Core executemany on the session's connection: one round trip per batch.
+        connection = await self.session.connection()
+        result = await connection.execute(stmt, rows)
+        return max(int(getattr(result, "rowcount", 0) or 0), 0)
 
     async def page(self, venue_id: str, *, start: datetime | None, end: datetime | None,
                    decision: str | None, after: tuple[datetime, str] | None,
