@@ -1,6 +1,7 @@
 """Alembic environment of the venue-admin service."""
 
 from alembic import context
+
 from hc_common.migrations import run_env
 from venue_admin.config import Settings
 from venue_admin.models_all import Base

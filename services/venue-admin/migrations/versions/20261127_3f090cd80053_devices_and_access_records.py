@@ -6,9 +6,10 @@ Create Date: 2026-11-27 07:33:17.485465
 """
 from collections.abc import Sequence
 
-import hc_common.db
 import sqlalchemy as sa
 from alembic import op
+
+import hc_common.db
 
 revision: str = '3f090cd80053'
 down_revision: str | None = '4ce05d698bd9'
@@ -33,7 +34,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('access_records', schema=None) as batch_op:
         batch_op.create_index('ix_access_records_checked_at', ['checked_at'], unique=False)
-        batch_op.create_index('ix_access_records_venue_checked', ['venue_id', 'checked_at', 'record_id'], unique=False)
+        batch_op.create_index('ix_access_records_venue_checked',
+                              ['venue_id', 'checked_at', 'record_id'], unique=False)
 
     op.create_table('devices',
     sa.Column('id', sa.String(length=26), nullable=False),

@@ -6,9 +6,10 @@ Create Date: 2026-11-27 07:26:16.400319
 """
 from collections.abc import Sequence
 
-import hc_common.db
 import sqlalchemy as sa
 from alembic import op
+
+import hc_common.db
 
 revision: str = '4ce05d698bd9'
 down_revision: str | None = None
@@ -34,7 +35,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_otp_codes_phone_hash'), ['phone_hash'], unique=False)
 
     op.create_table('outbox',
-    sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True,
+              nullable=False),
     sa.Column('event_id', sa.String(length=32), nullable=False),
     sa.Column('subject', sa.String(length=128), nullable=False),
     sa.Column('payload', sa.LargeBinary(), nullable=False),

@@ -1,7 +1,8 @@
 """venue-admin settings (`VENUE_ADMIN_` prefix, plus the unprefixed shared ones)."""
 
-from hc_common.settings import ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from hc_common.settings import ServiceSettings
 
 DEV_KEY_ENCRYPTION_KEY = "ZGV2LXZlbnVlLWFkbWluLWtleS1lbmNyeXB0aW9uLWs"
 DEV_PEPPER = "ZGV2LXZlbnVlLWFkbWluLXBlcHBlci0zMi1ieXRlcyE"
@@ -29,5 +30,6 @@ class Settings(ServiceSettings):
         if self.pepper == DEV_PEPPER:
             found.append("VENUE_ADMIN_PEPPER")
         if self.sms_outbox:
-            found.append("VENUE_ADMIN_SMS_OUTBOX (set false and configure VENUE_ADMIN_SMS_ENDPOINT)")
+            found.append(
+                "VENUE_ADMIN_SMS_OUTBOX (set false and configure VENUE_ADMIN_SMS_ENDPOINT)")
         return found

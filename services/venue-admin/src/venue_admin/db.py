@@ -1,9 +1,10 @@
 """venue-admin's declarative base and its infrastructure tables."""
 
+from sqlalchemy.orm import DeclarativeBase
+
 from hc_common.auth.keys import SigningKeyMixin
 from hc_common.events.outbox import OutboxMixin
 from hc_common.sms import OtpCodeMixin, SmsOutboxMixin
-from sqlalchemy.orm import DeclarativeBase
 
 
 class Base(DeclarativeBase):

@@ -4,11 +4,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+
 from hc_common.auth.tokens import InvalidToken, RemoteKeySet
 from hc_common.crypto import decode_key
 from hc_common.deps import SessionDep, bearer_token
 from hc_common.errors import Unauthorized
-
 from venue_admin.clients.issuer import IssuerClient
 from venue_admin.device.service import DeviceService
 from venue_admin.venue.service import VenueService

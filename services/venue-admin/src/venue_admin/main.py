@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+
 from hc_common.app import create_service_app
 from hc_common.auth.keys import load_keyring
 from hc_common.auth.tokens import RemoteKeySet
@@ -16,7 +17,6 @@ from hc_common.events.envelope import ACCESS_RECORD_CREATED
 from hc_common.http import make_client
 from hc_common.runtime import service_runtime
 from hc_common.sms import DevOutboxSender, HttpSmsSender, OtpCodes, dev_outbox_router
-
 from venue_admin.access import service as access_records
 from venue_admin.access.router import router as access_router
 from venue_admin.config import Settings
@@ -30,7 +30,8 @@ register_messages({
     "invalid_region_code": ("行政区划代码无效", "Invalid region code"),
     "green_required": ("允许的码色必须包含绿码", "allowed_colors must include green"),
     "cannot_remove_main_admin": ("不能移除主管理员", "The main admin cannot be removed"),
-    "cannot_change_main_admin": ("不能修改主管理员的权限", "The main admin's permissions are fixed"),
+    "cannot_change_main_admin": ("不能修改主管理员的权限",
+                                 "The main admin's permissions are fixed"),
     "invalid_credentials": ("闸机编号或密钥错误", "Wrong device id or secret"),
     "invalid_cursor": ("分页游标无效", "Invalid cursor"),
 })

@@ -1,10 +1,10 @@
 """One scan at a venue, as the verifier decided it; the record id is the key."""
 from datetime import datetime
 
-from hc_common.db import UTCDateTime
 from sqlalchemy import JSON, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from hc_common.db import UTCDateTime
 from venue_admin.db import Base
 
 

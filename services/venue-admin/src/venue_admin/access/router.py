@@ -1,9 +1,10 @@
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from hc_common.clock import to_utc
 
+from hc_common.clock import to_utc
 from venue_admin.access.repository import AccessRecordRepository
 from venue_admin.access.schemas import AccessRecordList, AccessRecordOut, Decision, Scanner
 from venue_admin.access.service import csv_rows, decode_cursor, encode_cursor
@@ -31,9 +32,9 @@ streamed, with the header
             responses={200: {"content": {"text/csv": {}}}})
 async def list_access_records(
     venue_id: str, user: CurrentUser, venues: VenueServiceDep, request: Request,
-    start: datetime | None = Query(None, alias="from"),
-    end: datetime | None = Query(None, alias="to"),
-    decision: Decision | None = Query(None),
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+    decision: Annotated[Decision | None, Query()] = None,
     cursor: str | None = Query(None),
     limit: int = Query(50, ge=1, le=500),
 ) -> AccessRecordList | StreamingResponse:

@@ -1,7 +1,8 @@
 from enum import StrEnum
 
-from hc_common.schemas import Timestamp
 from pydantic import BaseModel
+
+from hc_common.schemas import Timestamp
 
 CSV_HEADER = ["record_id", "checked_at", "decision", "reasons", "masked_name", "color",
               "scanner_kind", "scanner_id"]

@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
 from hc_common.clock import to_utc, utcnow
 from hc_common.errors import Unprocessable
 from hc_common.events.envelope import Envelope
-from sqlalchemy.ext.asyncio import async_sessionmaker
-
 from venue_admin.access.models import AccessRecord
 from venue_admin.access.repository import AccessRecordRepository
 from venue_admin.access.schemas import CSV_HEADER

@@ -1,6 +1,7 @@
 """The issuer: user accounts by phone number."""
 
 import httpx
+
 from hc_common.errors import ServiceUnavailable
 
 

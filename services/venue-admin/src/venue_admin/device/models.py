@@ -1,10 +1,10 @@
 """A gate device of a venue; its secret is kept only as a keyed hash."""
 from datetime import datetime
 
-from hc_common.db import UTCDateTime
 from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from hc_common.db import UTCDateTime
 from venue_admin.db import Base
 
 

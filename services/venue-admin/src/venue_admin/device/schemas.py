@@ -1,5 +1,6 @@
-from hc_common.schemas import Timestamp
 from pydantic import BaseModel, Field
+
+from hc_common.schemas import Timestamp
 
 
 class DeviceCreate(BaseModel):

@@ -6,6 +6,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from hc_common.auth.keys import KeyRing
 from hc_common.auth.tokens import AUDIENCE, sign
 from hc_common.clock import utcnow
@@ -14,8 +16,6 @@ from hc_common.errors import NotFound, Unauthorized
 from hc_common.events import envelope as subjects
 from hc_common.events.outbox import add_event
 from hc_common.ids import new_id
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from venue_admin.db import OutboxEvent
 from venue_admin.device.models import Device
 from venue_admin.device.repository import DeviceRepository

@@ -1,8 +1,8 @@
 from fastapi import APIRouter, Query
-from hc_common.deps import ServiceKeyDep, SessionDep
-from hc_common.errors import NotFound
 from sqlalchemy import select
 
+from hc_common.deps import ServiceKeyDep, SessionDep
+from hc_common.errors import NotFound
 from venue_admin.device.repository import DeviceRepository
 from venue_admin.device.service import device_event
 from venue_admin.venue.models import Member, Venue, VenueRule

@@ -1,9 +1,9 @@
 from datetime import datetime
 
-from hc_common.db import UTCDateTime
 from sqlalchemy import JSON, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from hc_common.db import UTCDateTime
 from venue_admin.db import Base
 
 

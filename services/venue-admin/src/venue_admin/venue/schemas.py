@@ -1,11 +1,12 @@
 from enum import StrEnum
 from typing import Annotated
 
+from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic_core import PydanticCustomError
+
 from hc_common.idnumber import is_province_code
 from hc_common.phone import Phone
 from hc_common.schemas import Timestamp
-from pydantic import AfterValidator, BaseModel, Field, field_validator
-from pydantic_core import PydanticCustomError
 
 
 class Category(StrEnum):

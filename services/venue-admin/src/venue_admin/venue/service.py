@@ -3,14 +3,14 @@ join by a code sent to their phone, every change is an event for the verifier.""
 
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from hc_common.clock import utcnow
 from hc_common.errors import Forbidden, NotFound, Unprocessable
 from hc_common.events import envelope as subjects
 from hc_common.events.outbox import add_event
 from hc_common.ids import new_id
 from hc_common.sms import OtpCodes
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from venue_admin.clients.issuer import IssuerClient
 from venue_admin.db import OutboxEvent
 from venue_admin.venue.models import Member, Venue, VenueRule
@@ -63,7 +63,8 @@ class VenueService:
         return venue
 
     async def venue_for_member(self, venue_id: str, user_id: str) -> tuple[Venue, Member]:
-        """The venue if the user is a member of it; 404 if it does not exist, 403 if not a member."""
+        """The venue if the user is a member of it; 404 if it does not exist, 403 if not a
+        member."""
         venue = await self.repo.venue(venue_id)
         if venue is None:
             raise NotFound(detail="场所不存在", detail_en="No such venue")
@@ -75,7 +76,8 @@ class VenueService:
     async def require_main_admin(self, venue_id: str, user_id: str) -> Venue:
         venue, member = await self.venue_for_member(venue_id, user_id)
         if member.role != MAIN_ADMIN:
-            raise Forbidden(detail="仅主管理员可执行此操作", detail_en="Only the main admin may do this")
+            raise Forbidden(detail="仅主管理员可执行此操作",
+                            detail_en="Only the main admin may do this")
         return venue
 
     @staticmethod
