@@ -3,10 +3,11 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import delete, insert, literal, select, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hc_common.db import UTCDateTime
 from venue_admin.access.models import AccessRecord
 
 
@@ -42,9 +43,10 @@ class AccessRecordRepository:
             query = query.where(AccessRecord.decision == decision)
         if after is not None:
             at, record_id = after
-            query = query.where(or_(AccessRecord.checked_at < at,
-                                    and_(AccessRecord.checked_at == at,
-                                         AccessRecord.record_id < record_id)))
+            # A row-value comparison, so that the (venue_id, checked_at, record_id) index
+            # serves deep pages too (an OR of two conditions does not).
+            query = query.where(tuple_(AccessRecord.checked_at, AccessRecord.record_id)
+                                < tuple_(literal(at, UTCDateTime()), literal(record_id)))
         query = query.order_by(AccessRecord.checked_at.desc(), AccessRecord.record_id.desc())
         return list((await self.session.scalars(query.limit(limit))).all())
 
