@@ -14,8 +14,6 @@ import httpx
 import nats
 import orjson
 import pytest
-from nats.js.api import DeliverPolicy
-
 from hc_common.devstack import free_port, nats_server_binary
 from hc_common.events.envelope import STATUS_CHANGED
 from hc_common.testing import app_client
@@ -30,6 +28,7 @@ from health_records.testing import (
     status_of,
     vaccination_row,
 )
+from nats.js.api import DeliverPolicy
 
 
 class NatsServer:
@@ -70,8 +69,8 @@ def own_nats() -> Iterator[NatsServer]:
     server.stop()
 
 
-async def until(check: Any, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def until(check: Any, within: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while not await check():
         assert asyncio.get_running_loop().time() < deadline, "condition not reached"
         await asyncio.sleep(0.1)
@@ -141,7 +140,7 @@ async def test_every_change_delivered_in_order_across_a_nats_outage(
     for event in events:
         by_subject[event["data"]["subject_id"]].append(event["data"])
     assert set(by_subject) == {final[a]["subject_id"], final[b]["subject_id"]}
-    for person, status in final.items():
+    for status in final.values():
         seen = by_subject[status["subject_id"]]
         versions = [s["version"] for s in seen]
         assert versions == sorted(versions) and len(set(versions)) == len(versions)

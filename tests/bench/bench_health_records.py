@@ -1,0 +1,118 @@
+"""NAT ingest on PostgreSQL (database hc_bench_hr): rows a second for batches of 10,000
+through health-records' HTTP route (in process: parse, validate, persons, results, status,
+outbox), against a baseline measured in the same run: asyncpg COPY of the same rows into a
+scratch table (the fastest the database takes these rows at all)."""
+
+import asyncio
+import os
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+BATCH = 10_000
+BATCHES = 3
+DB = "hc_bench_hr"
+
+
+def _rows(batch: int) -> list[dict[str, str]]:
+    from hc_common.testing import make_id_number
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    rows = []
+    for i in range(BATCH):
+        n = batch * BATCH + i
+        birth = date(1940, 1, 1) + timedelta(days=n // 1000)
+        sample = now - timedelta(hours=10)
+        rows.append({"report_id": uuid.uuid4().hex, "id_number": make_id_number(
+            birth, serial=n % 1000), "name": "李秀华",
+            "sample_time": sample.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "report_time": (sample + timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "result": "positive" if i % 100 == 0 else "negative",
+            "institution": "南宁市第一人民医院"})
+    return rows
+
+
+async def _baseline(url: str, batches: list[list[dict[str, str]]]) -> float:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await conn.execute("DROP TABLE IF EXISTS bench_scratch; CREATE TABLE bench_scratch ("
+                           "report_id text PRIMARY KEY, id_number text, name text, "
+                           "sample_time timestamptz, report_time timestamptz, result text, "
+                           "institution text)")
+        elapsed = 0.0
+        for rows in batches:
+            started = time.perf_counter()
+            records = [(r["report_id"], r["id_number"], r["name"],
+                        datetime.fromisoformat(r["sample_time"]),
+                        datetime.fromisoformat(r["report_time"]), r["result"], r["institution"])
+                       for r in rows]
+            await conn.copy_records_to_table("bench_scratch", records=records)
+            elapsed += time.perf_counter() - started
+        await conn.execute("DROP TABLE bench_scratch")
+        return len(batches) * BATCH / elapsed
+    finally:
+        await conn.close()
+
+
+async def _service(url: str, nats_url: str, batches: list[list[dict[str, str]]]) -> tuple[
+        float, float]:
+    from hc_common.testing import app_client
+    from health_records.main import create_app
+    from health_records.testing import LAB, hr_settings
+
+    app = create_app(hr_settings(url, nats_url))
+    async with app_client(app) as client:
+        elapsed, slowest = 0.0, 0.0
+        for rows in batches:
+            started = time.perf_counter()
+            response = await client.post("/v1/nat-results/batch", headers=LAB,
+                                         json={"results": rows}, timeout=120)
+            took = time.perf_counter() - started
+            assert response.status_code == 200 and response.json()["accepted"] == BATCH, \
+                response.text[:300]
+            elapsed += took
+            slowest = max(slowest, took)
+        repeat_started = time.perf_counter()
+        again = await client.post("/v1/nat-results/batch", headers=LAB,
+                                  json={"results": batches[0]}, timeout=120)
+        assert again.json()["duplicates"] == BATCH
+        repeat = time.perf_counter() - repeat_started
+        print(f"repeated batch (all duplicates): {BATCH / repeat:,.0f} rows/s")
+        return len(batches) * BATCH / elapsed, slowest
+
+
+def main() -> None:
+    from hc_common.devstack import free_port, nats_server_binary
+    from hc_common.migrations import upgrade_head
+    from hc_common.testing import recreate_postgres_database
+    from health_records import SERVICE_ROOT
+
+    prefix = os.environ.get("BENCH_DATABASE_URL_PREFIX", "postgresql://postgres@127.0.0.1:5432/")
+    print("command: .venv/bin/python -m tests.bench health_records")
+    url = recreate_postgres_database(prefix + DB)
+    upgrade_head(SERVICE_ROOT, url)
+    import subprocess
+    import tempfile
+
+    port = free_port()
+    nats = subprocess.Popen([nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js",
+                             "-sd", tempfile.mkdtemp(prefix="hc-bench-nats-")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        batches = [_rows(i) for i in range(BATCHES)]
+        base = asyncio.run(_baseline(url, batches))
+        rate, slowest = asyncio.run(_service(url, f"nats://127.0.0.1:{port}", batches))
+        print(f"NAT ingest POST /v1/nat-results/batch on PostgreSQL: {rate:,.0f} rows/s over "
+              f"{BATCHES} batches of {BATCH:,} new persons (slowest batch {slowest:.2f} s; "
+              f"goal >= 20,000 rows/s)")
+        print(f"baseline asyncpg COPY of the same rows into a scratch table: {base:,.0f} rows/s; "
+              f"ratio service/baseline {rate / base:.3f}")
+    finally:
+        nats.terminate()
+        nats.wait(10)
+
+
+if __name__ == "__main__":
+    main()
