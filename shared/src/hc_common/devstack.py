@@ -124,7 +124,19 @@ class Stack:
                            "--no-access-log", "--timeout-graceful-shutdown", "5"],
                     self.service_env(name))
 
+    def check_ports_free(self) -> None:
+        """Refuse to start over another run: its services would answer our readiness probes."""
+        ports = dict(self.ports)
+        if not self.nats_url:
+            ports["nats"] = self.nats_port
+        for name, port in ports.items():
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    raise RuntimeError(f"port {port} ({name}) is already in use: "
+                                       "is another run of the system still up?")
+
     def start(self, timeout: float = 60) -> None:
+        self.check_ports_free()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.start_nats()
         self.migrate()
@@ -167,7 +179,12 @@ class Stack:
         self.stop_process("nats")
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     stack = Stack(ROOT / ".run", nats_url=os.environ.get("NATS_URL") or None)
     started = time.monotonic()
     try:
@@ -187,6 +204,9 @@ def main() -> None:
             time.sleep(1)
     except KeyboardInterrupt:
         print("\nStopping...", flush=True)
+    except RuntimeError as exc:
+        print(f"\nmake run failed: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
     finally:
         stack.stop()
 
