@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+
 from hc_common.migrations import upgrade_head
 from hc_common.testing import app_client, test_database_url
 from health_records import SERVICE_ROOT

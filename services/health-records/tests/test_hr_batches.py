@@ -1,6 +1,7 @@
 """The contract's health-records section: batches, codes, roles, the unreported person."""
 
 import httpx
+
 from hc_common.masking import mask_id_number
 from health_records.testing import (
     AUTHORITY,

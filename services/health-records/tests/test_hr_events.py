@@ -14,6 +14,8 @@ import httpx
 import nats
 import orjson
 import pytest
+from nats.js.api import DeliverPolicy
+
 from hc_common.devstack import free_port, nats_server_binary
 from hc_common.events.envelope import STATUS_CHANGED
 from hc_common.testing import app_client
@@ -28,7 +30,6 @@ from health_records.testing import (
     status_of,
     vaccination_row,
 )
-from nats.js.api import DeliverPolicy
 
 
 class NatsServer:

@@ -5,8 +5,9 @@ from typing import Any, TypeVar
 
 import orjson
 from fastapi import Request
-from hc_common.errors import Unprocessable
 from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from hc_common.errors import Unprocessable
 
 MAX_ROWS = 10_000
 T = TypeVar("T")

@@ -1,7 +1,8 @@
 """health-records settings (`HEALTH_RECORDS_` prefix, plus the unprefixed shared ones)."""
 
-from hc_common.settings import ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from hc_common.settings import ServiceSettings
 
 DEV_API_KEYS = {"lab": "dev-lab-key", "vaccination_site": "dev-vaccination-site-key",
                 "authority": "dev-authority-key"}

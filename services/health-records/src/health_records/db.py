@@ -1,7 +1,8 @@
 """health-records' declarative base and its infrastructure tables."""
 
-from hc_common.events.outbox import OutboxMixin
 from sqlalchemy.orm import DeclarativeBase
+
+from hc_common.events.outbox import OutboxMixin
 
 
 class Base(DeclarativeBase):

@@ -5,10 +5,10 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+
 from hc_common.crypto import Sealer, decode_key
 from hc_common.deps import SessionDep
 from hc_common.errors import Forbidden, Unauthorized
-
 from health_records.config import Settings
 from health_records.nat.service import NatService
 from health_records.person.service import PersonService

@@ -4,10 +4,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+
 from hc_common.app import create_service_app
 from hc_common.middleware import MIB
 from hc_common.runtime import service_runtime
-
 from health_records.config import Settings
 from health_records.db import OutboxEvent
 from health_records.internal.router import router as internal_router

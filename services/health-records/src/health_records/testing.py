@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
-from hc_common.testing import make_id_number
 
+from hc_common.testing import make_id_number
 from health_records.config import Settings
 
 LAB = {"Authorization": "Bearer dev-lab-key"}

@@ -1,8 +1,8 @@
 from fastapi import APIRouter, Request
-from hc_common.deps import ServiceKeyDep
-from hc_common.errors import NotFound
 from pydantic import BaseModel, Field
 
+from hc_common.deps import ServiceKeyDep
+from hc_common.errors import NotFound
 from health_records.deps import PersonServiceDep
 from health_records.person.schemas import Status, Subject, SubjectRequest
 from health_records.person.service import status_of

@@ -1,9 +1,10 @@
 from datetime import timedelta
 from typing import Annotated, Literal
 
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
 from hc_common.clock import utcnow
 from hc_common.idnumber import IdNumberField
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 # A clock a few minutes fast at the lab is not a reason to refuse its results.
 CLOCK_SKEW = timedelta(minutes=5)

@@ -4,7 +4,6 @@ becomes the person's NAT status (and a positive one turns the code red)."""
 from dataclasses import dataclass
 
 from hc_common.clock import to_utc, utcnow
-
 from health_records.nat.repository import NatResultRepository
 from health_records.nat.schemas import NatResultIn
 from health_records.person.service import PersonService
@@ -53,14 +52,15 @@ class NatService:
             if best is None or (row.sample_time, row.report_time) > (best.sample_time,
                                                                       best.report_time):
                 latest[key] = row
+        changes = []
         for key, row in latest.items():
             person = persons[key]
             if person.nat_sample_time is not None and (row.sample_time, row.report_time) <= (
                     person.nat_sample_time, person.nat_report_time or person.nat_sample_time):
                 continue  # an older test than the one the status shows
-            person.nat_result = row.result
-            person.nat_sample_time = to_utc(row.sample_time)
-            person.nat_report_time = to_utc(row.report_time)
-            self.persons.touch(person)
+            changes.append((person, {"nat_result": row.result,
+                                     "nat_sample_time": to_utc(row.sample_time),
+                                     "nat_report_time": to_utc(row.report_time)}))
+        await self.persons.change_many(changes)
         await self.persons.session.flush()
         return len(inserted), duplicates

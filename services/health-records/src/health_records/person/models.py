@@ -1,9 +1,9 @@
 from datetime import datetime
 
-from hc_common.db import UTCDateTime
 from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from hc_common.db import UTCDateTime
 from health_records.db import Base
 
 

@@ -1,8 +1,9 @@
 from enum import StrEnum
 
+from pydantic import BaseModel, Field
+
 from hc_common.idnumber import IdNumberField
 from hc_common.schemas import Timestamp
-from pydantic import BaseModel, Field
 
 
 class Color(StrEnum):

@@ -1,9 +1,9 @@
 from typing import Annotated
 
-from hc_common.clock import utcnow
-from hc_common.idnumber import IdNumberField
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from hc_common.clock import utcnow
+from hc_common.idnumber import IdNumberField
 from health_records.nat.schemas import CLOCK_SKEW, Text
 
 

@@ -4,7 +4,6 @@ the highest dose number reported and the time of the latest dose."""
 from dataclasses import dataclass
 
 from hc_common.clock import to_utc, utcnow
-
 from health_records.person.service import PersonService
 from health_records.vaccination.repository import VaccinationRepository
 from health_records.vaccination.schemas import VaccinationIn
@@ -52,6 +51,7 @@ class VaccinationService:
             at = to_utc(row.administered_at)
             summary[key] = (max(doses, row.dose_number),
                             at if last is None or at > last else last)  # type: ignore[operator]
+        changes = []
         for key, (doses, last) in summary.items():
             person = persons[key]
             new_doses = max(person.vaccine_doses, doses)
@@ -59,8 +59,7 @@ class VaccinationService:
                 else person.last_dose_at  # type: ignore[operator]
             if (new_doses, new_last) == (person.vaccine_doses, person.last_dose_at):
                 continue
-            person.vaccine_doses = new_doses
-            person.last_dose_at = new_last  # type: ignore[assignment]
-            self.persons.touch(person)
+            changes.append((person, {"vaccine_doses": new_doses, "last_dose_at": new_last}))
+        await self.persons.change_many(changes)
         await self.persons.session.flush()
         return len(inserted), duplicates
