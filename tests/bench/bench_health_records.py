@@ -56,36 +56,56 @@ async def _baseline(url: str, batches: list[list[dict[str, str]]]) -> float:
         await conn.close()
 
 
-async def _service(url: str, nats_url: str, batches: list[list[dict[str, str]]]) -> tuple[
-        float, float]:
+async def _drained(app: object, within: float = 120.0) -> float:
+    """Seconds until the outbox is empty (the status events relayed to JetStream)."""
+    started = time.perf_counter()
+    relay = app.state.runtime.relay  # type: ignore[attr-defined]
+    while True:
+        if not await relay.pending() or time.perf_counter() - started > within:
+            break
+        await asyncio.sleep(0.05)
+    return time.perf_counter() - started
+
+
+async def _service(url: str, nats_url: str, batches: list[list[dict[str, str]]]) -> float:
+    import orjson
+
     from hc_common.testing import app_client
     from health_records.main import create_app
     from health_records.testing import LAB, hr_settings
 
+    # Bodies encoded before the clock starts: the lab's JSON encoding is not the service's work.
+    bodies = [orjson.dumps({"results": rows}) for rows in batches]
+    headers = {**LAB, "content-type": "application/json"}
     app = create_app(hr_settings(url, nats_url))
     async with app_client(app) as client:
-        elapsed, slowest = 0.0, 0.0
-        for rows in batches:
+        elapsed, slowest, relayed = 0.0, 0.0, 0.0
+        for body in bodies:
             started = time.perf_counter()
-            response = await client.post("/v1/nat-results/batch", headers=LAB,
-                                         json={"results": rows}, timeout=120)
+            response = await client.post("/v1/nat-results/batch", headers=headers,
+                                         content=body, timeout=120)
             took = time.perf_counter() - started
             assert response.status_code == 200 and response.json()["accepted"] == BATCH, \
                 response.text[:300]
             elapsed += took
             slowest = max(slowest, took)
+            # The relay publishes the batch's status events before the next batch is timed.
+            relayed += await _drained(app)
         repeat_started = time.perf_counter()
-        again = await client.post("/v1/nat-results/batch", headers=LAB,
-                                  json={"results": batches[0]}, timeout=120)
-        assert again.json()["duplicates"] == BATCH
+        again = await client.post("/v1/nat-results/batch", headers=headers, content=bodies[0],
+                                  timeout=120)
         repeat = time.perf_counter() - repeat_started
+        assert again.json()["duplicates"] == BATCH, again.text[:300]
         rate = len(batches) * BATCH / elapsed
         # Printed here: the service's logging set-up owns the streams once its lifespan ends.
-        print(f"NAT ingest POST /v1/nat-results/batch on PostgreSQL: {rate:,.0f} rows/s over "
-              f"{len(batches)} batches of {BATCH:,} new persons (slowest batch {slowest:.2f} s; "
-              f"goal >= 20,000 rows/s)", flush=True)
-        print(f"repeated batch (all duplicates): {BATCH / repeat:,.0f} rows/s", flush=True)
-        return rate, slowest
+        print(f"service: NAT ingest POST /v1/nat-results/batch on PostgreSQL: {rate:,.0f} rows/s "
+              f"over {len(batches)} batches of {BATCH:,} rows of new persons (slowest batch "
+              f"{slowest:.2f} s; goal >= 20,000 rows/s)", flush=True)
+        print(f"service: repeated batch of {BATCH:,} (all duplicates): {BATCH / repeat:,.0f} "
+              f"rows/s ({repeat:.2f} s)", flush=True)
+        print(f"outbox relay: {len(batches) * BATCH / relayed:,.0f} status events/s to JetStream "
+              f"(not in the figures above)", flush=True)
+        return rate
 
 
 def main() -> None:
@@ -108,9 +128,10 @@ def main() -> None:
     try:
         batches = [_rows(i) for i in range(BATCHES)]
         base = asyncio.run(_baseline(url, batches))
-        print(f"baseline asyncpg COPY of the same rows into a scratch table: {base:,.0f} rows/s",
+        print(f"baseline: asyncpg COPY of the same rows into a scratch table: {base:,.0f} rows/s",
               flush=True)
-        print(f"ratio service/baseline {rate / base:.3f}", flush=True)
+        rate = asyncio.run(_service(url, f"nats://127.0.0.1:{port}", batches))
+        print(f"ratio service/baseline: {rate / base:.3f}", flush=True)
     finally:
         nats.terminate()
         nats.wait(10)

@@ -7,6 +7,7 @@ between ack and delete) is dropped by JetStream's duplicate window and by idempo
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +45,45 @@ def add_event(session: AsyncSession, model: type[OutboxMixin], subject: str,
     session.add(model(event_id=envelope.id, subject=subject,  # type: ignore[call-arg]
                       payload=envelope.to_bytes(), created_at=envelope.occurred_at))
     return envelope
+
+
+async def add_events_bulk(session: AsyncSession, model: type[OutboxMixin], subject: str,
+                          datas: Sequence[dict[str, Any]],
+                          event_ids: Sequence[str] | None = None) -> int:
+    """Stage many events of one subject in the caller's transaction with one INSERT: the same
+    envelopes as add_event ({id, type, occurred_at, data}), built as plain dicts and serialised
+    with orjson, for a batch of thousands of changes. Datetimes inside `datas` must be in UTC;
+    they are written as the contract writes times (`2026-11-27T08:00:00Z`). Returns the count."""
+    import orjson
+    from sqlalchemy import insert, text
+
+    from hc_common.clock import utcnow
+    from hc_common.ids import new_id
+
+    if not datas:
+        return 0
+    ids = list(event_ids) if event_ids is not None else [new_id() for _ in datas]
+    now = utcnow()
+    occurred_at = now.isoformat().replace("+00:00", "Z")  # as Envelope.to_bytes writes it
+    option = orjson.OPT_UTC_Z | orjson.OPT_OMIT_MICROSECONDS
+    payloads = [orjson.dumps({"id": event_id, "type": subject, "occurred_at": occurred_at,
+                              "data": data}, option=option)
+                for event_id, data in zip(ids, datas, strict=True)]
+    table = model.__table__  # type: ignore[attr-defined]
+    conn = await session.connection()
+    if conn.dialect.name == "postgresql":
+        # One statement over arrays: no per-row parameters; rows keep their order (seq).
+        await conn.execute(text(
+            f"INSERT INTO {table.name} (event_id, subject, payload, created_at) "
+            "SELECT e, CAST(:subject AS text), p, CAST(:now AS timestamptz) "
+            "FROM unnest(CAST(:ids AS text[]), CAST(:payloads AS bytea[])) "
+            "WITH ORDINALITY AS u(e, p, n) ORDER BY n"),
+            {"subject": subject, "now": now, "ids": ids, "payloads": payloads})
+    else:
+        await conn.execute(insert(table), [
+            {"event_id": event_id, "subject": subject, "payload": payload, "created_at": now}
+            for event_id, payload in zip(ids, payloads, strict=True)])
+    return len(payloads)
 
 
 class OutboxRelay:

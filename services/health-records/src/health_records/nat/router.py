@@ -1,13 +1,11 @@
 from fastapi import APIRouter, Request
-from pydantic import TypeAdapter
 
+from hc_common.clock import cst_today, utcnow
 from health_records.batch import MAX_ROWS, BatchResult, read_rows, validate_rows
 from health_records.deps import LabDep, NatServiceDep
-from health_records.nat.schemas import NatBatch, NatResultIn
+from health_records.nat.schemas import NatBatch, NatRow, row_checks, row_rule
 
 router = APIRouter(tags=["nat-results"])
-
-ROW = TypeAdapter(NatResultIn)
 
 BATCH_RULES = f"""At most {MAX_ROWS:,} rows and 16 MiB a batch (more rows: 422 `validation_error`
 with the field error `too_many_rows`, and nothing is stored; a bigger body: 413). Each row is
@@ -34,8 +32,8 @@ authority's colour. `report_time` before `sample_time` is `invalid_value`.""",
 )
 async def push_nat_results(request: Request, service: NatServiceDep) -> BatchResult:
     rows = await read_rows(request, "results")
-    good, rejected = validate_rows(rows, ROW)
-    accepted, duplicates = await service.ingest([row for _, row in good])
+    good, rejected = validate_rows(rows, row_checks(cst_today()), row_rule(utcnow()))
+    accepted, duplicates = await service.ingest([NatRow(*values) for values in good])
     await service.persons.session.commit()
     request.app.state.runtime.notify_outbox()
     return BatchResult(accepted=accepted, duplicates=duplicates, rejected=rejected)

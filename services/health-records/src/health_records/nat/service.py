@@ -2,11 +2,12 @@
 becomes the person's NAT status (and a positive one turns the code red)."""
 
 from dataclasses import dataclass
+from typing import Any
 
-from hc_common.clock import to_utc, utcnow
+from hc_common.clock import utcnow
 from health_records.nat.repository import NatResultRepository
-from health_records.nat.schemas import NatResultIn
-from health_records.person.service import PersonService
+from health_records.nat.schemas import NatRow
+from health_records.person.service import PersonService, PersonState
 
 
 @dataclass
@@ -17,50 +18,52 @@ class NatService:
     def repo(self) -> NatResultRepository:
         return NatResultRepository(self.persons.session)
 
-    async def ingest(self, rows: list[NatResultIn]) -> tuple[int, int]:
+    async def ingest(self, rows: list[NatRow]) -> tuple[int, int]:
         """Store the new rows and update the persons they change; returns (accepted,
         duplicates). A report id seen before, in an earlier batch or earlier in this one, is a
-        duplicate and changes nothing."""
-        unique: dict[str, NatResultIn] = {}
+        duplicate and changes nothing (it creates no person either)."""
+        unique: dict[str, NatRow] = {}
         for row in rows:
             unique.setdefault(row.report_id, row)
         duplicates = len(rows) - len(unique)
         if not unique:
             return 0, duplicates
+        # Report-id order: two batches sharing report ids take their locks in the same order.
+        ordered = [unique[report_id] for report_id in sorted(unique)]
+        person_key = self.persons.person_key_function()
         key_of: dict[str, str] = {}
-        people: dict[str, tuple[str, str | None]] = {}
-        for row in unique.values():
-            key = key_of.get(row.id_number)
-            if key is None:
-                key = key_of[row.id_number] = self.persons.person_key(row.id_number)
-            people.setdefault(key, (row.id_number, row.name))
-        persons = await self.persons.lock_many(people)
+        for row in ordered:
+            if row.id_number not in key_of:
+                key_of[row.id_number] = person_key(row.id_number)
         now = utcnow()
-        inserted = await self.repo.insert_new([
-            {"report_id": row.report_id, "person_key": key_of[row.id_number],
-             "result": row.result, "sample_time": to_utc(row.sample_time),
-             "report_time": to_utc(row.report_time), "institution": row.institution,
-             "received_at": now}
-            for row in unique.values()])
+        inserted = await self.repo.insert_new({
+            "report_id": [r.report_id for r in ordered],
+            "person_key": [key_of[r.id_number] for r in ordered],
+            "result": [r.result for r in ordered],
+            "sample_time": [r.sample_time for r in ordered],
+            "report_time": [r.report_time for r in ordered],
+            "institution": [r.institution for r in ordered],
+            "received_at": [now] * len(ordered)})
         duplicates += len(unique) - len(inserted)
-        latest: dict[str, NatResultIn] = {}
-        for row in unique.values():
+        latest: dict[str, NatRow] = {}
+        people: dict[str, tuple[str, str | None]] = {}
+        for row in ordered:
             if row.report_id not in inserted:
                 continue
             key = key_of[row.id_number]
+            people.setdefault(key, (row.id_number, row.name))
             best = latest.get(key)
             if best is None or (row.sample_time, row.report_time) > (best.sample_time,
                                                                       best.report_time):
                 latest[key] = row
-        changes = []
-        for key, row in latest.items():
-            person = persons[key]
+
+        def change(person: PersonState) -> dict[str, Any] | None:
+            row = latest[person.person_key]
             if person.nat_sample_time is not None and (row.sample_time, row.report_time) <= (
                     person.nat_sample_time, person.nat_report_time or person.nat_sample_time):
-                continue  # an older test than the one the status shows
-            changes.append((person, {"nat_result": row.result,
-                                     "nat_sample_time": to_utc(row.sample_time),
-                                     "nat_report_time": to_utc(row.report_time)}))
-        await self.persons.change_many(changes)
-        await self.persons.session.flush()
+                return None  # an older test than the one the status shows
+            return {"nat_result": row.result, "nat_sample_time": row.sample_time,
+                    "nat_report_time": row.report_time}
+
+        await self.persons.apply_batch(people, change)
         return len(inserted), duplicates

@@ -2,11 +2,23 @@
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from health_records.dialect import insert_ignore
+from health_records.dialect import (
+    Columns,
+    insert_ignore,
+    insert_ignore_many,
+    is_postgres,
+    update_many,
+)
 from health_records.person.models import CodeChange, Person
+
+# The columns a batch reads to work out a person's new status.
+STATE_COLUMNS = ("person_key", "subject_id", "authority_color", "color_reason", "color",
+                 "nat_result", "nat_sample_time", "nat_report_time", "vaccine_doses",
+                 "last_dose_at", "version", "updated_at")
 
 
 class PersonRepository:
@@ -41,6 +53,32 @@ class PersonRepository:
         if rows:
             conn = await self.session.connection()
             await conn.execute(insert_ignore(self.session, Person.__table__), rows)
+
+    async def lock_states(self, person_keys: list[str]) -> list[tuple[Any, ...]]:
+        """The status columns (STATE_COLUMNS, then whether the name is missing) of the persons
+        that exist among `person_keys`, locked for this transaction in key order (so two
+        batches lock shared persons in the same order). Plain rows, no ORM objects."""
+        if not person_keys:
+            return []
+        table = Person.__table__
+        if is_postgres(self.session):
+            where = table.c.person_key == any_(bindparam("keys", person_keys,
+                                                         type_=ARRAY(String)))
+        else:
+            where = table.c.person_key.in_(person_keys)
+        query = (select(*(table.c[c] for c in STATE_COLUMNS), table.c.name_enc.is_(None))
+                 .where(where).order_by(table.c.person_key).with_for_update())
+        conn = await self.session.connection()
+        return [tuple(row) for row in await conn.execute(query)]
+
+    async def insert_new(self, columns: Columns) -> set[str]:
+        """Insert persons in one statement; returns the keys inserted (one created meanwhile by
+        another transaction is left as it is and not returned)."""
+        return await insert_ignore_many(self.session, Person.__table__, columns, "person_key")
+
+    async def update_columns(self, columns: Columns) -> None:
+        """Set columns of many persons in one statement (`person_key` names each row)."""
+        await update_many(self.session, Person.__table__, "person_key", columns)
 
     async def code_history(self, person_key: str, limit: int) -> list[CodeChange]:
         return list((await self.session.scalars(

@@ -1,21 +1,22 @@
 """The rules of a person's status: colours, the red of a positive test, versions, events."""
 
+import hashlib
+import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from hc_common.clock import utcnow
 from hc_common.crypto import Sealer, keyed_hash
 from hc_common.events import envelope as subjects
-from hc_common.events.envelope import Envelope
-from hc_common.events.outbox import add_event
+from hc_common.events.outbox import add_event, add_events_bulk
 from hc_common.ids import new_id
 from hc_common.masking import mask_id_number
+from health_records.batch import new_ids
 from health_records.db import OutboxEvent
 from health_records.person.models import CodeChange, Person
 from health_records.person.repository import PersonRepository
@@ -41,6 +42,62 @@ def status_of(person: Person, id_number: str | None = None) -> Status:
                   masked_id_number=mask_id_number(id_number) if id_number else None)
 
 
+_STATUS_COLUMNS = ("person_key", "color", "nat_result", "nat_sample_time", "nat_report_time",
+                   "vaccine_doses", "last_dose_at", "version", "updated_at")
+_NEW_COLUMNS = (*_STATUS_COLUMNS, "subject_id", "authority_color", "color_reason")
+
+
+@dataclass(slots=True)
+class PersonState:
+    """A person's status columns as a batch reads and changes them (not an ORM object: a batch
+    of 10,000 persons is plain rows)."""
+
+    person_key: str
+    subject_id: str
+    authority_color: str
+    color_reason: str | None
+    color: str
+    nat_result: str | None
+    nat_sample_time: datetime | None
+    nat_report_time: datetime | None
+    vaccine_doses: int
+    last_dose_at: datetime | None
+    version: int
+    updated_at: datetime
+    name_missing: bool
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> "PersonState":
+        return cls(*row)
+
+    @classmethod
+    def new(cls, person_key: str, subject_id: str, now: datetime) -> "PersonState":
+        """A person nobody has reported on: green, no NAT, no vaccination."""
+        return cls(person_key, subject_id, "green", None, "green", None, None, None, 0, None, 1,
+                   now, False)
+
+    def apply(self, values: dict[str, Any], now: datetime) -> None:
+        for column, value in values.items():
+            setattr(self, column, value)
+        self.color = effective_color(self.authority_color, self.nat_result)
+        self.version += 1
+        self.updated_at = now
+
+    def event_data(self) -> dict[str, Any]:
+        """The status event's data: what status_of(person).model_dump(mode="json") gives
+        (times as UTC datetimes; add_events_bulk writes them as the contract does)."""
+        nat = None
+        if self.nat_result and self.nat_sample_time:
+            nat = {"result": self.nat_result, "sample_time": self.nat_sample_time,
+                   "report_time": self.nat_report_time}
+        vaccination = None
+        if self.vaccine_doses:
+            vaccination = {"doses": self.vaccine_doses, "last_dose_at": self.last_dose_at}
+        return {"subject_id": self.subject_id, "masked_id_number": None, "color": self.color,
+                "color_reason": self.color_reason, "nat": nat, "vaccination": vaccination,
+                "version": self.version, "updated_at": self.updated_at}
+
+
 @dataclass
 class PersonService:
     session: AsyncSession
@@ -53,6 +110,17 @@ class PersonService:
 
     def person_key(self, id_number: str) -> str:
         return keyed_hash(self.pepper, "person:" + id_number)
+
+    def person_key_function(self) -> Callable[[str], str]:
+        """person_key for a batch: the same HMAC, its keyed state for the prefix made once."""
+        base = hmac.new(self.pepper, b"person:", hashlib.sha256)
+
+        def person_key(id_number: str) -> str:
+            mac = base.copy()
+            mac.update(id_number.encode())
+            return mac.hexdigest()
+
+        return person_key
 
     def new_person(self, id_number: str, name: str | None, now: datetime) -> Person:
         """A person nobody has reported on: green, no NAT, no vaccination."""
@@ -99,55 +167,64 @@ class PersonService:
         await self.session.flush()
         return person
 
-    async def lock_many(self, people: dict[str, tuple[str, str | None]]) -> dict[str, Person]:
-        """The persons `person_key -> (id_number, name)`, created in bulk where unknown, locked
-        for this transaction. A known person without a name gets the one given."""
+    async def apply_batch(self, people: dict[str, tuple[str, str | None]],
+                          change: Callable[[PersonState], dict[str, Any] | None]) -> int:
+        """Apply a batch's changes to the persons `person_key -> (id_number, name)` in bulk.
+
+        `change(state)` gives the new values of a person's status columns, or None when the
+        batch does not change them; it must not modify `state`. Each changed person gets its
+        colour recomputed, version + 1 and ONE status event. Unknown persons are created
+        (green, nothing reported) with the change already applied, so a new person is one
+        INSERT; known ones are locked (key order), read as plain rows and updated in one
+        statement. A known person without a name gets the one given. Returns how many persons
+        changed."""
+        if not people:
+            return 0
         now = utcnow()
-        await self.repo.insert_missing([
-            {"person_key": key, "subject_id": new_id(),
-             "id_number_enc": self.sealer.seal(id_number.encode()),
-             "name_enc": self.sealer.seal(name.encode()) if name else None,
-             "color": "green", "authority_color": "green", "color_reason": None,
-             "nat_result": None, "nat_sample_time": None, "nat_report_time": None,
-             "vaccine_doses": 0, "last_dose_at": None, "version": 1, "updated_at": now}
-            for key, (id_number, name) in people.items()])
-        locked = await self.repo.by_keys(sorted(people), for_update=True)
-        persons = {p.person_key: p for p in locked}
-        for key, person in persons.items():
+        keys = sorted(people)
+        found = {row[0]: PersonState.from_row(row) for row in await self.repo.lock_states(keys)}
+        changed: list[PersonState] = []
+        missing = [key for key in keys if key not in found]
+        if missing:
+            fresh = [PersonState.new(key, subject_id, now)
+                     for key, subject_id in zip(missing, new_ids(len(missing)), strict=True)]
+            for state in fresh:
+                values = change(state)
+                if values is not None:
+                    state.apply(values, now)
+            inserted = await self.repo.insert_new(self._new_person_columns(fresh, people))
+            changed += [s for s in fresh if s.person_key in inserted and s.version > 1]
+            lost = [key for key in missing if key not in inserted]
+            if lost:  # created meanwhile by a concurrent batch: now a known person
+                found.update((row[0], PersonState.from_row(row))
+                             for row in await self.repo.lock_states(lost))
+        updated: list[PersonState] = []
+        named: dict[str, list[Any]] = {"person_key": [], "name_enc": []}
+        for key, state in found.items():
+            values = change(state)
+            if values is not None:
+                state.apply(values, now)
+                updated.append(state)
             name = people[key][1]
-            if name and person.name_enc is None:
-                person.name_enc = self.sealer.seal(name.encode())
-        return persons
+            if name and state.name_missing:
+                named["person_key"].append(key)
+                named["name_enc"].append(self.sealer.seal(name.encode()))
+        await self.repo.update_columns(
+            {column: [getattr(s, column) for s in updated] for column in _STATUS_COLUMNS})
+        await self.repo.update_columns(named)
+        changed += updated
+        await add_events_bulk(self.session, OutboxEvent, subjects.STATUS_CHANGED,
+                              [s.event_data() for s in changed], new_ids(len(changed)))
+        return len(changed)
 
-    async def change_many(self, changes: list[tuple[Person, dict[str, Any]]]) -> None:
-        """Apply status changes to many locked persons in bulk: each gets its new values, its
-        colour recomputed, version + 1 and ONE status event, in one UPDATE and one outbox
-        INSERT (executemany) instead of a unit-of-work flush per person."""
-        if not changes:
-            return
-        now = utcnow()
-        updates: list[dict[str, Any]] = []
-        events: list[dict[str, Any]] = []
-        for person, values in changes:
-            for column, value in values.items():
-                set_committed_value(person, column, value)
-            set_committed_value(person, "color",
-                                effective_color(person.authority_color, person.nat_result))
-            set_committed_value(person, "version", person.version + 1)
-            set_committed_value(person, "updated_at", now)
-            updates.append({"b_key": person.person_key,
-                            **{"b_" + c: getattr(person, c) for c in _STATUS_COLUMNS}})
-            envelope = Envelope(type=subjects.STATUS_CHANGED,
-                                data=status_of(person).model_dump(mode="json"))
-            events.append({"event_id": envelope.id, "subject": subjects.STATUS_CHANGED,
-                           "payload": envelope.to_bytes(), "created_at": envelope.occurred_at})
-        table = Person.__table__
-        conn = await self.session.connection()
-        await conn.execute(
-            update(table).where(table.c.person_key == bindparam("b_key"))
-            .values({c: bindparam("b_" + c) for c in _STATUS_COLUMNS}), updates)
-        await conn.execute(insert(OutboxEvent.__table__), events)
-
-
-_STATUS_COLUMNS = ("color", "nat_result", "nat_sample_time", "nat_report_time", "vaccine_doses",
-                   "last_dose_at", "version", "updated_at")
+    def _new_person_columns(self, states: list[PersonState],
+                            people: dict[str, tuple[str, str | None]]) -> dict[str, list[Any]]:
+        seal = self.sealer.seal
+        id_numbers, names = [], []
+        for state in states:
+            id_number, name = people[state.person_key]
+            id_numbers.append(seal(id_number.encode()))
+            names.append(seal(name.encode()) if name else None)
+        columns = {column: [getattr(s, column) for s in states] for column in _NEW_COLUMNS}
+        columns.update(id_number_enc=id_numbers, name_enc=names)
+        return columns

@@ -1,14 +1,17 @@
 from fastapi import APIRouter, Request
-from pydantic import TypeAdapter
 
+from hc_common.clock import cst_today, utcnow
 from health_records.batch import BatchResult, read_rows, validate_rows
 from health_records.deps import VaccinationServiceDep, VaccinationSiteDep
 from health_records.nat.router import BATCH_RULES
-from health_records.vaccination.schemas import VaccinationBatch, VaccinationIn
+from health_records.vaccination.schemas import (
+    VaccinationBatch,
+    VaccinationRow,
+    row_checks,
+    row_rule,
+)
 
 router = APIRouter(tags=["vaccinations"])
-
-ROW = TypeAdapter(VaccinationIn)
 
 
 @router.post(
@@ -26,8 +29,8 @@ person's vaccination summary is `doses` = the highest `dose_number` reported for
 )
 async def push_vaccinations(request: Request, service: VaccinationServiceDep) -> BatchResult:
     rows = await read_rows(request, "records")
-    good, rejected = validate_rows(rows, ROW)
-    accepted, duplicates = await service.ingest([row for _, row in good])
+    good, rejected = validate_rows(rows, row_checks(cst_today()), row_rule(utcnow()))
+    accepted, duplicates = await service.ingest([VaccinationRow(*values) for values in good])
     await service.persons.session.commit()
     request.app.state.runtime.notify_outbox()
     return BatchResult(accepted=accepted, duplicates=duplicates, rejected=rejected)

@@ -2,11 +2,13 @@
 the highest dose number reported and the time of the latest dose."""
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from hc_common.clock import to_utc, utcnow
-from health_records.person.service import PersonService
+from hc_common.clock import utcnow
+from health_records.person.service import PersonService, PersonState
 from health_records.vaccination.repository import VaccinationRepository
-from health_records.vaccination.schemas import VaccinationIn
+from health_records.vaccination.schemas import VaccinationRow
 
 
 @dataclass
@@ -17,49 +19,50 @@ class VaccinationService:
     def repo(self) -> VaccinationRepository:
         return VaccinationRepository(self.persons.session)
 
-    async def ingest(self, rows: list[VaccinationIn]) -> tuple[int, int]:
+    async def ingest(self, rows: list[VaccinationRow]) -> tuple[int, int]:
         """Store the new rows and update the persons they change; returns (accepted,
-        duplicates)."""
-        unique: dict[str, VaccinationIn] = {}
+        duplicates). A known record id is a duplicate and changes nothing."""
+        unique: dict[str, VaccinationRow] = {}
         for row in rows:
             unique.setdefault(row.record_id, row)
         duplicates = len(rows) - len(unique)
         if not unique:
             return 0, duplicates
+        # Record-id order: two batches sharing record ids take their locks in the same order.
+        ordered = [unique[record_id] for record_id in sorted(unique)]
+        person_key = self.persons.person_key_function()
         key_of: dict[str, str] = {}
-        people: dict[str, tuple[str, str | None]] = {}
-        for row in unique.values():
-            key = key_of.get(row.id_number)
-            if key is None:
-                key = key_of[row.id_number] = self.persons.person_key(row.id_number)
-            people.setdefault(key, (row.id_number, row.name))
-        persons = await self.persons.lock_many(people)
+        for row in ordered:
+            if row.id_number not in key_of:
+                key_of[row.id_number] = person_key(row.id_number)
         now = utcnow()
-        inserted = await self.repo.insert_new([
-            {"record_id": row.record_id, "person_key": key_of[row.id_number],
-             "vaccine": row.vaccine, "manufacturer": row.manufacturer,
-             "dose_number": row.dose_number, "administered_at": to_utc(row.administered_at),
-             "site": row.site, "received_at": now}
-            for row in unique.values()])
+        inserted = await self.repo.insert_new({
+            "record_id": [r.record_id for r in ordered],
+            "person_key": [key_of[r.id_number] for r in ordered],
+            "vaccine": [r.vaccine for r in ordered],
+            "manufacturer": [r.manufacturer for r in ordered],
+            "dose_number": [r.dose_number for r in ordered],
+            "administered_at": [r.administered_at for r in ordered],
+            "site": [r.site for r in ordered],
+            "received_at": [now] * len(ordered)})
         duplicates += len(unique) - len(inserted)
-        summary: dict[str, tuple[int, object]] = {}
-        for row in unique.values():
+        summary: dict[str, tuple[int, datetime]] = {}
+        people: dict[str, tuple[str, str | None]] = {}
+        for row in ordered:
             if row.record_id not in inserted:
                 continue
             key = key_of[row.id_number]
-            doses, last = summary.get(key, (0, None))
-            at = to_utc(row.administered_at)
-            summary[key] = (max(doses, row.dose_number),
-                            at if last is None or at > last else last)  # type: ignore[operator]
-        changes = []
-        for key, (doses, last) in summary.items():
-            person = persons[key]
+            people.setdefault(key, (row.id_number, row.name))
+            doses, last = summary.get(key, (0, row.administered_at))
+            summary[key] = (max(doses, row.dose_number), max(last, row.administered_at))
+
+        def change(person: PersonState) -> dict[str, Any] | None:
+            doses, last = summary[person.person_key]
             new_doses = max(person.vaccine_doses, doses)
-            new_last = last if person.last_dose_at is None or last > person.last_dose_at \
-                else person.last_dose_at  # type: ignore[operator]
+            new_last = last if person.last_dose_at is None else max(last, person.last_dose_at)
             if (new_doses, new_last) == (person.vaccine_doses, person.last_dose_at):
-                continue
-            changes.append((person, {"vaccine_doses": new_doses, "last_dose_at": new_last}))
-        await self.persons.change_many(changes)
-        await self.persons.session.flush()
+                return None
+            return {"vaccine_doses": new_doses, "last_dose_at": new_last}
+
+        await self.persons.apply_batch(people, change)
         return len(inserted), duplicates
