@@ -62,9 +62,11 @@ class Venue:
         return f"/v1/venues/{self.id}"
 
     def add_sub_admin(self) -> tuple[dict[str, str], str]:
-        phone = make_phone()
-        sent = self.api.venue_admin.post(f"{self.path}/sub-admins/code", headers=self.admin,
-                                         json={"phone": phone})
+        return self.add_sub_admin_phone(make_phone())
+
+    def add_sub_admin_phone(self, phone: str) -> tuple[dict[str, str], str]:
+        """Adds the phone's owner as sub-admin: their sign-in headers and user id."""
+        sent = self.send_code(phone)
         assert sent.status_code == 202, sent.text
         code = self.api.venue_admin.get("/dev/sms-outbox", params={"phone": phone}).json()[
             "messages"][0]["code"]
@@ -80,6 +82,10 @@ class Venue:
         assert made.status_code == 201, made.text
         assert set(made.json()) == {"device_id", "device_secret"}
         return made.json()
+
+    def send_code(self, phone: str) -> httpx.Response:
+        return self.api.venue_admin.post(f"{self.path}/sub-admins/code", headers=self.admin,
+                                         json={"phone": phone})
 
     def scan(self, headers: dict[str, str], qr: str) -> httpx.Response:
         return self.api.verifier.post("/v1/verify", headers=headers,
@@ -320,3 +326,40 @@ def test_a_scan_is_recorded_at_its_own_venue_only(api: Api) -> None:
     assert there.records(there.admin).json()["items"] == []
     # Each main admin is a stranger at the other's venue.
     assert there.records(here.admin).status_code == 403
+
+
+def test_removed_sub_admin_stops_scanning_and_can_be_added_back(api: Api) -> None:
+    venue = Venue(api)
+    card = credential(api)
+    phone = make_phone()
+    staff, staff_id = venue.add_sub_admin_phone(phone)
+    assert poll(lambda: venue.scan(staff, card["qr"]).status_code == 200, 2.0)
+    # A change of permissions first, so the member has a history of versions.
+    for permissions in ([], ["reverse_scan"]):
+        put = api.venue_admin.put(f"{venue.path}/members/{staff_id}/permissions",
+                                  headers=venue.admin, json={"permissions": permissions})
+        assert put.status_code == 200, put.text
+    assert poll(lambda: venue.scan(staff, card["qr"]).status_code == 200, 2.0)
+
+    removed = api.venue_admin.delete(f"{venue.path}/members/{staff_id}", headers=venue.admin)
+    assert removed.status_code == 204
+    members = api.venue_admin.get(f"{venue.path}/members", headers=venue.admin).json()["items"]
+    assert [m["user_id"] for m in members] == [venue.admin_id]
+    refused = poll(lambda: (r := venue.scan(staff, card["qr"])).status_code == 403 and r, 2.0)
+    assert refused, "a removed sub-admin still scans after 2 s"
+    assert venue.records(staff).status_code == 403
+    main = api.venue_admin.delete(f"{venue.path}/members/{venue.admin_id}", headers=venue.admin)
+    assert main.status_code == 422
+
+    # The same staff member hired again: they scan again within 2 s. A code goes to a number
+    # at most once a minute, so this waits for the Retry-After of the contract.
+    too_soon = venue.send_code(phone)
+    assert too_soon.status_code == 429 and too_soon.json()["code"] == "too_many_requests"
+    wait = int(too_soon.headers["Retry-After"])
+    assert 0 < wait <= 60
+    time.sleep(wait + 0.5)
+    again, again_id = venue.add_sub_admin_phone(phone)
+    assert again_id == staff_id
+    back = poll(lambda: (r := venue.scan(again, card["qr"])).status_code == 200 and r, 2.0)
+    assert back, f"a re-added sub-admin still cannot scan after 2 s: " \
+                 f"{venue.scan(again, card['qr']).text}"

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hc_common.db import UTCDateTime
@@ -28,7 +28,8 @@ class Member(Base):
     role: Mapped[str] = mapped_column(String(16))  # main_admin | sub_admin
     permissions: Mapped[list[str]] = mapped_column(JSON)
     added_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    version: Mapped[int] = mapped_column(Integer, default=1)
+    # Microseconds-based (see venue.service.next_member_version): 64 bits.
+    version: Mapped[int] = mapped_column(BigInteger, default=1)
 
 
 class VenueRule(Base):

@@ -1,6 +1,7 @@
 """The rules of venues: the creator is main admin, only the main admin manages, sub-admins
 join by a code sent to their phone, every change is an event for the verifier."""
 
+import time
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +22,15 @@ MAIN_ADMIN = "main_admin"
 SUB_ADMIN = "sub_admin"
 ALL_PERMISSIONS = ["reverse_scan"]
 DEFAULT_RULE = {"allowed_colors": ["green"], "max_nat_age_hours": None, "min_vaccine_doses": 0}
+
+
+def next_member_version(previous: int = 0) -> int:
+    """The version of a member's next event: one more than the last, and at least the time in
+    microseconds. The verifier keeps the highest version it has seen of a (venue, user),
+    removals included, while the removed row is gone here: a member added back must come
+    with a version above the removal's, which the clock gives (a removal and the re-adding
+    are seconds apart at least: a new SMS code is needed)."""
+    return max(previous + 1, time.time_ns() // 1000)
 
 
 def member_event(member: Member, removed: bool = False) -> dict[str, object]:
@@ -54,7 +64,8 @@ class VenueService:
         self.repo.add(venue)
         await self.session.flush()
         admin = Member(venue_id=venue.id, user_id=user_id, masked_phone=masked_phone,
-                       role=MAIN_ADMIN, permissions=list(ALL_PERMISSIONS), added_at=now, version=1)
+                       role=MAIN_ADMIN, permissions=list(ALL_PERMISSIONS), added_at=now,
+                       version=next_member_version())
         self.repo.add(admin)
         add_event(self.session, OutboxEvent, subjects.VENUE_CHANGED,
                   {"venue_id": venue.id, "deleted": False})
@@ -96,7 +107,7 @@ class VenueService:
         if member is None:
             member = Member(venue_id=venue_id, user_id=new_user_id, masked_phone=masked_phone,
                             role=SUB_ADMIN, permissions=list(ALL_PERMISSIONS), added_at=utcnow(),
-                            version=1)
+                            version=next_member_version())
             self.repo.add(member)
             add_event(self.session, OutboxEvent, subjects.MEMBER_CHANGED, member_event(member))
         await self.session.flush()
@@ -110,7 +121,7 @@ class VenueService:
         if member.role == MAIN_ADMIN:
             raise Unprocessable("cannot_remove_main_admin", detail="不能移除主管理员",
                                 detail_en="The main admin cannot be removed")
-        member.version += 1
+        member.version = next_member_version(member.version)
         add_event(self.session, OutboxEvent, subjects.MEMBER_CHANGED,
                   member_event(member, removed=True))
         await self.repo.delete(member)
@@ -127,7 +138,7 @@ class VenueService:
                                 detail="主管理员拥有全部权限，不能修改",
                                 detail_en="The main admin holds every permission")
         member.permissions = sorted(set(permissions))
-        member.version += 1
+        member.version = next_member_version(member.version)
         add_event(self.session, OutboxEvent, subjects.MEMBER_CHANGED, member_event(member))
         await self.session.flush()
         return member
