@@ -5,7 +5,7 @@ import csv
 import io
 import time
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -275,6 +275,16 @@ def test_every_scan_becomes_an_access_record(api: Api) -> None:
                                                 if i["decision"] == "pass"}
     assert venue.records(decision="maybe").status_code == 422
 
+    # The time window: `from` inclusive, `to` exclusive (times are shown in whole seconds).
+    middle = ours[2]["checked_at"]
+    since = [i["record_id"] for i in venue.records(**{"from": middle}).json()["items"]]
+    before = [i["record_id"] for i in venue.records(to=middle).json()["items"]]
+    assert since + before == [i["record_id"] for i in items]
+    assert ours[2]["record_id"] in since and set(before) == {
+        i["record_id"] for i in items if i["checked_at"] < middle}
+    later = (datetime.fromisoformat(items[0]["checked_at"]) + timedelta(seconds=1)).isoformat()
+    assert venue.records(**{"from": later}).json()["items"] == []
+
     # Pages with a cursor walk the same rows.
     walked: list[str] = []
     cursor: str | None = None
@@ -314,6 +324,12 @@ def test_every_scan_becomes_an_access_record(api: Api) -> None:
     for accept in ("application/json", "text/csv"):
         refused = venue.records({**outsider, "Accept": accept})
         assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+        assert refused.headers["content-type"] == "application/problem+json"
+    english = venue.records({**outsider, "Accept-Language": "en"}).json()
+    chinese = venue.records(outsider).json()
+    assert english["code"] == chinese["code"] == "forbidden"
+    assert english["title"].isascii() and english["detail"].isascii()
+    assert not chinese["title"].isascii() and not chinese["detail"].isascii()
     assert venue.records({}).status_code == 401
 
 
