@@ -18,7 +18,8 @@ def to_utc(value: datetime) -> datetime:
 
 def rfc3339(value: datetime) -> str:
     """`2026-11-27T08:00:00Z`: whole seconds, UTC, as the contract writes times."""
-    return to_utc(value).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat() is C code; strftime() was a visible share of a scan's time.
+    return to_utc(value).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def cst_today(now: datetime | None = None) -> date:

@@ -27,7 +27,7 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def require_service_key(request: Request) -> None:
+async def require_service_key(request: Request) -> None:
     """Internal endpoints: the caller is another service of ours."""
     token = bearer_token(request)
     if not hmac.compare_digest(token.encode(), request.app.state.settings.service_key.encode()):

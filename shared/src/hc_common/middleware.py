@@ -1,7 +1,9 @@
 """Pure ASGI middleware (cheap enough for the scan path): request id, body size limit, metrics."""
 
+import functools
 import time
 import uuid
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -17,6 +19,12 @@ LATENCY = Histogram(
 )
 
 MIB = 1024 * 1024
+
+
+@functools.lru_cache(maxsize=4096)
+def _request_metrics(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """Labelled children, looked up once per route and status (labels() is not free)."""
+    return REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route)
 
 
 class _TooLarge(StarletteHTTPException):
@@ -61,8 +69,9 @@ class RequestContextMiddleware:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
-            REQUESTS.labels(method, path, str(status)).inc()
-            LATENCY.labels(method, path).observe(time.perf_counter() - started)
+            counter, histogram = _request_metrics(method, path, status)
+            counter.inc()
+            histogram.observe(time.perf_counter() - started)
             request_id_var.reset(token)
 
 

@@ -1,7 +1,10 @@
 """Verifier settings (`VERIFIER_` prefix, plus the unprefixed shared ones)."""
 
-from hc_common.settings import ServiceSettings
+from pathlib import Path
+
 from pydantic_settings import SettingsConfigDict
+
+from hc_common.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
@@ -12,3 +15,6 @@ class Settings(ServiceSettings):
     stale_after_seconds: int = 600
     # Statuses kept in memory (LRU); about 1 KiB each, see docs/scaling.md.
     status_cache_size: int = 1_000_000
+    # The local journal of access records not yet acked by JetStream (default:
+    # DATA_DIR/access-spool). Give each replica its own persistent volume.
+    spool_dir: Path | None = None

@@ -1,8 +1,9 @@
 """The verifier's own database: the outbox that keeps access records on local disk until
 JetStream has them."""
 
-from hc_common.events.outbox import OutboxMixin
 from sqlalchemy.orm import DeclarativeBase
+
+from hc_common.events.outbox import OutboxMixin
 
 
 class Base(DeclarativeBase):

@@ -4,14 +4,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+
 from hc_common.app import create_service_app
 from hc_common.auth.tokens import RemoteKeySet
+from hc_common.events import envelope as subjects
 from hc_common.http import make_client
 from hc_common.runtime import service_runtime
-
-from verifier.access.writer import AccessRecordWriter
+from verifier.access.spool import AccessSpool
 from verifier.config import Settings
-from verifier.db import OutboxEvent
 from verifier.scan.router import router as scan_router
 from verifier.scan.service import CredentialInfo, ScanService, ScanState, status_from
 from verifier.view.state import ScanView
@@ -35,8 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with service_runtime(app, settings, outbox=OutboxEvent,
-                                   streams=("ACCESS",)) as runtime:
+        # Access records go through the local journal (access/spool.py), not the outbox.
+        async with service_runtime(app, settings, streams=("ACCESS",)) as runtime:
             timeout = settings.upstream_timeout_seconds
             issuer = make_client(settings.issuer_url, service_key=settings.service_key,
                                  timeout=timeout)
@@ -56,10 +56,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             await state.issuer_keys.refresh()
             await state.device_keys.refresh()
-            writer = AccessRecordWriter(runtime.db, on_commit=runtime.notify_outbox)
-            writer.start()
+            spool = AccessSpool(settings.spool_dir or settings.data_dir / "access-spool",
+                                runtime.bus, subjects.ACCESS_RECORD_CREATED)
+            spool.start()
             sync.start()
-            app.state.scan_service = ScanService(state, writer)
+            app.state.scan_service = ScanService(state, spool)
+            app.state.access_spool = spool
             app.state.view_sync = sync
 
             async def view_loaded() -> bool:
@@ -70,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield
             finally:
                 await sync.stop()
-                await writer.stop()
+                await spool.stop()
                 for client in (issuer, venue_admin, health_records):
                     await client.aclose()
 

@@ -96,6 +96,18 @@ class EventBus:
         await self.js.publish(subject, envelope.to_bytes(), timeout=timeout,
                               headers={"Nats-Msg-Id": envelope.id, **(headers or {})})
 
+    async def publish_many(self, messages: list[tuple[str, bytes, str]],
+                           timeout: float = 5.0) -> None:
+        """Publish `(subject, payload, msg_id)` messages pipelined: all are sent in order on
+        the one connection, then the acks are awaited together. Raises if any is not acked
+        (the caller sends the whole lot again; the message ids make that harmless)."""
+        if self.js is None or not self.connected:
+            raise ConnectionError("message bus not connected")
+        acks = [await self.js.publish_async(subject, payload, headers={"Nats-Msg-Id": msg_id},
+                                            wait_stall=timeout)
+                for subject, payload, msg_id in messages]
+        await asyncio.wait_for(asyncio.gather(*acks), timeout)
+
     async def _close_quietly(self) -> None:
         try:
             if self.nc is not None:

@@ -91,7 +91,7 @@ class OutboxRelay:
     `interval` seconds."""
 
     def __init__(self, db: Database, model: type[OutboxMixin], bus: EventBus, *,
-                 interval: float = 0.5, batch: int = 500) -> None:
+                 interval: float = 0.5, batch: int = 2000) -> None:
         self.db = db
         self.model = model
         self.bus = bus
@@ -146,13 +146,9 @@ class OutboxRelay:
             if not rows:
                 await session.rollback()
                 return 0
-            done: list[int] = []
-            try:
-                for row in rows:
-                    await self.bus.publish(row.subject, Envelope.from_bytes(row.payload))
-                    done.append(row.seq)
-            finally:
-                if done:
-                    await session.execute(delete(model).where(model.seq.in_(done)))
-                    await session.commit()
+            # Pipelined: the batch is sent in seq order, then all acks are awaited at once.
+            await self.bus.publish_many([(row.subject, row.payload, row.event_id) for row in rows])
+            done = [row.seq for row in rows]
+            await session.execute(delete(model).where(model.seq.in_(done)))
+            await session.commit()
             return len(done)

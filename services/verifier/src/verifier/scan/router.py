@@ -1,64 +1,74 @@
-from typing import Annotated
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
-from hc_common.deps import bearer_token
-from hc_common.errors import wants_english
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
+from hc_common.clock import rfc3339
+from hc_common.deps import bearer_token
+from hc_common.errors import wants_english
 from verifier.scan.decision import hours_since
 from verifier.scan.display import gate_lines
-from verifier.scan.schemas import (
-    CredentialOut,
-    GateResponse,
-    GateVerifyRequest,
-    HealthOut,
-    HolderOut,
-    NatOut,
-    VaccinationOut,
-    VerifyRequest,
-    VerifyResponse,
-)
-from verifier.scan.service import Scanner, ScanResult, ScanService
+from verifier.scan.schemas import GateResponse, GateVerifyRequest, VerifyRequest, VerifyResponse
+from verifier.scan.service import ScanResult, ScanService
 
 router = APIRouter(tags=["scan"])
 
 
-def _service(request: Request) -> ScanService:
-    return request.app.state.scan_service  # type: ignore[no-any-return]
+async def _scan(request: Request, model: type[VerifyRequest] | type[GateVerifyRequest]
+                ) -> ScanResult:
+    """Scanner first (401 before 422, as with a dependency), then the body, then the scan.
+
+    No FastAPI dependencies or body parameter here: their resolution cost as much as the
+    whole scan. The body's schema is given to the OpenAPI description by hand below."""
+    service: ScanService = request.app.state.scan_service
+    scanner = await service.scanner(bearer_token(request))
+    try:
+        body = model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]) from None
+    return await service.scan(scanner, body.qr, getattr(body, "venue_id", None))
 
 
-async def _scanner(request: Request) -> Scanner:
-    return await _service(request).scanner(bearer_token(request))
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": model.model_json_schema()}}}}
 
 
-ScanServiceDep = Annotated[ScanService, Depends(_service)]
-ScannerDep = Annotated[Scanner, Depends(_scanner)]
-
-
-def verify_response(result: ScanResult) -> VerifyResponse:
+def verify_answer(result: ScanResult) -> dict[str, Any]:
+    """The body of `VerifyResponse` as a plain dict: built and serialised once, with orjson
+    (the scan is the hot path; the model documents the shape in the OpenAPI description)."""
     credential, status = result.credential, result.status
     holder = health = credential_out = None
     if credential is not None:
-        holder = HolderOut(masked_name=credential.masked_name,
-                           masked_id_number=credential.masked_id_number, age=result.age or 0)
-        credential_out = CredentialOut(credential_id=credential.credential_id,
-                                       version=credential.version,
-                                       expires_at=credential.expires_at)
+        holder = {"masked_name": credential.masked_name,
+                  "masked_id_number": credential.masked_id_number, "age": result.age or 0}
+        credential_out = {"credential_id": credential.credential_id,
+                          "version": credential.version,
+                          "expires_at": rfc3339(credential.expires_at)}
     if status is not None:
         nat = None
         if status.nat_result and status.nat_sample_time:
-            nat = NatOut(result=status.nat_result, sample_time=status.nat_sample_time,
-                         hours_since_sample=hours_since(status.nat_sample_time, result.checked_at))
-        vaccination = (VaccinationOut(doses=status.vaccine_doses, last_dose_at=status.last_dose_at)
-                       if status.vaccine_doses else None)
-        health = HealthOut(color=status.color, nat=nat, vaccination=vaccination)
-    return VerifyResponse(decision=result.decision.decision,  # type: ignore[arg-type]
-                          reasons=result.decision.reasons, holder=holder, health=health,
-                          credential=credential_out, record_id=result.record_id,
-                          checked_at=result.checked_at, stale=result.stale)
+            nat = {"result": status.nat_result, "sample_time": rfc3339(status.nat_sample_time),
+                   "hours_since_sample": hours_since(status.nat_sample_time, result.checked_at)}
+        vaccination = ({"doses": status.vaccine_doses,
+                        "last_dose_at": rfc3339(status.last_dose_at) if status.last_dose_at
+                        else None} if status.vaccine_doses else None)
+        health = {"color": status.color, "nat": nat, "vaccination": vaccination}
+    return {"decision": result.decision.decision, "reasons": result.decision.reasons,
+            "holder": holder, "health": health, "credential": credential_out,
+            "record_id": result.record_id, "checked_at": rfc3339(result.checked_at),
+            "stale": result.stale}
 
 
-@router.post("/v1/verify", response_model=VerifyResponse,
+def _json(body: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.post("/v1/verify", response_model=VerifyResponse, openapi_extra=_body_schema(VerifyRequest),
              summary="Scan a credential at a venue (reverse-scan staff or a gate)",
              description="Request faults are errors (401 `unauthorized`, 403 `forbidden`, 404 "
                          "unknown venue, 422); everything about the holder is a decision. "
@@ -70,24 +80,20 @@ def verify_response(result: ScanResult) -> VerifyResponse:
                          "health-records is reachable and its events are followed. A deleted "
                          "gate device's token answers 401. `venue_id` is required with a user "
                          "token (422 otherwise).")
-async def verify(body: VerifyRequest, scanner: ScannerDep,
-                 service: ScanServiceDep) -> Response:
-    # Serialised once by the model itself (FastAPI would validate it a second time).
-    answer = verify_response(await service.scan(scanner, body.qr, body.venue_id))
-    return Response(answer.model_dump_json(), media_type="application/json")
+async def verify(request: Request) -> Response:
+    return _json(verify_answer(await _scan(request, VerifyRequest)))
 
 
 @router.post("/v1/gate/verify", response_model=GateResponse,
+             openapi_extra=_body_schema(GateVerifyRequest),
              summary="A gate's scan: the compact answer for its display",
              description="`open` is true only for `pass`. `lines` are the screen's lines, top "
                          "to bottom; the first is the masked name when the credential checked. "
                          "Chinese by default, English with `Accept-Language: en`.")
-async def gate_verify(body: GateVerifyRequest, scanner: ScannerDep, service: ScanServiceDep,
-                      request: Request) -> Response:
-    result = await service.scan(scanner, body.qr, None)
+async def gate_verify(request: Request) -> Response:
+    result = await _scan(request, GateVerifyRequest)
     english = wants_english(request.headers.get("accept-language"))
-    answer = GateResponse(open=result.decision.decision == "pass",
-                          decision=result.decision.decision,  # type: ignore[arg-type]
-                          color=result.status.color if result.status else None,
-                          lines=gate_lines(result, english), record_id=result.record_id)
-    return Response(answer.model_dump_json(), media_type="application/json")
+    return _json({"open": result.decision.decision == "pass",
+                  "decision": result.decision.decision,
+                  "color": result.status.color if result.status else None,
+                  "lines": gate_lines(result, english), "record_id": result.record_id})

@@ -1,7 +1,8 @@
 from typing import Literal
 
-from hc_common.schemas import Timestamp
 from pydantic import BaseModel, Field
+
+from hc_common.schemas import Timestamp
 
 
 class VerifyRequest(BaseModel):

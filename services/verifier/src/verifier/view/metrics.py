@@ -1,5 +1,7 @@
 """The verifier's own metrics: decisions, scan latency, cache hits, event lag."""
 
+import functools
+
 from prometheus_client import Counter, Gauge, Histogram
 
 DECISIONS = Counter("verifier_decisions_total", "Scan decisions", ["decision", "reason"])
@@ -12,3 +14,14 @@ EVENT_LAG = Gauge("verifier_event_lag_seconds",
 EVENTS_APPLIED = Counter("verifier_events_applied_total", "Events applied to the view",
                          ["stream"])
 STREAM_LIVE = Gauge("verifier_stream_live", "1 while the stream is followed", ["stream"])
+
+
+@functools.cache
+def decision_counter(decision: str, reason: str) -> Counter:
+    """The labelled child, looked up once (labels() costs a lock and a dict per call)."""
+    return DECISIONS.labels(decision, reason)
+
+
+@functools.cache
+def cache_counter(kind: str, result: str) -> Counter:
+    return CACHE.labels(kind, result)

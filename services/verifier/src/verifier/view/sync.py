@@ -10,11 +10,11 @@ from collections.abc import Callable
 from datetime import datetime
 
 import httpx
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
 from hc_common.events import envelope as subjects
 from hc_common.events.bus import EventBus
 from hc_common.events.envelope import Envelope
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
 from verifier.clients import NotKnown, Unreachable, get_json
 from verifier.view.metrics import EVENT_LAG, EVENTS_APPLIED, STREAM_LIVE
 from verifier.view.state import ScanView
