@@ -1,7 +1,7 @@
 """Role checks by API key, and the services of this app as dependencies."""
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -23,10 +23,10 @@ def _presented_key(request: Request) -> str:
     return request.headers.get("x-api-key", "").strip()
 
 
-def require_role(*roles: str) -> Callable[[Request], str]:
+def require_role(*roles: str) -> Callable[[Request], Awaitable[str]]:
     """A dependency that admits callers holding the API key of one of `roles`."""
 
-    def check(request: Request) -> str:
+    async def check(request: Request) -> str:
         key = _presented_key(request)
         if not key:
             raise Unauthorized(detail="缺少 API 密钥", detail_en="API key required")
@@ -43,7 +43,7 @@ def require_role(*roles: str) -> Callable[[Request], str]:
     return check
 
 
-def _person_service(request: Request, session: SessionDep) -> PersonService:
+async def _person_service(request: Request, session: SessionDep) -> PersonService:
     settings: Settings = request.app.state.settings
     return PersonService(session, Sealer(decode_key(settings.data_key), b"person"),
                          decode_key(settings.pepper))
@@ -53,11 +53,11 @@ PersonServiceDep = Annotated[PersonService, Depends(_person_service)]
 AuthorityDep = Depends(require_role("authority"))
 
 
-def _nat_service(persons: PersonServiceDep) -> NatService:
+async def _nat_service(persons: PersonServiceDep) -> NatService:
     return NatService(persons)
 
 
-def _vaccination_service(persons: PersonServiceDep) -> VaccinationService:
+async def _vaccination_service(persons: PersonServiceDep) -> VaccinationService:
     return VaccinationService(persons)
 
 

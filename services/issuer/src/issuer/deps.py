@@ -12,19 +12,19 @@ from hc_common.sms import OtpCodes
 from issuer.config import Settings
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def _ring(request: Request) -> KeyRing:
+async def _ring(request: Request) -> KeyRing:
     return request.app.state.ring  # type: ignore[no-any-return]
 
 
-def _otp(request: Request) -> OtpCodes:
+async def _otp(request: Request) -> OtpCodes:
     return request.app.state.otp  # type: ignore[no-any-return]
 
 
-def _current_user(request: Request) -> str:
+async def _current_user(request: Request) -> str:
     keyset: KeySet = request.app.state.keyset
     try:
         claims = keyset.decode(bearer_token(request), "access")

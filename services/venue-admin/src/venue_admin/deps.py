@@ -32,7 +32,7 @@ async def _current_user(request: Request) -> User:
     return User(id=str(claims["sub"]), masked_phone=str(claims.get("mph", "")))
 
 
-def _venue_service(request: Request, session: SessionDep) -> VenueService:
+async def _venue_service(request: Request, session: SessionDep) -> VenueService:
     state = request.app.state
     return VenueService(session, state.otp, IssuerClient(state.issuer_http))
 
@@ -41,7 +41,7 @@ CurrentUser = Annotated[User, Depends(_current_user)]
 VenueServiceDep = Annotated[VenueService, Depends(_venue_service)]
 
 
-def _device_service(request: Request, session: SessionDep) -> DeviceService:
+async def _device_service(request: Request, session: SessionDep) -> DeviceService:
     return DeviceService(session, decode_key(request.app.state.settings.pepper))
 
 

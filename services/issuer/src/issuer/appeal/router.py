@@ -11,7 +11,7 @@ from issuer.deps import CurrentUser
 router = APIRouter(prefix="/v1/appeals", tags=["appeals"])
 
 
-def _service(session: SessionDep) -> AppealService:
+async def _service(session: SessionDep) -> AppealService:
     return AppealService(session)
 
 

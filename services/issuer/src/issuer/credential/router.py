@@ -24,7 +24,7 @@ from issuer.facecheck.service import FaceChecks
 router = APIRouter(prefix="/v1/family/credentials", tags=["family credentials"])
 
 
-def _service(request: Request, session: SessionDep, ring: RingDep) -> CredentialService:
+async def _service(request: Request, session: SessionDep, ring: RingDep) -> CredentialService:
     state = request.app.state
     return CredentialService(session, ring, pepper_of(state.settings), state.face_checks,
                              HealthRecordsClient(state.health_records_http))
