@@ -4,6 +4,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -32,6 +33,7 @@ class Consumer:
         self.deliver_policy = deliver_policy
         self.opt_start_seq = opt_start_seq
         self._task: asyncio.Task[None] | None = None
+        self._unacked: list[Msg] = []
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.durable}")
@@ -58,6 +60,7 @@ class Consumer:
                         messages = await sub.fetch(self.batch, timeout=1)
                     except (NatsTimeoutError, TimeoutError):
                         continue
+                    self._unacked = messages
                     envelopes = []
                     for msg in messages:
                         try:
@@ -67,9 +70,23 @@ class Consumer:
                     await self.handler(envelopes)
                     for msg in messages:
                         await msg.ack()
+                    self._unacked = []
             except asyncio.CancelledError:
+                await self._release_unacked()
                 raise
             except Exception as exc:
                 log.warning("consumer interrupted; restarting",
                             extra={"durable": self.durable, "error": repr(exc)})
+                await self._release_unacked()
                 await asyncio.sleep(0.5)
+
+    async def _release_unacked(self) -> None:
+        """Hand back what was fetched but not handled, so that it is redelivered now rather
+        than after the ack wait (30 s)."""
+        messages, self._unacked = self._unacked, []
+        for msg in messages:
+            try:
+                await msg.nak()
+            except Exception as exc:  # the connection is gone: the ack wait will do it
+                log.debug("nak failed", extra={"error": repr(exc)})
+                return
