@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
 from hc_common.devstack import free_port, nats_server_binary
 
 

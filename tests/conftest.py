@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from hc_common.devstack import SERVICES, Stack, free_port
 from hc_common.testing import reset_streams, test_database_url
 

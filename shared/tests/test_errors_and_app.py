@@ -6,12 +6,13 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel
+
 from hc_common.app import create_service_app
 from hc_common.errors import Conflict
 from hc_common.idnumber import IdNumberField
 from hc_common.logging import JsonFormatter
 from hc_common.phone import Phone
-from pydantic import BaseModel
 
 router = APIRouter()
 

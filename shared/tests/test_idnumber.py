@@ -1,6 +1,7 @@
 from datetime import date
 
 import pytest
+
 from hc_common.idnumber import InvalidIdNumber, check_character, parse_id_number
 from hc_common.testing import make_id_number
 

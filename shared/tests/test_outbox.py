@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import DeclarativeBase
+
 from hc_common.db import Database
 from hc_common.devstack import free_port, nats_server_binary
 from hc_common.events.bus import EventBus
@@ -14,7 +16,6 @@ from hc_common.events.consumer import Consumer
 from hc_common.events.envelope import Envelope
 from hc_common.events.outbox import OutboxMixin, OutboxRelay, add_event
 from hc_common.testing import test_database_url
-from sqlalchemy.orm import DeclarativeBase
 
 
 class Base(DeclarativeBase):

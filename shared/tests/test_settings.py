@@ -1,4 +1,5 @@
 import pytest
+
 from hc_common.settings import DevSecretInProduction
 
 

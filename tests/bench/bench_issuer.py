@@ -23,8 +23,9 @@ def _measure(call: Callable[[], object], n: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    from issuer.card.render import CardData, card_pdf, qr_png
     from PIL import Image
+
+    from issuer.card.render import CardData, card_pdf, qr_png
 
     photo = io.BytesIO()
     Image.new("RGB", (450, 600), (180, 120, 90)).save(photo, "JPEG")

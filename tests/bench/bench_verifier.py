@@ -89,11 +89,10 @@ def percentile(values: list[float], p: float) -> float:
 
 def memory_per_entry() -> tuple[float, float]:
     """Bytes one cached status and one cached credential take in the verifier's view."""
+    from hc_common.ids import new_id
     from verifier.scan.decision import HealthStatus
     from verifier.scan.service import CredentialInfo
     from verifier.view.state import ScanView
-
-    from hc_common.ids import new_id
 
     n = 50_000
     now = datetime.datetime.now(datetime.UTC)

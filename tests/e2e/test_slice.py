@@ -4,8 +4,8 @@ import time
 from datetime import date
 
 import pytest
-from hc_common.testing import make_id_number, make_phone
 
+from hc_common.testing import make_id_number, make_phone
 from tests.conftest import Api
 
 pytestmark = pytest.mark.e2e

@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import nats
 import pytest
+
 from hc_common.devstack import SERVICES, Stack, free_port
 from hc_common.testing import test_database_url
-
 from tests.conftest import Api
 from tests.e2e.test_verifier_scan import apply, until, venue, verify
 

@@ -5,8 +5,8 @@ import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from hc_common.testing import make_id_number, make_phone
 
+from hc_common.testing import make_id_number, make_phone
 from tests.conftest import Api
 from tests.e2e.test_slice import AUTHORITY, PHOTO_PNG, sign_in
 

@@ -3,8 +3,8 @@
 from alembic import context
 
 from hc_common.migrations import run_env
-from issuer.models_all import Base
 from issuer.config import Settings
+from issuer.models_all import Base
 
 if not context.config.get_main_option("sqlalchemy.url"):
     context.config.set_main_option(

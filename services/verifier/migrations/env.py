@@ -1,6 +1,7 @@
 """Alembic environment of the verifier service."""
 
 from alembic import context
+
 from hc_common.migrations import run_env
 from verifier.config import Settings
 from verifier.models_all import Base

@@ -3,6 +3,7 @@
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+
 from verifier.scan.decision import (
     REASON_ORDER,
     Decision,

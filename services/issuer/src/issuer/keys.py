@@ -38,7 +38,8 @@ async def _main(argv: list[str]) -> int:
     try:
         async with db.sessionmaker() as session:
             if argv[:1] == ["list"]:
-                for key in (await session.scalars(select(SigningKey).order_by(SigningKey.created_at))):
+                keys = await session.scalars(select(SigningKey).order_by(SigningKey.created_at))
+                for key in keys:
                     state = "retired" if key.retired_at else "live"
                     print(f"{key.kid}\t{key.purpose}\t{key.created_at.isoformat()}\t{state}")
             elif argv[:1] == ["rotate"] and len(argv) == 2 and argv[1] in PURPOSES:

@@ -6,9 +6,10 @@ Create Date: 2026-11-27 07:27:15.689247
 """
 from collections.abc import Sequence
 
-import hc_common.db
 import sqlalchemy as sa
 from alembic import op
+
+import hc_common.db
 
 revision: str = '798faf05218c'
 down_revision: str | None = None

@@ -134,7 +134,8 @@ class CredentialService:
             qr=QR_PREFIX + token,
         )
         self.repo.add(credential)
-        add_event(self.session, OutboxEvent, subjects.CREDENTIAL_ISSUED, credential_event(credential))
+        add_event(self.session, OutboxEvent, subjects.CREDENTIAL_ISSUED,
+                  credential_event(credential))
         return credential
 
     async def get_own(self, user_id: str, credential_id: str) -> Credential:
