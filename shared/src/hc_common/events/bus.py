@@ -103,10 +103,19 @@ class EventBus:
         (the caller sends the whole lot again; the message ids make that harmless)."""
         if self.js is None or not self.connected:
             raise ConnectionError("message bus not connected")
-        acks = [await self.js.publish_async(subject, payload, headers={"Nats-Msg-Id": msg_id},
-                                            wait_stall=timeout)
-                for subject, payload, msg_id in messages]
-        await asyncio.wait_for(asyncio.gather(*acks), timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        acks: list[asyncio.Future[object]] = []
+        try:
+            for subject, payload, msg_id in messages:
+                acks.append(await self.js.publish_async(
+                    subject, payload, headers={"Nats-Msg-Id": msg_id}, wait_stall=timeout))
+            for ack in acks:
+                await asyncio.wait_for(ack, max(0.0, deadline - loop.time()))
+        finally:
+            for ack in acks:
+                if not ack.done():
+                    ack.cancel()
 
     async def _close_quietly(self) -> None:
         try:
