@@ -36,14 +36,9 @@ class NatService:
             if row.id_number not in key_of:
                 key_of[row.id_number] = person_key(row.id_number)
         now = utcnow()
-        inserted = await self.repo.insert_new({
-            "report_id": [r.report_id for r in ordered],
-            "person_key": [key_of[r.id_number] for r in ordered],
-            "result": [r.result for r in ordered],
-            "sample_time": [r.sample_time for r in ordered],
-            "report_time": [r.report_time for r in ordered],
-            "institution": [r.institution for r in ordered],
-            "received_at": [now] * len(ordered)})
+        inserted = await self.repo.insert_new([
+            (r.report_id, key_of[r.id_number], r.result, r.sample_time, r.report_time,
+             r.institution, now) for r in ordered])
         duplicates += len(unique) - len(inserted)
         latest: dict[str, NatRow] = {}
         people: dict[str, tuple[str, str | None]] = {}

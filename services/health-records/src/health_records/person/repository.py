@@ -1,16 +1,18 @@
 """Every query on persons; never commits."""
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from health_records.dialect import (
     Columns,
     insert_ignore,
-    insert_ignore_many,
+    insert_new_rows,
     is_postgres,
+    json_list,
+    pg_driver,
     update_many,
 )
 from health_records.person.models import CodeChange, Person
@@ -60,21 +62,25 @@ class PersonRepository:
         batches lock shared persons in the same order). Plain rows, no ORM objects."""
         if not person_keys:
             return []
+        if is_postgres(self.session):  # the keys as one JSON text, rows straight from asyncpg
+            driver = await pg_driver(self.session)
+            return [tuple(row) for row in await driver.fetch(
+                f"SELECT {', '.join(STATE_COLUMNS)}, name_enc IS NULL FROM persons "
+                "WHERE person_key = ANY(ARRAY(SELECT json_array_elements_text($1::json))) "
+                "ORDER BY person_key FOR UPDATE", json_list(person_keys))]
         table = Person.__table__
-        if is_postgres(self.session):
-            where = table.c.person_key == any_(bindparam("keys", person_keys,
-                                                         type_=ARRAY(String)))
-        else:
-            where = table.c.person_key.in_(person_keys)
         query = (select(*(table.c[c] for c in STATE_COLUMNS), table.c.name_enc.is_(None))
-                 .where(where).order_by(table.c.person_key).with_for_update())
+                 .where(table.c.person_key.in_(person_keys)).order_by(table.c.person_key)
+                 .with_for_update())
         conn = await self.session.connection()
         return [tuple(row) for row in await conn.execute(query)]
 
-    async def insert_new(self, columns: Columns) -> set[str]:
-        """Insert persons in one statement; returns the keys inserted (one created meanwhile by
-        another transaction is left as it is and not returned)."""
-        return await insert_ignore_many(self.session, Person.__table__, columns, "person_key")
+    async def insert_new(self, names: Sequence[str], records: list[tuple[Any, ...]]) -> set[str]:
+        """Insert persons (tuples in the order of `names`) that lock_states has just not found;
+        returns the keys inserted (one created meanwhile by another transaction is left as it
+        is and not returned)."""
+        return await insert_new_rows(self.session, Person.__table__, names, records,
+                                     "person_key", checked=True)
 
     async def update_columns(self, columns: Columns) -> None:
         """Set columns of many persons in one statement (`person_key` names each row)."""

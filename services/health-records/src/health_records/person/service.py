@@ -5,19 +5,22 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
+import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hc_common.clock import utcnow
 from hc_common.crypto import Sealer, keyed_hash
 from hc_common.events import envelope as subjects
-from hc_common.events.outbox import add_event, add_events_bulk
+from hc_common.events.outbox import add_event
 from hc_common.ids import new_id
 from hc_common.masking import mask_id_number
 from health_records.batch import new_ids
 from health_records.db import OutboxEvent
+from health_records.dialect import append_rows
 from health_records.person.models import CodeChange, Person
 from health_records.person.repository import PersonRepository
 from health_records.person.schemas import Nat, Status, Vaccination
@@ -45,6 +48,9 @@ def status_of(person: Person, id_number: str | None = None) -> Status:
 _STATUS_COLUMNS = ("person_key", "color", "nat_result", "nat_sample_time", "nat_report_time",
                    "vaccine_doses", "last_dose_at", "version", "updated_at")
 _NEW_COLUMNS = (*_STATUS_COLUMNS, "subject_id", "authority_color", "color_reason")
+# A new person's row: its status columns, then the sealed ID number and name.
+_NEW_NAMES = (*_NEW_COLUMNS, "id_number_enc", "name_enc")
+_new_values = attrgetter(*_NEW_COLUMNS)
 
 
 @dataclass(slots=True)
@@ -192,7 +198,8 @@ class PersonService:
                 values = change(state)
                 if values is not None:
                     state.apply(values, now)
-            inserted = await self.repo.insert_new(self._new_person_columns(fresh, people))
+            inserted = await self.repo.insert_new(_NEW_NAMES,
+                                                  self._new_person_records(fresh, people))
             changed += [s for s in fresh if s.person_key in inserted and s.version > 1]
             lost = [key for key in missing if key not in inserted]
             if lost:  # created meanwhile by a concurrent batch: now a known person
@@ -213,18 +220,37 @@ class PersonService:
             {column: [getattr(s, column) for s in updated] for column in _STATUS_COLUMNS})
         await self.repo.update_columns(named)
         changed += updated
-        await add_events_bulk(self.session, OutboxEvent, subjects.STATUS_CHANGED,
-                              [s.event_data() for s in changed], new_ids(len(changed)))
+        await stage_status_events(self.session, [s.event_data() for s in changed])
         return len(changed)
 
-    def _new_person_columns(self, states: list[PersonState],
-                            people: dict[str, tuple[str, str | None]]) -> dict[str, list[Any]]:
+    def _new_person_records(self, states: list[PersonState],
+                            people: dict[str, tuple[str, str | None]]) -> list[tuple[Any, ...]]:
+        """New persons as rows of _NEW_NAMES (ID number and name sealed)."""
         seal = self.sealer.seal
-        id_numbers, names = [], []
+        records = []
         for state in states:
             id_number, name = people[state.person_key]
-            id_numbers.append(seal(id_number.encode()))
-            names.append(seal(name.encode()) if name else None)
-        columns = {column: [getattr(s, column) for s in states] for column in _NEW_COLUMNS}
-        columns.update(id_number_enc=id_numbers, name_enc=names)
-        return columns
+            records.append((*_new_values(state), seal(id_number.encode()),
+                            seal(name.encode()) if name else None))
+        return records
+
+
+_OUTBOX_COLUMNS = ("event_id", "subject", "payload", "created_at")
+
+
+async def stage_status_events(session: AsyncSession, datas: list[dict[str, Any]]) -> None:
+    """Stage a batch's status events in the outbox, in order (COPY on PostgreSQL): the
+    envelopes add_events_bulk writes ({id, type, occurred_at, data}, orjson, times in `data`
+    as `2026-11-27T08:00:00Z`)."""
+    if not datas:
+        return
+    subject = subjects.STATUS_CHANGED
+    now = utcnow()
+    occurred_at = now.isoformat().replace("+00:00", "Z")  # as Envelope.to_bytes writes it
+    option = orjson.OPT_UTC_Z | orjson.OPT_OMIT_MICROSECONDS
+    dumps = orjson.dumps
+    records = [(event_id, subject, dumps({"id": event_id, "type": subject,
+                                          "occurred_at": occurred_at, "data": data},
+                                         option=option), now)
+               for event_id, data in zip(new_ids(len(datas)), datas, strict=True)]
+    await append_rows(session, OutboxEvent.__table__, _OUTBOX_COLUMNS, records)

@@ -1,16 +1,23 @@
 """Every query on vaccination records; never commits."""
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from health_records.dialect import Columns, insert_ignore_many
+from health_records.dialect import insert_new_rows
 from health_records.vaccination.models import VaccinationRecord
+
+# The columns of a record given to insert_new, in order.
+COLUMNS = ("record_id", "person_key", "vaccine", "manufacturer", "dose_number",
+           "administered_at", "site", "received_at")
 
 
 class VaccinationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def insert_new(self, columns: Columns) -> set[str]:
-        """Insert in bulk, skipping known record ids; returns the record ids inserted."""
-        return await insert_ignore_many(self.session, VaccinationRecord.__table__, columns,
-                                        "record_id")
+    async def insert_new(self, records: list[tuple[Any, ...]]) -> set[str]:
+        """Insert in bulk (tuples of COLUMNS), skipping known record ids; returns the record
+        ids inserted."""
+        return await insert_new_rows(self.session, VaccinationRecord.__table__, COLUMNS,
+                                     records, "record_id")

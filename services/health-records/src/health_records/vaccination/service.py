@@ -36,15 +36,9 @@ class VaccinationService:
             if row.id_number not in key_of:
                 key_of[row.id_number] = person_key(row.id_number)
         now = utcnow()
-        inserted = await self.repo.insert_new({
-            "record_id": [r.record_id for r in ordered],
-            "person_key": [key_of[r.id_number] for r in ordered],
-            "vaccine": [r.vaccine for r in ordered],
-            "manufacturer": [r.manufacturer for r in ordered],
-            "dose_number": [r.dose_number for r in ordered],
-            "administered_at": [r.administered_at for r in ordered],
-            "site": [r.site for r in ordered],
-            "received_at": [now] * len(ordered)})
+        inserted = await self.repo.insert_new([
+            (r.record_id, key_of[r.id_number], r.vaccine, r.manufacturer, r.dose_number,
+             r.administered_at, r.site, now) for r in ordered])
         duplicates += len(unique) - len(inserted)
         summary: dict[str, tuple[int, datetime]] = {}
         people: dict[str, tuple[str, str | None]] = {}
