@@ -209,3 +209,32 @@ async def test_batch_body_may_exceed_4_mib_up_to_16(hr: httpx.AsyncClient) -> No
     codes = await hr.post("/v1/codes", headers={**AUTHORITY, "content-type": "application/json"},
                           content=b" " * (5 << 20))
     assert codes.status_code == 413
+
+
+async def test_text_with_nul_character_is_invalid_value_not_500(hr: httpx.AsyncClient) -> None:
+    # PostgreSQL cannot store U+0000: a row carrying it is rejected alone, the others kept.
+    rows = [nat_row(new_id_number(), name="李\x00秀华"), nat_row(new_id_number()),
+            nat_row(new_id_number(), institution="\x00"),
+            nat_row(new_id_number(), report_id="r\x00")]
+    response = await push_nat(hr, rows)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["accepted"] == 1
+    assert [(r["index"], r["code"]) for r in body["rejected"]] == [
+        (0, "invalid_value"), (2, "invalid_value"), (3, "invalid_value")]
+    assert "U+0000" in body["rejected"][0]["detail"]
+    site = vaccination_row(new_id_number())
+    site["vaccine"] = "新冠\x00"
+    response = await hr.post("/v1/vaccinations/batch", headers=SITE, json={"records": [site]})
+    assert response.status_code == 200, response.text
+    assert [r["code"] for r in response.json()["rejected"]] == ["invalid_value"]
+    # The same for the single-person endpoints: 422, nothing stored.
+    person = new_id_number()
+    response = await hr.post("/v1/codes", headers=AUTHORITY,
+                             json={"id_number": person, "color": "yellow", "reason": "行\x00程"})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["code"] == "invalid_value"
+    response = await hr.post("/internal/v1/subjects", headers=SERVICE,
+                             json={"id_number": person, "name": "\x00"})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["code"] == "invalid_value"

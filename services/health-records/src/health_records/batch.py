@@ -74,8 +74,11 @@ Check = Callable[[Any], Any]
 RowRule = Callable[[list[Any]], str | None]
 
 
+NUL_MESSAGE = "String should not contain the character U+0000"
+
+
 def text(max_length: int) -> Check:
-    """A string, whitespace stripped, 1 to `max_length` characters."""
+    """A string, whitespace stripped, 1 to `max_length` characters, without U+0000."""
 
     def check(value: Any) -> str:
         if not isinstance(value, str):
@@ -86,6 +89,8 @@ def text(max_length: int) -> Check:
         if len(value) > max_length:
             raise FieldError("invalid_value", f"String should have at most {max_length} "
                                               "characters")
+        if "\x00" in value:  # PostgreSQL cannot store it
+            raise FieldError("invalid_value", NUL_MESSAGE)
         return value
 
     return check

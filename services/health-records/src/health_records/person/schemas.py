@@ -1,9 +1,20 @@
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from hc_common.idnumber import IdNumberField
 from hc_common.schemas import Timestamp
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:  # PostgreSQL cannot store it
+        raise ValueError("must not contain the character U+0000")
+    return value
+
+
+# Text stored in PostgreSQL.
+StoredText = Annotated[str, AfterValidator(_no_nul)]
 
 
 class Color(StrEnum):
@@ -39,12 +50,12 @@ class Status(BaseModel):
 class CodeSet(BaseModel):
     id_number: IdNumberField
     color: Color
-    reason: str = Field(min_length=1, max_length=500)
+    reason: StoredText = Field(min_length=1, max_length=500)
 
 
 class SubjectRequest(BaseModel):
     id_number: IdNumberField
-    name: str | None = Field(None, max_length=50)
+    name: StoredText | None = Field(None, max_length=50)
 
 
 class Subject(BaseModel):
