@@ -1,6 +1,7 @@
 """Fixtures every test folder shares: a NATS server for the session."""
 
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -39,3 +40,20 @@ def nats_url() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def _dump_asyncio_tasks(signum: int, frame: object) -> None:
+    """`kill -USR1 <pytest pid>`: print every asyncio task's stack (to find a hang)."""
+    import asyncio
+    import sys
+
+    try:
+        loop = asyncio._get_running_loop()
+        for task in asyncio.all_tasks(loop) if loop else ():
+            print(f"--- {task.get_name()} {task.get_coro()}", file=sys.__stderr__)
+            task.print_stack(file=sys.__stderr__)
+    except Exception as exc:  # never let a diagnostic fail the test
+        print(f"task dump failed: {exc!r}", file=sys.__stderr__)
+
+
+signal.signal(signal.SIGUSR1, _dump_asyncio_tasks)

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from hc_common.aio import stop_task
 from hc_common.app import create_service_app
 from hc_common.auth.keys import load_keyring
 from hc_common.auth.tokens import RemoteKeySet
@@ -95,8 +96,7 @@ def create_app(settings: Settings | None = None, *,
             try:
                 yield
             finally:
-                purge_task.cancel()
-                await asyncio.gather(purge_task, return_exceptions=True)
+                await stop_task(purge_task)
                 await app.state.access_consumer.stop()
                 await app.state.issuer_http.aclose()
                 await sms_http.aclose()

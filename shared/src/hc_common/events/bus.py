@@ -10,6 +10,7 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from nats.js.errors import BadRequestError
 
+from hc_common.aio import stop_task, wait_event
 from hc_common.events.envelope import STREAMS, Envelope
 
 log = logging.getLogger("hc.events")
@@ -35,9 +36,7 @@ class EventBus:
     async def start(self, wait: float = 0) -> None:
         self._task = asyncio.create_task(self._connect_loop(), name=f"{self.name}-nats")
         if wait:
-            try:
-                await asyncio.wait_for(self._ready.wait(), wait)
-            except TimeoutError:
+            if not await wait_event(self._ready, wait):
                 log.warning("message bus not reachable yet; going on without it")
 
     async def _connect_loop(self) -> None:
@@ -82,11 +81,7 @@ class EventBus:
                 await self.js.update_stream(config)
 
     async def wait_ready(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self._ready.wait(), timeout)
-            return True
-        except TimeoutError:
-            return False
+        return await wait_event(self._ready, timeout)
 
     async def publish(self, subject: str, envelope: Envelope, headers: dict[str, str] | None = None,
                       timeout: float = 2.0) -> None:
@@ -110,8 +105,9 @@ class EventBus:
             for subject, payload, msg_id in messages:
                 acks.append(await self.js.publish_async(
                     subject, payload, headers={"Nats-Msg-Id": msg_id}, wait_stall=timeout))
-            for ack in acks:
-                await asyncio.wait_for(ack, max(0.0, deadline - loop.time()))
+            async with asyncio.timeout_at(deadline):
+                for ack in acks:
+                    await ack
         finally:
             for ack in acks:
                 if not ack.done():
@@ -125,12 +121,7 @@ class EventBus:
             log.debug("close failed", extra={"error": repr(exc)})
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await stop_task(self._task)
         if self.nc is not None and not self.nc.is_closed:
             try:
                 await self.nc.drain()

@@ -8,6 +8,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from hc_common.aio import stop_task
 from hc_common.events.bus import EventBus
 from hc_common.events.envelope import Envelope
 
@@ -40,8 +41,7 @@ class Consumer:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await stop_task(self._task)
 
     async def _run(self) -> None:
         while True:

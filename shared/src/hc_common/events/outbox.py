@@ -16,6 +16,7 @@ from sqlalchemy import BigInteger, Integer, LargeBinary, String, delete, func, s
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from hc_common.aio import stop_task, wait_event
 from hc_common.db import Database, UTCDateTime
 from hc_common.events.bus import EventBus
 from hc_common.events.envelope import Envelope
@@ -108,8 +109,7 @@ class OutboxRelay:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await stop_task(self._task)
 
     async def _run(self) -> None:
         while True:
@@ -122,10 +122,7 @@ class OutboxRelay:
                 sent = 0
             if sent >= self.batch:
                 continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.interval)
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, self.interval)
             self._wake.clear()
 
     async def pending(self) -> int:

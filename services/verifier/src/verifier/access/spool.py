@@ -21,6 +21,7 @@ from pathlib import Path
 
 from prometheus_client import Gauge
 
+from hc_common.aio import stop_task, wait_event
 from hc_common.events.bus import EventBus
 
 log = logging.getLogger("verifier.spool")
@@ -86,8 +87,7 @@ class AccessSpool:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await stop_task(self._task)
         if self._fd >= 0:
             os.fsync(self._fd)
             os.close(self._fd)
@@ -114,10 +114,7 @@ class AccessSpool:
             if self._fd >= 0 and time.monotonic() - last_sync >= self.sync_interval:
                 await asyncio.to_thread(os.fsync, self._fd)
                 last_sync = time.monotonic()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.sync_interval)
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, self.sync_interval)
             self._wake.clear()
 
     async def ship_once(self) -> int:

@@ -12,6 +12,7 @@ from datetime import datetime
 import httpx
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from hc_common.aio import stop_task
 from hc_common.events import envelope as subjects
 from hc_common.events.bus import EventBus
 from hc_common.events.envelope import Envelope
@@ -57,8 +58,7 @@ class ViewSync:
 
     async def stop(self) -> None:
         for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            await stop_task(task)
 
     # --- start: sequences, snapshots, follow ---------------------------------------
     async def _start_loop(self) -> None:
