@@ -1,5 +1,6 @@
 """The rules of a person's status: colours, the red of a positive test, versions, events."""
 
+import asyncio
 import hashlib
 import hmac
 from collections.abc import Callable
@@ -189,7 +190,8 @@ class PersonService:
         now = utcnow()
         keys = sorted(people)
         found = {row[0]: PersonState.from_row(row) for row in await self.repo.lock_states(keys)}
-        changed: list[PersonState] = []
+        changed = 0
+        events: list[tuple[Any, ...]] = []
         missing = [key for key in keys if key not in found]
         if missing:
             fresh = [PersonState.new(key, subject_id, now)
@@ -198,9 +200,18 @@ class PersonService:
                 values = change(state)
                 if values is not None:
                     state.apply(values, now)
-            inserted = await self.repo.insert_new(_NEW_NAMES,
-                                                  self._new_person_records(fresh, people))
-            changed += [s for s in fresh if s.person_key in inserted and s.version > 1]
+            # The database takes the new persons (a COPY on PostgreSQL) while their status
+            # events are made here, in slices that give the COPY the event loop in between.
+            insert = asyncio.ensure_future(self.repo.insert_new(
+                _NEW_NAMES, self._new_person_records(fresh, people)))
+            try:
+                fresh_changed = [s for s in fresh if s.version > 1]
+                fresh_events = await status_event_records(fresh_changed)
+            finally:
+                inserted = await insert
+            events += [event for state, event in zip(fresh_changed, fresh_events, strict=True)
+                       if state.person_key in inserted]
+            changed += sum(1 for s in fresh_changed if s.person_key in inserted)
             lost = [key for key in missing if key not in inserted]
             if lost:  # created meanwhile by a concurrent batch: now a known person
                 found.update((row[0], PersonState.from_row(row))
@@ -219,9 +230,9 @@ class PersonService:
         await self.repo.update_columns(
             {column: [getattr(s, column) for s in updated] for column in _STATUS_COLUMNS})
         await self.repo.update_columns(named)
-        changed += updated
-        await stage_status_events(self.session, [s.event_data() for s in changed])
-        return len(changed)
+        events += await status_event_records(updated)
+        await append_rows(self.session, OutboxEvent.__table__, _OUTBOX_COLUMNS, events)
+        return changed + len(updated)
 
     def _new_person_records(self, states: list[PersonState],
                             people: dict[str, tuple[str, str | None]]) -> list[tuple[Any, ...]]:
@@ -238,19 +249,24 @@ class PersonService:
 _OUTBOX_COLUMNS = ("event_id", "subject", "payload", "created_at")
 
 
-async def stage_status_events(session: AsyncSession, datas: list[dict[str, Any]]) -> None:
-    """Stage a batch's status events in the outbox, in order (COPY on PostgreSQL): the
-    envelopes add_events_bulk writes ({id, type, occurred_at, data}, orjson, times in `data`
-    as `2026-11-27T08:00:00Z`)."""
-    if not datas:
-        return
+async def status_event_records(states: list[PersonState],
+                               slice_size: int = 1000) -> list[tuple[Any, ...]]:
+    """The outbox rows (_OUTBOX_COLUMNS) of the states' status events: the envelopes
+    add_events_bulk writes ({id, type, occurred_at, data}, orjson, times in `data` as
+    `2026-11-27T08:00:00Z`). Made in slices, the event loop given back between them."""
     subject = subjects.STATUS_CHANGED
     now = utcnow()
     occurred_at = now.isoformat().replace("+00:00", "Z")  # as Envelope.to_bytes writes it
     option = orjson.OPT_UTC_Z | orjson.OPT_OMIT_MICROSECONDS
     dumps = orjson.dumps
-    records = [(event_id, subject, dumps({"id": event_id, "type": subject,
-                                          "occurred_at": occurred_at, "data": data},
-                                         option=option), now)
-               for event_id, data in zip(new_ids(len(datas)), datas, strict=True)]
-    await append_rows(session, OutboxEvent.__table__, _OUTBOX_COLUMNS, records)
+    ids = new_ids(len(states))
+    records: list[tuple[Any, ...]] = []
+    for start in range(0, len(states), slice_size):
+        if start:
+            await asyncio.sleep(0)
+        records += [(event_id, subject, dumps({"id": event_id, "type": subject,
+                                               "occurred_at": occurred_at,
+                                               "data": state.event_data()}, option=option), now)
+                    for event_id, state in zip(ids[start:start + slice_size],
+                                               states[start:start + slice_size], strict=True)]
+    return records
