@@ -1,5 +1,7 @@
 """The contract's health-records section: batches, codes, roles, the unreported person."""
 
+import uuid
+
 import httpx
 
 from hc_common.masking import mask_id_number
@@ -238,3 +240,34 @@ async def test_text_with_nul_character_is_invalid_value_not_500(hr: httpx.AsyncC
                              json={"id_number": person, "name": "\x00"})
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["code"] == "invalid_value"
+
+
+async def test_bulk_insert_skips_a_row_inserted_meanwhile(hr: httpx.AsyncClient) -> None:
+    # A report id unknown when the batch looked (a concurrent batch stored it since): the COPY
+    # meets the unique key, and the rows go in with ON CONFLICT DO NOTHING instead.
+    from datetime import UTC, datetime
+
+    from health_records.dialect import insert_new_rows
+    from health_records.nat.models import NatResult
+    from health_records.nat.repository import COLUMNS
+
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def record(report_id: str) -> tuple[object, ...]:
+        return (report_id, "k" * 64, "negative", now, now, "南宁市第一人民医院", now)
+
+    first, second = uuid.uuid4().hex, uuid.uuid4().hex
+    db = hr.app.state.runtime.db  # type: ignore[attr-defined]
+    async with db.sessionmaker() as session:
+        assert await insert_new_rows(session, NatResult.__table__, COLUMNS, [record(first)],
+                                     "report_id") == {first}
+        await session.commit()
+    async with db.sessionmaker() as session:
+        inserted = await insert_new_rows(session, NatResult.__table__, COLUMNS,
+                                         [record(first), record(second)], "report_id",
+                                         checked=True)
+        await session.commit()
+    assert inserted == {second}
+    async with db.sessionmaker() as session:
+        assert await insert_new_rows(session, NatResult.__table__, COLUMNS,
+                                     [record(first), record(second)], "report_id") == set()
