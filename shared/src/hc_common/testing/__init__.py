@@ -15,11 +15,25 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 
+_ISSUED: set[str] = set()
+_REGIONS = ("450103", "450102", "450105", "450107", "450108", "450109", "450302", "450502")
+
+
 def make_id_number(birth: date, region: str = "450103", serial: int | None = None) -> str:
-    """A valid GB 11643-1999 number for a person born on `birth`."""
-    serial = random.randint(100, 999) if serial is None else serial
-    first17 = f"{region}{birth:%Y%m%d}{serial:03d}"
-    return first17 + check_character(first17)
+    """A valid GB 11643-1999 number for a person born on `birth`; without a `serial`, one
+    this process has not handed out before (tests that share a birth date get different
+    people, not a surprise `credential_exists`)."""
+    if serial is not None:
+        first17 = f"{region}{birth:%Y%m%d}{serial:03d}"
+        return first17 + check_character(first17)
+    for candidate_region in (region, *_REGIONS):
+        for _ in range(200):
+            first17 = f"{candidate_region}{birth:%Y%m%d}{random.randint(100, 999):03d}"
+            number = first17 + check_character(first17)
+            if number not in _ISSUED:
+                _ISSUED.add(number)
+                return number
+    raise RuntimeError("no unused identity number left for that birth date")
 
 
 def make_phone() -> str:
