@@ -99,6 +99,22 @@ def test_nats_killed_during_scans_every_record_delivered_once(own) -> None:
     mine = [i for i in ids if i in wanted]
     assert len(mine) == len(wanted) == 40  # none lost, none doubled
 
+    def stored() -> list[str] | None:
+        records: list[str] = []
+        cursor = None
+        while True:
+            params: dict[str, str | int] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+            page = api.venue_admin.get(f"/v1/venues/{venue_id}/access-records", headers=admin,
+                                       params=params).json()
+            records += [item["record_id"] for item in page["items"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return records if wanted <= set(records) else None
+
+    records = until(stored, timeout=30)
+    assert records is not None, "every access record is stored at venue-admin"
+    assert sorted(records) == sorted(wanted)  # stored once each, nothing else at this venue
+
 
 def test_verifier_restarted_has_full_state_before_ready(own) -> None:
     stack, api = own
@@ -124,19 +140,3 @@ def test_verifier_restarted_has_full_state_before_ready(own) -> None:
         stack.start_service("venue-admin")
         stack.wait_ready(60, ["venue-admin"])
     assert httpx.get(stack.url("verifier") + "/readyz").status_code == 200
-
-    def stored() -> list[str] | None:
-        records: list[str] = []
-        cursor = None
-        while True:
-            params: dict[str, str | int] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
-            page = api.venue_admin.get(f"/v1/venues/{venue_id}/access-records", headers=admin,
-                                       params=params).json()
-            records += [item["record_id"] for item in page["items"]]
-            cursor = page["next_cursor"]
-            if not cursor:
-                return records if wanted <= set(records) else None
-
-    records = until(stored, timeout=30)
-    assert records is not None, "every access record is stored at venue-admin"
-    assert sorted(records) == sorted(wanted)  # stored once each, nothing else at this venue
