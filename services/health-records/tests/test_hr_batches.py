@@ -3,6 +3,7 @@
 import uuid
 
 import httpx
+import pytest
 
 from hc_common.masking import mask_id_number
 from health_records.testing import (
@@ -271,3 +272,52 @@ async def test_bulk_insert_skips_a_row_inserted_meanwhile(hr: httpx.AsyncClient)
     async with db.sessionmaker() as session:
         assert await insert_new_rows(session, NatResult.__table__, COLUMNS,
                                      [record(first), record(second)], "report_id") == set()
+
+
+async def test_results_stored_meanwhile_are_duplicates_and_change_nothing(
+        hr: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The batch looked up its report ids before a concurrent batch stored one of them (the
+    # look-up is made to find none): that row is a duplicate, the batch is worked out again
+    # without it, and its other content (a later positive result) changes nothing.
+    from health_records.nat.repository import NatResultRepository
+
+    person, other = new_id_number(), new_id_number()
+    first = nat_row(person, hours_ago=30)
+    assert (await push_nat(hr, [first])).json()["accepted"] == 1
+    before = await status_of(hr, person)
+
+    async def none_known(self: NatResultRepository, report_ids: list[str]) -> set[str]:
+        return set()
+
+    monkeypatch.setattr(NatResultRepository, "known", none_known)
+    fresh = nat_row(person, hours_ago=1)
+    stored = dict(first, result="positive", sample_time=fresh["sample_time"],
+                  report_time=fresh["report_time"])
+    response = await push_nat(hr, [stored, nat_row(other, result="positive")])
+    assert response.json() == {"accepted": 1, "duplicates": 1, "rejected": []}
+    assert await status_of(hr, person) == before
+    assert (await status_of(hr, other))["color"] == "red"
+
+
+def test_nat_fast_checks_agree_with_the_row_checks() -> None:
+    # The inline checks of a lab's batch give what the field-by-field checks give, row by row.
+    from hc_common.clock import cst_today, utcnow
+    from health_records.batch import validate_rows
+    from health_records.nat.schemas import NatRow, row_checks, row_rule, validate_nat_rows
+
+    base = nat_row(new_id_number())
+    odd: list[object] = [base, dict(base, report_id="  r1  ", name=" 李 "), "row", None,
+                         dict(base, report_id=""), dict(base, report_id="r" * 65),
+                         dict(base, name="n" * 51), dict(base, institution="\x00"),
+                         dict(base, report_id=7), dict(base, result="Negative"),
+                         dict(base, sample_time="2026-01-01T00:00:00"),
+                         dict(base, sample_time="2999-01-01T00:00:00Z"),
+                         dict(base, report_time="2000-01-01T00:00:00+08:00"),
+                         dict(base, sample_time=base["sample_time"].replace("Z", "+08:00")),
+                         dict(base, id_number=base["id_number"].lower()),
+                         dict(base, id_number="110101190001011234"), dict(base, id_number=5),
+                         {k: v for k, v in base.items() if k != "name"}]
+    today, now = cst_today(), utcnow()
+    good, rejected = validate_rows(odd, row_checks(today), row_rule(now))
+    assert validate_nat_rows(odd, today, now) == ([NatRow(*g) for g in good], rejected)
+    assert len(good) == 4 and len(rejected) == len(odd) - 4

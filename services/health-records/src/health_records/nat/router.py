@@ -1,9 +1,9 @@
 from fastapi import APIRouter, Request
 
 from hc_common.clock import cst_today, utcnow
-from health_records.batch import MAX_ROWS, BatchResult, read_rows, validate_rows
+from health_records.batch import MAX_ROWS, BatchResult, read_rows
 from health_records.deps import LabDep, NatServiceDep
-from health_records.nat.schemas import NatBatch, NatRow, row_checks, row_rule
+from health_records.nat.schemas import NatBatch, validate_nat_rows
 
 router = APIRouter(tags=["nat-results"])
 
@@ -32,8 +32,8 @@ authority's colour. `report_time` before `sample_time` is `invalid_value`.""",
 )
 async def push_nat_results(request: Request, service: NatServiceDep) -> BatchResult:
     rows = await read_rows(request, "results")
-    good, rejected = validate_rows(rows, row_checks(cst_today()), row_rule(utcnow()))
-    accepted, duplicates = await service.ingest([NatRow(*values) for values in good])
+    good, rejected = validate_nat_rows(rows, cst_today(), utcnow())
+    accepted, duplicates = await service.ingest(good)
     await service.persons.session.commit()
     request.app.state.runtime.notify_outbox()
     return BatchResult(accepted=accepted, duplicates=duplicates, rejected=rejected)

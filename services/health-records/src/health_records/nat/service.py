@@ -1,6 +1,7 @@
 """The rules of a lab's batch: idempotent by report id, the latest result by sample time
 becomes the person's NAT status (and a positive one turns the code red)."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,15 +37,36 @@ class NatService:
             if row.id_number not in key_of:
                 key_of[row.id_number] = person_key(row.id_number)
         now = utcnow()
-        inserted = await self.repo.insert_new([
-            (r.report_id, key_of[r.id_number], r.result, r.sample_time, r.report_time,
-             r.institution, now) for r in ordered])
-        duplicates += len(unique) - len(inserted)
+        known = await self.repo.known([row.report_id for row in ordered])
+        if known:
+            ordered = [row for row in ordered if row.report_id not in known]
+        records = [(r.report_id, key_of[r.id_number], r.result, r.sample_time, r.report_time,
+                    r.institution, now) for r in ordered]
+        inserted: set[str] = set()
+
+        async def store() -> bool:
+            """The results, stored while the persons' rows are made: False when a concurrent
+            batch stored some of them meanwhile (they are duplicates then)."""
+            nonlocal inserted
+            inserted = await self.repo.insert_new(records, checked=True)
+            return len(inserted) == len(records)
+
+        # The rows that are not known are planned as stored; should some turn out stored
+        # meanwhile, the plan is made again from those that were.
+        if await self.persons.apply_batch(*self._plan(ordered, key_of), store) is None:
+            await self.persons.apply_batch(*self._plan(
+                [row for row in ordered if row.report_id in inserted], key_of))
+        return len(inserted), duplicates + len(unique) - len(inserted)
+
+    @staticmethod
+    def _plan(rows: list[NatRow], key_of: dict[str, str]) -> tuple[
+            dict[str, tuple[str, str | None]], Callable[[PersonState], dict[str, Any] | None]]:
+        """The persons of stored rows (key -> ID number, name) and the change of each: the
+        latest result by sample time (a later report time breaks a tie), unless the person's
+        status shows a later one already."""
         latest: dict[str, NatRow] = {}
         people: dict[str, tuple[str, str | None]] = {}
-        for row in ordered:
-            if row.report_id not in inserted:
-                continue
+        for row in rows:
             key = key_of[row.id_number]
             people.setdefault(key, (row.id_number, row.name))
             best = latest.get(key)
@@ -60,5 +82,4 @@ class NatService:
             return {"nat_result": row.result, "nat_sample_time": row.sample_time,
                     "nat_report_time": row.report_time}
 
-        await self.persons.apply_batch(people, change)
-        return len(inserted), duplicates
+        return people, change

@@ -3,7 +3,7 @@
 import asyncio
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
@@ -175,7 +175,8 @@ class PersonService:
         return person
 
     async def apply_batch(self, people: dict[str, tuple[str, str | None]],
-                          change: Callable[[PersonState], dict[str, Any] | None]) -> int:
+                          change: Callable[[PersonState], dict[str, Any] | None],
+                          alongside: Callable[[], Awaitable[bool]] | None = None) -> int | None:
         """Apply a batch's changes to the persons `person_key -> (id_number, name)` in bulk.
 
         `change(state)` gives the new values of a person's status columns, or None when the
@@ -184,27 +185,42 @@ class PersonService:
         (green, nothing reported) with the change already applied, so a new person is one
         INSERT; known ones are locked (key order), read as plain rows and updated in one
         statement. A known person without a name gets the one given. Returns how many persons
-        changed."""
+        changed.
+
+        `alongside` is a write of the caller's (the batch's own rows) that the database does
+        once the persons are locked, while the new persons' rows are made and sealed here. When
+        it returns False (it did not go as planned: a concurrent batch stored some of the rows
+        meanwhile), nothing of the persons has been written and None is returned: the caller
+        works the batch out again and calls without `alongside`."""
         if not people:
-            return 0
+            return None if alongside is not None and not await alongside() else 0
         now = utcnow()
         keys = sorted(people)
         found = {row[0]: PersonState.from_row(row) for row in await self.repo.lock_states(keys)}
-        changed = 0
-        events: list[tuple[Any, ...]] = []
         missing = [key for key in keys if key not in found]
-        if missing:
+        task = asyncio.ensure_future(alongside()) if alongside is not None else None
+        try:
+            if task is not None:
+                await asyncio.sleep(0)  # the write starts before the work here
             fresh = [PersonState.new(key, subject_id, now)
                      for key, subject_id in zip(missing, new_ids(len(missing)), strict=True)]
             for state in fresh:
                 values = change(state)
                 if values is not None:
                     state.apply(values, now)
+            records = await self._new_person_records(fresh, people)
+        finally:
+            planned = await task if task is not None else True
+        if not planned:
+            return None
+        changed = 0
+        events: list[tuple[Any, ...]] = []
+        if missing:
             # The database takes the new persons (a COPY on PostgreSQL) while their status
             # events are made here, in slices that give the COPY the event loop in between.
-            insert = asyncio.ensure_future(self.repo.insert_new(
-                _NEW_NAMES, self._new_person_records(fresh, people)))
+            insert = asyncio.ensure_future(self.repo.insert_new(_NEW_NAMES, records))
             try:
+                await asyncio.sleep(0)
                 fresh_changed = [s for s in fresh if s.version > 1]
                 fresh_events = await status_event_records(fresh_changed)
             finally:
@@ -234,15 +250,22 @@ class PersonService:
         await append_rows(self.session, OutboxEvent.__table__, _OUTBOX_COLUMNS, events)
         return changed + len(updated)
 
-    def _new_person_records(self, states: list[PersonState],
-                            people: dict[str, tuple[str, str | None]]) -> list[tuple[Any, ...]]:
-        """New persons as rows of _NEW_NAMES (ID number and name sealed)."""
-        seal = self.sealer.seal
-        records = []
-        for state in states:
-            id_number, name = people[state.person_key]
-            records.append((*_new_values(state), seal(id_number.encode()),
-                            seal(name.encode()) if name else None))
+    async def _new_person_records(self, states: list[PersonState],
+                                  people: dict[str, tuple[str, str | None]],
+                                  slice_size: int = 2000) -> list[tuple[Any, ...]]:
+        """New persons as rows of _NEW_NAMES (ID number and name sealed), made in slices, the
+        event loop given back between them."""
+        seal_many = self.sealer.seal_many
+        records: list[tuple[Any, ...]] = []
+        for start in range(0, len(states), slice_size):
+            if start:
+                await asyncio.sleep(0)
+            part = states[start:start + slice_size]
+            given = [people[state.person_key] for state in part]
+            numbers = seal_many([id_number.encode() for id_number, _ in given])
+            names = iter(seal_many([name.encode() for _, name in given if name]))
+            records += [(*_new_values(state), number, next(names) if name else None)
+                        for state, number, (_, name) in zip(part, numbers, given, strict=True)]
         return records
 
 
