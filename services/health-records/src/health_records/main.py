@@ -1,5 +1,6 @@
 """create_app(): health-records' lifespan, routers and error handlers."""
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -31,6 +32,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with service_runtime(app, settings, outbox=OutboxEvent, streams=("HEALTH",)):
+            # What is alive once the service has started (modules, the app, its runtime) lives
+            # as long as the process: kept out of the collector's full passes, which a batch's
+            # tens of thousands of rows set off, and which would each walk all of it.
+            gc.freeze()
             yield
 
     return create_service_app(title="Health code credentials: health-records",

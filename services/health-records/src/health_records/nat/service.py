@@ -1,6 +1,7 @@
 """The rules of a lab's batch: idempotent by report id, the latest result by sample time
 becomes the person's NAT status (and a positive one turns the code red)."""
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,13 +32,13 @@ class NatService:
             return 0, duplicates
         # Report-id order: two batches sharing report ids take their locks in the same order.
         ordered = [unique[report_id] for report_id in sorted(unique)]
-        person_key = self.persons.person_key_function()
-        key_of: dict[str, str] = {}
-        for row in ordered:
-            if row.id_number not in key_of:
-                key_of[row.id_number] = person_key(row.id_number)
+        # The database looks up the report ids while the persons' keys are worked out here.
+        looked_up = asyncio.ensure_future(self.repo.known([row.report_id for row in ordered]))
+        try:
+            key_of = await self.persons.person_keys([row.id_number for row in ordered])
+        finally:
+            known = await looked_up
         now = utcnow()
-        known = await self.repo.known([row.report_id for row in ordered])
         if known:
             ordered = [row for row in ordered if row.report_id not in known]
         records = [(r.report_id, key_of[r.id_number], r.result, r.sample_time, r.report_time,

@@ -54,6 +54,11 @@ _NEW_NAMES = (*_NEW_COLUMNS, "id_number_enc", "name_enc")
 _new_values = attrgetter(*_NEW_COLUMNS)
 
 
+# Rows a batch works on between two turns of the event loop (a few milliseconds): a statement
+# the database runs meanwhile (a COPY) is held up by no more than that at each of its steps.
+SLICE = 500
+
+
 @dataclass(slots=True)
 class PersonState:
     """A person's status columns as a batch reads and changes them (not an ORM object: a batch
@@ -129,6 +134,19 @@ class PersonService:
 
         return person_key
 
+    async def person_keys(self, id_numbers: list[str],
+                          slice_size: int = SLICE) -> dict[str, str]:
+        """person_key of each ID number (each once), worked out in slices, the event loop given
+        back between them (to a statement the database runs meanwhile)."""
+        person_key = self.person_key_function()
+        keys: dict[str, str] = {}
+        for start in range(0, len(id_numbers), slice_size):
+            await asyncio.sleep(0)
+            for id_number in id_numbers[start:start + slice_size]:
+                if id_number not in keys:
+                    keys[id_number] = person_key(id_number)
+        return keys
+
     def new_person(self, id_number: str, name: str | None, now: datetime) -> Person:
         """A person nobody has reported on: green, no NAT, no vaccination."""
         return Person(
@@ -200,15 +218,7 @@ class PersonService:
         missing = [key for key in keys if key not in found]
         task = asyncio.ensure_future(alongside()) if alongside is not None else None
         try:
-            if task is not None:
-                await asyncio.sleep(0)  # the write starts before the work here
-            fresh = [PersonState.new(key, subject_id, now)
-                     for key, subject_id in zip(missing, new_ids(len(missing)), strict=True)]
-            for state in fresh:
-                values = change(state)
-                if values is not None:
-                    state.apply(values, now)
-            records = await self._new_person_records(fresh, people)
+            fresh, records = await self._new_persons(missing, people, change, now)
         finally:
             planned = await task if task is not None else True
         if not planned:
@@ -250,30 +260,39 @@ class PersonService:
         await append_rows(self.session, OutboxEvent.__table__, _OUTBOX_COLUMNS, events)
         return changed + len(updated)
 
-    async def _new_person_records(self, states: list[PersonState],
-                                  people: dict[str, tuple[str, str | None]],
-                                  slice_size: int = 2000) -> list[tuple[Any, ...]]:
-        """New persons as rows of _NEW_NAMES (ID number and name sealed), made in slices, the
-        event loop given back between them."""
+    async def _new_persons(self, keys: list[str], people: dict[str, tuple[str, str | None]],
+                           change: Callable[[PersonState], dict[str, Any] | None],
+                           now: datetime, slice_size: int = SLICE) -> tuple[
+                               list[PersonState], list[tuple[Any, ...]]]:
+        """The new persons of `keys`, the change applied, and their rows of _NEW_NAMES (ID
+        number and name sealed), made in slices, the event loop given back between them."""
         seal_many = self.sealer.seal_many
+        fresh: list[PersonState] = []
         records: list[tuple[Any, ...]] = []
-        for start in range(0, len(states), slice_size):
-            if start:
-                await asyncio.sleep(0)
-            part = states[start:start + slice_size]
+        subject_ids = new_ids(len(keys))
+        for start in range(0, len(keys), slice_size):
+            await asyncio.sleep(0)
+            part = [PersonState.new(key, subject_id, now) for key, subject_id in zip(
+                keys[start:start + slice_size], subject_ids[start:start + slice_size],
+                strict=True)]
+            for state in part:
+                values = change(state)
+                if values is not None:
+                    state.apply(values, now)
             given = [people[state.person_key] for state in part]
             numbers = seal_many([id_number.encode() for id_number, _ in given])
             names = iter(seal_many([name.encode() for _, name in given if name]))
             records += [(*_new_values(state), number, next(names) if name else None)
                         for state, number, (_, name) in zip(part, numbers, given, strict=True)]
-        return records
+            fresh += part
+        return fresh, records
 
 
 _OUTBOX_COLUMNS = ("event_id", "subject", "payload", "created_at")
 
 
 async def status_event_records(states: list[PersonState],
-                               slice_size: int = 1000) -> list[tuple[Any, ...]]:
+                               slice_size: int = SLICE) -> list[tuple[Any, ...]]:
     """The outbox rows (_OUTBOX_COLUMNS) of the states' status events: the envelopes
     add_events_bulk writes ({id, type, occurred_at, data}, orjson, times in `data` as
     `2026-11-27T08:00:00Z`). Made in slices, the event loop given back between them."""
@@ -285,8 +304,7 @@ async def status_event_records(states: list[PersonState],
     ids = new_ids(len(states))
     records: list[tuple[Any, ...]] = []
     for start in range(0, len(states), slice_size):
-        if start:
-            await asyncio.sleep(0)
+        await asyncio.sleep(0)
         records += [(event_id, subject, dumps({"id": event_id, "type": subject,
                                                "occurred_at": occurred_at,
                                                "data": state.event_data()}, option=option), now)
