@@ -14,7 +14,9 @@ BATCHES = 3
 DB = "hc_bench_hr"
 
 
-def _rows(batch: int) -> list[dict[str, str]]:
+def _rows(batch: int, hours_ago: int = 10) -> list[dict[str, str]]:
+    """A batch of 10,000 persons (the same persons for the same `batch`), each with a new
+    report taken `hours_ago`."""
     from hc_common.testing import make_id_number
 
     now = datetime.now(UTC).replace(microsecond=0)
@@ -22,7 +24,7 @@ def _rows(batch: int) -> list[dict[str, str]]:
     for i in range(BATCH):
         n = batch * BATCH + i
         birth = date(1940, 1, 1) + timedelta(days=n // 1000)
-        sample = now - timedelta(hours=10)
+        sample = now - timedelta(hours=hours_ago)
         rows.append({"report_id": uuid.uuid4().hex, "id_number": make_id_number(
             birth, serial=n % 1000), "name": "李秀华",
             "sample_time": sample.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -67,7 +69,8 @@ async def _drained(app: object, within: float = 120.0) -> float:
     return time.perf_counter() - started
 
 
-async def _service(url: str, nats_url: str, batches: list[list[dict[str, str]]]) -> float:
+async def _service(url: str, nats_url: str, batches: list[list[dict[str, str]]],
+                   updates: list[list[dict[str, str]]]) -> float:
     import orjson
 
     from hc_common.testing import app_client
@@ -76,6 +79,7 @@ async def _service(url: str, nats_url: str, batches: list[list[dict[str, str]]])
 
     # Bodies encoded before the clock starts: the lab's JSON encoding is not the service's work.
     bodies = [orjson.dumps({"results": rows}) for rows in batches]
+    update_bodies = [orjson.dumps({"results": rows}) for rows in updates]
     headers = {**LAB, "content-type": "application/json"}
     app = create_app(hr_settings(url, nats_url))
     async with app_client(app) as client:
@@ -91,6 +95,16 @@ async def _service(url: str, nats_url: str, batches: list[list[dict[str, str]]])
             slowest = max(slowest, took)
             # The relay publishes the batch's status events before the next batch is timed.
             relayed += await _drained(app)
+        # The same persons again with newer results: every person known, locked and updated.
+        updating = 0.0
+        for body in update_bodies:
+            started = time.perf_counter()
+            response = await client.post("/v1/nat-results/batch", headers=headers,
+                                         content=body, timeout=120)
+            updating += time.perf_counter() - started
+            assert response.status_code == 200 and response.json()["accepted"] == BATCH, \
+                response.text[:300]
+            relayed += await _drained(app)
         repeat_started = time.perf_counter()
         again = await client.post("/v1/nat-results/batch", headers=headers, content=bodies[0],
                                   timeout=120)
@@ -101,10 +115,14 @@ async def _service(url: str, nats_url: str, batches: list[list[dict[str, str]]])
         print(f"service: NAT ingest POST /v1/nat-results/batch on PostgreSQL: {rate:,.0f} rows/s "
               f"over {len(batches)} batches of {BATCH:,} rows of new persons (slowest batch "
               f"{slowest:.2f} s; goal >= 20,000 rows/s)", flush=True)
+        print(f"service: the same persons again with newer results (every person known and "
+              f"updated): {len(updates) * BATCH / updating:,.0f} rows/s over {len(updates)} "
+              f"batches of {BATCH:,}", flush=True)
         print(f"service: repeated batch of {BATCH:,} (all duplicates): {BATCH / repeat:,.0f} "
               f"rows/s ({repeat:.2f} s)", flush=True)
-        print(f"outbox relay: {len(batches) * BATCH / relayed:,.0f} status events/s to JetStream "
-              f"(not in the figures above)", flush=True)
+        events = (len(batches) + len(updates)) * BATCH
+        print(f"outbox relay: {events / relayed:,.0f} status events/s to JetStream (not in the "
+              f"figures above)", flush=True)
         return rate
 
 
@@ -130,7 +148,8 @@ def main() -> None:
         base = asyncio.run(_baseline(url, batches))
         print(f"baseline: asyncpg COPY of the same rows into a scratch table: {base:,.0f} rows/s",
               flush=True)
-        rate = asyncio.run(_service(url, f"nats://127.0.0.1:{port}", batches))
+        updates = [_rows(i, hours_ago=2) for i in range(BATCHES)]
+        rate = asyncio.run(_service(url, f"nats://127.0.0.1:{port}", batches, updates))
         print(f"ratio service/baseline: {rate / base:.3f}", flush=True)
     finally:
         nats.terminate()
