@@ -321,3 +321,30 @@ def test_nat_fast_checks_agree_with_the_row_checks() -> None:
     good, rejected = validate_rows(odd, row_checks(today), row_rule(now))
     assert validate_nat_rows(odd, today, now) == ([NatRow(*g) for g in good], rejected)
     assert len(good) == 4 and len(rejected) == len(odd) - 4
+
+
+async def test_a_batch_names_a_known_person_without_a_name(hr: httpx.AsyncClient) -> None:
+    # A person known without a name (linked by the issuer first) gets the batch's name, sealed;
+    # one known with a name keeps it. Both get the batch's result.
+    from sqlalchemy import select
+
+    from hc_common.crypto import Sealer, decode_key
+    from health_records.person.models import Person
+
+    unnamed, named = new_id_number(), new_id_number()
+    await subject_of(hr, unnamed)
+    assert (await push_nat(hr, [nat_row(named, hours_ago=30)])).json()["accepted"] == 1
+    rows = [dict(nat_row(unnamed), name="王小明"), dict(nat_row(named), name="别的名字")]
+    assert (await push_nat(hr, rows)).json()["accepted"] == 2
+    settings = hr.app.state.settings  # type: ignore[attr-defined]
+    sealer = Sealer(decode_key(settings.data_key), b"person")
+    db = hr.app.state.runtime.db  # type: ignore[attr-defined]
+    names = {}
+    async with db.sessionmaker() as session:
+        for person in (await session.scalars(select(Person))).all():
+            names[sealer.open(person.id_number_enc).decode()] = sealer.open(
+                person.name_enc).decode() if person.name_enc else None
+    assert names[unnamed] == "王小明"
+    assert names[named] != "别的名字"
+    for person, row in zip((unnamed, named), rows, strict=True):
+        assert (await status_of(hr, person))["nat"]["sample_time"] == row["sample_time"]

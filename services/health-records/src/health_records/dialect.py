@@ -2,6 +2,7 @@
 array a column (a batch of 10,000 rows is one round trip, no per-row parameters); on SQLite
 (the local default) the portable executemany forms."""
 
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,12 +75,7 @@ async def update_many(session: AsyncSession, table: Table, key: str, columns: Co
     conn = await session.connection()
     values = [n for n in columns if n != key]
     if is_postgres(session):
-        names = list(columns)
-        statement = text(
-            f"UPDATE {table.name} AS t SET {', '.join(f'{n} = u.{n}' for n in values)} "
-            f"FROM {_unnest(table, names)} AS u({', '.join(names)}) "
-            f"WHERE t.{key} = u.{key}")
-        await conn.execute(statement, columns)
+        await _pg_update_many(session, table, key, columns)
         return
     statement = update(table).where(table.c[key] == bindparam("b_" + key)).values(
         {n: bindparam("b_" + n) for n in values})
@@ -117,6 +113,24 @@ async def pg_existing(session: AsyncSession, table: Table, key: str,
         f"SELECT {key} FROM {table.name} WHERE {key} = ANY(ARRAY("
         "SELECT json_array_elements_text($1::json)))", json_list(values))
     return {row[0] for row in rows}
+
+
+async def _pg_update_many(session: AsyncSession, table: Table, key: str,
+                          columns: Columns) -> None:
+    """update_many on PostgreSQL: the rows COPYed into a temporary table of the columns' types
+    (one a connection and column set, emptied at each commit), then one UPDATE ... FROM it."""
+    names = list(columns)
+    scratch = f"hr_update_{table.name}_{zlib.crc32(','.join(names).encode()):08x}"
+    driver = await pg_driver(session)
+    await driver.execute(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {scratch} ON COMMIT DELETE ROWS AS "
+        f"SELECT {', '.join(names)} FROM {table.name} WITH NO DATA; TRUNCATE {scratch}")
+    await driver.copy_records_to_table(scratch, records=list(zip(*columns.values(),
+                                                                 strict=True)), columns=names)
+    await driver.execute(
+        f"UPDATE {table.name} AS t SET "
+        f"{', '.join(f'{n} = u.{n}' for n in names if n != key)} "
+        f"FROM {scratch} AS u WHERE t.{key} = u.{key}")
 
 
 async def insert_new_rows(session: AsyncSession, table: Table, names: Sequence[str],

@@ -219,6 +219,7 @@ class PersonService:
         task = asyncio.ensure_future(alongside()) if alongside is not None else None
         try:
             fresh, records = await self._new_persons(missing, people, change, now)
+            updated, named = await self._changes(list(found.values()), people, change, now)
         finally:
             planned = await task if task is not None else True
         if not planned:
@@ -230,7 +231,6 @@ class PersonService:
             # events are made here, in slices that give the COPY the event loop in between.
             insert = asyncio.ensure_future(self.repo.insert_new(_NEW_NAMES, records))
             try:
-                await asyncio.sleep(0)
                 fresh_changed = [s for s in fresh if s.version > 1]
                 fresh_events = await status_event_records(fresh_changed)
             finally:
@@ -240,25 +240,45 @@ class PersonService:
             changed += sum(1 for s in fresh_changed if s.person_key in inserted)
             lost = [key for key in missing if key not in inserted]
             if lost:  # created meanwhile by a concurrent batch: now a known person
-                found.update((row[0], PersonState.from_row(row))
-                             for row in await self.repo.lock_states(lost))
-        updated: list[PersonState] = []
-        named: dict[str, list[Any]] = {"person_key": [], "name_enc": []}
-        for key, state in found.items():
-            values = change(state)
-            if values is not None:
-                state.apply(values, now)
-                updated.append(state)
-            name = people[key][1]
-            if name and state.name_missing:
-                named["person_key"].append(key)
-                named["name_enc"].append(self.sealer.seal(name.encode()))
-        await self.repo.update_columns(
-            {column: [getattr(s, column) for s in updated] for column in _STATUS_COLUMNS})
+                more, more_named = await self._changes(
+                    [PersonState.from_row(row) for row in await self.repo.lock_states(lost)],
+                    people, change, now)
+                updated += more
+                for column, values in more_named.items():
+                    named[column] += values
+        # The database updates the known persons while their status events are made here.
+        update = asyncio.ensure_future(self.repo.update_columns(
+            {column: [getattr(s, column) for s in updated] for column in _STATUS_COLUMNS}))
+        try:
+            events += await status_event_records(updated)
+        finally:
+            await update
         await self.repo.update_columns(named)
-        events += await status_event_records(updated)
         await append_rows(self.session, OutboxEvent.__table__, _OUTBOX_COLUMNS, events)
         return changed + len(updated)
+
+    async def _changes(self, states: list[PersonState],
+                       people: dict[str, tuple[str, str | None]],
+                       change: Callable[[PersonState], dict[str, Any] | None], now: datetime,
+                       slice_size: int = SLICE) -> tuple[list[PersonState], dict[str, list[Any]]]:
+        """The batch's change applied to known persons, in slices (the event loop given back
+        between them): those it changed, and the columns `person_key`, `name_enc` of those who
+        get a name now (the one given, sealed)."""
+        updated: list[PersonState] = []
+        unnamed: list[tuple[str, str]] = []
+        for start in range(0, len(states), slice_size):
+            await asyncio.sleep(0)
+            for state in states[start:start + slice_size]:
+                values = change(state)
+                if values is not None:
+                    state.apply(values, now)
+                    updated.append(state)
+                name = people[state.person_key][1]
+                if name and state.name_missing:
+                    unnamed.append((state.person_key, name))
+        return updated, {"person_key": [key for key, _ in unnamed],
+                         "name_enc": self.sealer.seal_many([name.encode()
+                                                            for _, name in unnamed])}
 
     async def _new_persons(self, keys: list[str], people: dict[str, tuple[str, str | None]],
                            change: Callable[[PersonState], dict[str, Any] | None],
