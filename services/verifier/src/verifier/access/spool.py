@@ -35,13 +35,14 @@ SEGMENT_SUFFIX = ".log"
 class AccessSpool:
     def __init__(self, directory: Path, bus: EventBus, subject: str, *,
                  segment_bytes: int = 16 * 1024 * 1024, chunk: int = 1000,
-                 sync_interval: float = 0.2) -> None:
+                 sync_interval: float = 0.2, batch_interval: float = 0.02) -> None:
         self.directory = directory
         self.bus = bus
         self.subject = subject
         self.segment_bytes = segment_bytes
         self.chunk = chunk
         self.sync_interval = sync_interval
+        self.batch_interval = batch_interval
         self._fd = -1
         self._segment: Path | None = None
         self._written = 0
@@ -114,6 +115,9 @@ class AccessSpool:
             if self._fd >= 0 and time.monotonic() - last_sync >= self.sync_interval:
                 await asyncio.to_thread(os.fsync, self._fd)
                 last_sync = time.monotonic()
+            # At most one shipping round per `batch_interval`: under load a round carries many
+            # records, and the file reads and offset writes stay off the scans' way.
+            await asyncio.sleep(self.batch_interval)
             await wait_event(self._wake, self.sync_interval)
             self._wake.clear()
 
