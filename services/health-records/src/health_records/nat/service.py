@@ -41,8 +41,18 @@ class NatService:
         now = utcnow()
         if known:
             ordered = [row for row in ordered if row.report_id not in known]
-        records = [(r.report_id, key_of[r.id_number], r.result, r.sample_time, r.report_time,
-                    r.institution, now) for r in ordered]
+        if not ordered:
+            return 0, duplicates + len(unique)
+        # The database locks the persons while the results' rows and the plan are made here.
+        locking = asyncio.ensure_future(self.persons.lock(
+            sorted({key_of[row.id_number] for row in ordered})))
+        try:
+            await asyncio.sleep(0)
+            records = [(r.report_id, key_of[r.id_number], r.result, r.sample_time,
+                        r.report_time, r.institution, now) for r in ordered]
+            people, change = self._plan(ordered, key_of)
+        finally:
+            locked = await locking
         inserted: set[str] = set()
 
         async def store() -> bool:
@@ -54,7 +64,7 @@ class NatService:
 
         # The rows that are not known are planned as stored; should some turn out stored
         # meanwhile, the plan is made again from those that were.
-        if await self.persons.apply_batch(*self._plan(ordered, key_of), store) is None:
+        if await self.persons.apply_batch(people, change, store, locked=locked) is None:
             await self.persons.apply_batch(*self._plan(
                 [row for row in ordered if row.report_id in inserted], key_of))
         return len(inserted), duplicates + len(unique) - len(inserted)

@@ -194,7 +194,8 @@ class PersonService:
 
     async def apply_batch(self, people: dict[str, tuple[str, str | None]],
                           change: Callable[[PersonState], dict[str, Any] | None],
-                          alongside: Callable[[], Awaitable[bool]] | None = None) -> int | None:
+                          alongside: Callable[[], Awaitable[bool]] | None = None, *,
+                          locked: dict[str, PersonState] | None = None) -> int | None:
         """Apply a batch's changes to the persons `person_key -> (id_number, name)` in bulk.
 
         `change(state)` gives the new values of a person's status columns, or None when the
@@ -209,12 +210,15 @@ class PersonService:
         once the persons are locked, while the new persons' rows are made and sealed here. When
         it returns False (it did not go as planned: a concurrent batch stored some of the rows
         meanwhile), nothing of the persons has been written and None is returned: the caller
-        works the batch out again and calls without `alongside`."""
+        works the batch out again and calls without `alongside`.
+
+        `locked`: the persons of `people` as lock() has just given them (else they are locked
+        here)."""
         if not people:
             return None if alongside is not None and not await alongside() else 0
         now = utcnow()
         keys = sorted(people)
-        found = {row[0]: PersonState.from_row(row) for row in await self.repo.lock_states(keys)}
+        found = await self.lock(keys) if locked is None else locked
         missing = [key for key in keys if key not in found]
         task = asyncio.ensure_future(alongside()) if alongside is not None else None
         try:
@@ -256,6 +260,11 @@ class PersonService:
         await self.repo.update_columns(named)
         await append_rows(self.session, OutboxEvent.__table__, _OUTBOX_COLUMNS, events)
         return changed + len(updated)
+
+    async def lock(self, keys: list[str]) -> dict[str, PersonState]:
+        """The persons found among `keys` (in key order), locked for this transaction: by key,
+        their status as plain rows."""
+        return {row[0]: PersonState.from_row(row) for row in await self.repo.lock_states(keys)}
 
     async def _changes(self, states: list[PersonState],
                        people: dict[str, tuple[str, str | None]],
