@@ -348,3 +348,31 @@ async def test_a_batch_names_a_known_person_without_a_name(hr: httpx.AsyncClient
     assert names[named] != "别的名字"
     for person, row in zip((unnamed, named), rows, strict=True):
         assert (await status_of(hr, person))["nat"]["sample_time"] == row["sample_time"]
+
+
+async def test_a_person_created_meanwhile_is_updated_as_known(
+        hr: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The batch did not find the person when it locked (a concurrent batch created them
+    # since): the new person's insert skips them, and they are locked and updated as known
+    # (one new version, the batch's result).
+    from health_records.person.repository import PersonRepository
+
+    person, other = new_id_number(), new_id_number()
+    assert (await push_nat(hr, [nat_row(person, hours_ago=30)])).json()["accepted"] == 1
+    before = await status_of(hr, person)
+    real = PersonRepository.lock_states
+    calls: list[int] = []
+
+    async def first_finds_none(self: PersonRepository, keys: list[str]) -> list[tuple]:  # type: ignore[type-arg]
+        calls.append(len(keys))
+        return [] if len(calls) == 1 else await real(self, keys)
+
+    monkeypatch.setattr(PersonRepository, "lock_states", first_finds_none)
+    rows = [nat_row(person, hours_ago=2, result="positive"), nat_row(other)]
+    assert (await push_nat(hr, rows)).json() == {"accepted": 2, "duplicates": 0, "rejected": []}
+    assert calls == [2, 1]
+    after = await status_of(hr, person)
+    assert after["version"] == before["version"] + 1
+    assert after["subject_id"] == before["subject_id"]
+    assert after["color"] == "red" and after["nat"]["sample_time"] == rows[0]["sample_time"]
+    assert (await status_of(hr, other))["nat"]["result"] == "negative"
