@@ -18,3 +18,5 @@ class Settings(ServiceSettings):
     # The local journal of access records not yet acked by JetStream (default:
     # DATA_DIR/access-spool). Give each replica its own persistent volume.
     spool_dir: Path | None = None
+    # gc.freeze() once the view is loaded (shorter collection pauses; see main.py).
+    gc_freeze: bool = True

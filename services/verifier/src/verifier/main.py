@@ -1,10 +1,13 @@
 """create_app(): the verifier's lifespan, routers and error handlers."""
 
+import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from hc_common.aio import stop_task
 from hc_common.app import create_service_app
 from hc_common.auth.tokens import RemoteKeySet
 from hc_common.events import envelope as subjects
@@ -28,6 +31,15 @@ statuses are cached (statuses in a bounded LRU) and fetched over HTTP on a miss.
 
 Authentication: a user access token (issuer) of a member holding `reverse_scan` at the
 venue, or a device token (venue-admin). Errors are RFC 9457 problem details."""
+
+
+async def _freeze_heap_when_loaded(ready: asyncio.Event) -> None:
+    """Once the view is loaded, move everything alive into the permanent generation: a full
+    collection then walks only what scans allocate, not the whole app and view (a pause of
+    tens of milliseconds otherwise, straight into the scans' p99)."""
+    await ready.wait()
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                 runtime.bus, subjects.ACCESS_RECORD_CREATED)
             spool.start()
             sync.start()
+            freeze = (asyncio.create_task(_freeze_heap_when_loaded(sync.ready), name="gc-freeze")
+                      if settings.gc_freeze else None)
             app.state.scan_service = ScanService(state, spool)
             app.state.access_spool = spool
             app.state.view_sync = sync
@@ -71,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 yield
             finally:
+                await stop_task(freeze)
                 await sync.stop()
                 await spool.stop()
                 for client in (issuer, venue_admin, health_records):
