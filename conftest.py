@@ -2,14 +2,11 @@
 
 import os
 import signal
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 
 import pytest
 
-from hc_common.devstack import free_port, nats_server_binary
+from hc_common.testing import NatsServer
 
 
 @pytest.fixture(scope="session")
@@ -20,26 +17,12 @@ def nats_url() -> Iterator[str]:
     if external:
         yield external
         return
-    port = free_port()
-    store = tempfile.mkdtemp(prefix="hc-nats-")
-    process = subprocess.Popen([nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js",
-                                "-sd", store], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import socket
-
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    server = NatsServer()
+    server.start()
     try:
-        yield f"nats://127.0.0.1:{port}"
+        yield server.url
     finally:
-        process.terminate()
-        process.wait(10)
+        server.stop()
 
 
 def _dump_asyncio_tasks(signum: int, frame: object) -> None:

@@ -1,8 +1,6 @@
 """The transactional outbox against a real database and a real NATS server that goes away."""
 
 import asyncio
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,12 +8,11 @@ import pytest
 from sqlalchemy.orm import DeclarativeBase
 
 from hc_common.db import Database
-from hc_common.devstack import free_port, nats_server_binary
 from hc_common.events.bus import EventBus
 from hc_common.events.consumer import Consumer
 from hc_common.events.envelope import Envelope
 from hc_common.events.outbox import OutboxMixin, OutboxRelay, add_event
-from hc_common.testing import test_database_url
+from hc_common.testing import NatsServer, test_database_url
 
 
 class Base(DeclarativeBase):
@@ -26,30 +23,9 @@ class Outbox(Base, OutboxMixin):
     __tablename__ = "outbox_under_test"
 
 
-class NatsProcess:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.store = tempfile.mkdtemp(prefix="hc-nats-outbox-")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js",
-             "-sd", self.store], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-
-
 @pytest.fixture
-def nats_process() -> Iterator[NatsProcess]:
-    server = NatsProcess()
+def nats_process() -> Iterator[NatsServer]:
+    server = NatsServer()
     server.start()
     yield server
     server.stop()
@@ -63,7 +39,7 @@ async def _eventually(check, timeout: float = 15.0) -> None:  # type: ignore[no-
 
 
 async def test_events_survive_the_bus_going_away_and_arrive_once_in_order(
-        nats_process: NatsProcess, tmp_path: Path) -> None:
+        nats_process: NatsServer, tmp_path: Path) -> None:
     db = Database(test_database_url("outbox", tmp_path))
     async with db.engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)

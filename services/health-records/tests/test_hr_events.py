@@ -2,10 +2,6 @@
 reordered while NATS is down (a nats-server of this test's own, stopped and started again)."""
 
 import asyncio
-import socket
-import subprocess
-import tempfile
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -16,9 +12,8 @@ import orjson
 import pytest
 from nats.js.api import DeliverPolicy
 
-from hc_common.devstack import free_port, nats_server_binary
 from hc_common.events.envelope import STATUS_CHANGED
-from hc_common.testing import app_client
+from hc_common.testing import NatsServer, app_client
 from health_records.main import create_app
 from health_records.testing import (
     AUTHORITY,
@@ -30,36 +25,6 @@ from health_records.testing import (
     status_of,
     vaccination_row,
 )
-
-
-class NatsServer:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.store = tempfile.mkdtemp(prefix="hc-hr-nats-")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd",
-             self.store], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
 
 
 @pytest.fixture

