@@ -1,6 +1,7 @@
 """Alembic environment of the health-records service."""
 
 from alembic import context
+
 from hc_common.migrations import run_env
 from health_records.config import Settings
 from health_records.models_all import Base

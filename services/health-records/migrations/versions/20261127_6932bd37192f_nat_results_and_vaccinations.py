@@ -6,9 +6,10 @@ Create Date: 2026-11-27 07:33:02.327529
 """
 from collections.abc import Sequence
 
-import hc_common.db
 import sqlalchemy as sa
 from alembic import op
+
+import hc_common.db
 
 revision: str = '6932bd37192f'
 down_revision: str | None = 'ecff1d834514'

@@ -6,9 +6,10 @@ Create Date: 2026-11-27 07:25:24.377698
 """
 from collections.abc import Sequence
 
-import hc_common.db
 import sqlalchemy as sa
 from alembic import op
+
+import hc_common.db
 
 revision: str = 'ecff1d834514'
 down_revision: str | None = None
