@@ -150,8 +150,8 @@ class ViewSync:
         if old is not None:
             try:
                 await old.unsubscribe()  # type: ignore[attr-defined]
-            except Exception:
-                pass
+            except Exception as exc:  # the old connection is gone; so is its subscription
+                log.debug("old subscription not removed", extra={"error": repr(exc)})
         start = self.last_seq.get(stream, 0) + 1
         config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
                                 opt_start_seq=start, ack_policy=AckPolicy.NONE,
