@@ -11,7 +11,7 @@ from nats.js.api import StreamConfig
 from nats.js.errors import BadRequestError
 
 from hc_common.aio import stop_task, wait_event
-from hc_common.events.envelope import STREAMS, Envelope
+from hc_common.events.envelope import STREAMS
 
 log = logging.getLogger("hc.events")
 
@@ -82,14 +82,6 @@ class EventBus:
 
     async def wait_ready(self, timeout: float) -> bool:
         return await wait_event(self._ready, timeout)
-
-    async def publish(self, subject: str, envelope: Envelope, headers: dict[str, str] | None = None,
-                      timeout: float = 2.0) -> None:
-        """Publish and wait for JetStream's ack; raises when the bus cannot take it now."""
-        if self.js is None or not self.connected:
-            raise ConnectionError("message bus not connected")
-        await self.js.publish(subject, envelope.to_bytes(), timeout=timeout,
-                              headers={"Nats-Msg-Id": envelope.id, **(headers or {})})
 
     async def publish_many(self, messages: list[tuple[str, bytes, str]],
                            timeout: float = 5.0) -> None:
