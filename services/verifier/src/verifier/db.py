@@ -1,14 +1,9 @@
-"""The verifier's own database: the outbox that keeps access records on local disk until
-JetStream has them."""
+"""The verifier's own database. It holds no tables today: access records wait in the local
+journal (access/spool.py), and the view lives in memory. Kept so that every service has the
+same operational shape (migrations, `/readyz` database check) for what comes next."""
 
 from sqlalchemy.orm import DeclarativeBase
-
-from hc_common.events.outbox import OutboxMixin
 
 
 class Base(DeclarativeBase):
     pass
-
-
-class OutboxEvent(Base, OutboxMixin):
-    __tablename__ = "outbox"

@@ -1,5 +1,5 @@
-"""Every table of the verifier, for `Base.metadata` (Alembic's target)."""
+"""Every table of the verifier, for `Base.metadata` (Alembic's target): none today."""
 
-from verifier.db import Base, OutboxEvent
+from verifier.db import Base
 
-__all__ = ["Base", "OutboxEvent"]
+__all__ = ["Base"]
