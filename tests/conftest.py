@@ -27,9 +27,14 @@ def stack() -> Iterator[Stack]:
     nats_url = os.environ.get("TEST_NATS_URL") or None
     if nats_url:
         asyncio.run(reset_streams(nats_url))
-    stack = Stack(run_dir, ports={name: free_port() for name in SERVICES},
-                  nats_port=free_port(), nats_url=nats_url,
-                  env=env, log_to_files=True)
+    stack = Stack(
+        run_dir,
+        ports={name: free_port() for name in SERVICES},
+        nats_port=free_port(),
+        nats_url=nats_url,
+        env=env,
+        log_to_files=True,
+    )
     try:
         stack.start(timeout=90)
         yield stack

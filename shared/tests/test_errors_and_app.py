@@ -68,22 +68,27 @@ async def test_a_wrong_method_is_a_405_problem() -> None:
 
 async def test_validation_names_the_field_and_the_domain_code() -> None:
     async with _client() as client:
-        response = await client.post("/things", json={"phone": "23800138000",
-                                                      "id_number": "11010519491231002x"})
+        response = await client.post(
+            "/things", json={"phone": "23800138000", "id_number": "11010519491231002x"}
+        )
     assert response.status_code == 422
     body = response.json()
     assert body["code"] == "invalid_phone"
-    assert body["errors"] == [{"field": "phone", "code": "invalid_phone",
-                               "message": "手机号码无效"}]
+    assert body["errors"] == [
+        {"field": "phone", "code": "invalid_phone", "message": "手机号码无效"}
+    ]
 
 
 async def test_an_id_number_is_normalised_and_a_bad_one_is_invalid_id_number() -> None:
     async with _client() as client:
-        ok = await client.post("/things", json={"phone": "13800138000",
-                                                "id_number": "11010519491231002x"})
-        bad = await client.post("/things", json={"phone": "13800138000",
-                                                 "id_number": "110105194912310021"},
-                                headers={"Accept-Language": "en"})
+        ok = await client.post(
+            "/things", json={"phone": "13800138000", "id_number": "11010519491231002x"}
+        )
+        bad = await client.post(
+            "/things",
+            json={"phone": "13800138000", "id_number": "110105194912310021"},
+            headers={"Accept-Language": "en"},
+        )
     assert ok.json() == {"id_number": "11010519491231002X"}
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_id_number"
     assert bad.json()["errors"][0]["message"] == "Invalid identity number"
@@ -91,8 +96,9 @@ async def test_an_id_number_is_normalised_and_a_bad_one_is_invalid_id_number() -
 
 async def test_a_body_that_is_not_json_is_a_422_problem() -> None:
     async with _client() as client:
-        response = await client.post("/things", content=b"{not json",
-                                     headers={"content-type": "application/json"})
+        response = await client.post(
+            "/things", content=b"{not json", headers={"content-type": "application/json"}
+        )
     assert response.status_code == 422 and response.json()["code"] == "validation_error"
 
 
@@ -113,15 +119,19 @@ async def test_domain_errors_carry_their_code_in_either_language() -> None:
 
 async def test_a_body_over_4_mib_is_a_413_problem() -> None:
     async with _client() as client:
-        declared = await client.post("/things", content=b"x" * (4 * 1024 * 1024 + 1),
-                                     headers={"content-type": "application/json"})
+        declared = await client.post(
+            "/things",
+            content=b"x" * (4 * 1024 * 1024 + 1),
+            headers={"content-type": "application/json"},
+        )
 
         async def chunks() -> AsyncIterator[bytes]:
             for _ in range(5):
                 yield b" " * (1024 * 1024)
 
-        streamed = await client.post("/things", content=chunks(),
-                                     headers={"content-type": "application/json"})
+        streamed = await client.post(
+            "/things", content=chunks(), headers={"content-type": "application/json"}
+        )
     for response in (declared, streamed):
         assert response.status_code == 413
         assert response.json()["code"] == "payload_too_large"
@@ -136,8 +146,10 @@ async def test_readyz_is_503_when_a_dependency_is_down() -> None:
             alive = await client.get("/healthz")
             metrics = await client.get("/metrics")
     assert alive.status_code == 200
-    assert ready.status_code == 503 and ready.json()["checks"] == {"database": True,
-                                                                    "message_bus": False}
+    assert ready.status_code == 503 and ready.json()["checks"] == {
+        "database": True,
+        "message_bus": False,
+    }
     assert "http_requests_total" in metrics.text
 
 
@@ -150,8 +162,15 @@ async def test_every_response_carries_a_request_id() -> None:
 
 
 def test_log_lines_never_carry_id_numbers_or_phones() -> None:
-    record = logging.LogRecord("t", logging.INFO, __file__, 1,
-                               "applied for 11010519491231002X from 13800138000", None, None)
+    record = logging.LogRecord(
+        "t",
+        logging.INFO,
+        __file__,
+        1,
+        "applied for 11010519491231002X from 13800138000",
+        None,
+        None,
+    )
     record.id_number = "11010519491231002X"
     record.detail = {"phone": "13800138000", "note": "call 13912345678"}
     line = JsonFormatter("test").format(record)

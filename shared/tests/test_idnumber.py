@@ -25,16 +25,19 @@ def test_a_lower_case_x_is_accepted_and_normalised() -> None:
     assert parse_id_number("11010519491231002x", TODAY).value == "11010519491231002X"
 
 
-@pytest.mark.parametrize("text", [
-    "",
-    "1101051949123100",  # too short
-    "110105194912310021X",  # too long
-    "11010519491231002Y",  # bad check character class
-    "110105194912310021",  # wrong check character
-    "A1010519491231002X",  # not digits
-    "10010519491231002X",  # 10 is no province-level division
-    "１１０１０５１９４９１２３１００２Ｘ",  # full-width digits
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "1101051949123100",  # too short
+        "110105194912310021X",  # too long
+        "11010519491231002Y",  # bad check character class
+        "110105194912310021",  # wrong check character
+        "A1010519491231002X",  # not digits
+        "10010519491231002X",  # 10 is no province-level division
+        "１１０１０５１９４９１２３１００２Ｘ",  # full-width digits
+    ],
+)
 def test_malformed_numbers_are_refused(text: str) -> None:
     with pytest.raises(InvalidIdNumber):
         parse_id_number(text, TODAY)

@@ -39,7 +39,8 @@ async def _eventually(check, timeout: float = 15.0) -> None:  # type: ignore[no-
 
 
 async def test_events_survive_the_bus_going_away_and_arrive_once_in_order(
-        nats_process: NatsServer, tmp_path: Path) -> None:
+    nats_process: NatsServer, tmp_path: Path
+) -> None:
     db = Database(test_database_url("outbox", tmp_path))
     async with db.engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
@@ -52,8 +53,9 @@ async def test_events_survive_the_bus_going_away_and_arrive_once_in_order(
     async def handle(batch: list[Envelope]) -> None:
         received.extend(batch)
 
-    consumer = Consumer(bus, stream="HEALTH", durable="outbox-test", subject="health_records.>",
-                        handler=handle)
+    consumer = Consumer(
+        bus, stream="HEALTH", durable="outbox-test", subject="health_records.>", handler=handle
+    )
     consumer.start()
 
     async def write(n: int) -> None:

@@ -19,16 +19,20 @@ def test_production_starts_with_real_secrets(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setenv("APP_ENV", "prod")
     monkeypatch.setenv("SERVICE_KEY", "s" * 40)
-    for name, value in {"LAB_API_KEY": "l" * 40, "VACCINATION_SITE_API_KEY": "v" * 40,
-                        "AUTHORITY_API_KEY": "a" * 40,
-                        "DATA_KEY": "cmVhbC1kYXRhLWtleS1vZi0zMi1ieXRlcy0xMjM0NTY",
-                        "PEPPER": "cmVhbC1wZXBwZXIta2V5LW9mLTMyLWJ5dGVzLTEyMzQ"}.items():
+    for name, value in {
+        "LAB_API_KEY": "l" * 40,
+        "VACCINATION_SITE_API_KEY": "v" * 40,
+        "AUTHORITY_API_KEY": "a" * 40,
+        "DATA_KEY": "cmVhbC1kYXRhLWtleS1vZi0zMi1ieXRlcy0xMjM0NTY",
+        "PEPPER": "cmVhbC1wZXBwZXIta2V5LW9mLTMyLWJ5dGVzLTEyMzQ",
+    }.items():
         monkeypatch.setenv("HEALTH_RECORDS_" + name, value)
     assert HealthSettings().app_env == "prod"
 
 
 def test_database_url_defaults_to_sqlite_and_takes_postgres_spellings(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from hc_common.db import normalise_url
     from verifier.config import Settings
 

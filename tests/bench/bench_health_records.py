@@ -25,12 +25,17 @@ def _rows(batch: int, hours_ago: int = 10) -> list[dict[str, str]]:
         n = batch * BATCH + i
         birth = date(1940, 1, 1) + timedelta(days=n // 1000)
         sample = now - timedelta(hours=hours_ago)
-        rows.append({"report_id": uuid.uuid4().hex, "id_number": make_id_number(
-            birth, serial=n % 1000), "name": "李秀华",
-            "sample_time": sample.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "report_time": (sample + timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "result": "positive" if i % 100 == 0 else "negative",
-            "institution": "南宁市第一人民医院"})
+        rows.append(
+            {
+                "report_id": uuid.uuid4().hex,
+                "id_number": make_id_number(birth, serial=n % 1000),
+                "name": "李秀华",
+                "sample_time": sample.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "report_time": (sample + timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "result": "positive" if i % 100 == 0 else "negative",
+                "institution": "南宁市第一人民医院",
+            }
+        )
     return rows
 
 
@@ -39,17 +44,27 @@ async def _baseline(url: str, batches: list[list[dict[str, str]]]) -> float:
 
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
     try:
-        await conn.execute("DROP TABLE IF EXISTS bench_scratch; CREATE TABLE bench_scratch ("
-                           "report_id text PRIMARY KEY, id_number text, name text, "
-                           "sample_time timestamptz, report_time timestamptz, result text, "
-                           "institution text)")
+        await conn.execute(
+            "DROP TABLE IF EXISTS bench_scratch; CREATE TABLE bench_scratch ("
+            "report_id text PRIMARY KEY, id_number text, name text, "
+            "sample_time timestamptz, report_time timestamptz, result text, "
+            "institution text)"
+        )
         elapsed = 0.0
         for rows in batches:
             started = time.perf_counter()
-            records = [(r["report_id"], r["id_number"], r["name"],
-                        datetime.fromisoformat(r["sample_time"]),
-                        datetime.fromisoformat(r["report_time"]), r["result"], r["institution"])
-                       for r in rows]
+            records = [
+                (
+                    r["report_id"],
+                    r["id_number"],
+                    r["name"],
+                    datetime.fromisoformat(r["sample_time"]),
+                    datetime.fromisoformat(r["report_time"]),
+                    r["result"],
+                    r["institution"],
+                )
+                for r in rows
+            ]
             await conn.copy_records_to_table("bench_scratch", records=records)
             elapsed += time.perf_counter() - started
         await conn.execute("DROP TABLE bench_scratch")
@@ -69,8 +84,12 @@ async def _drained(app: object, within: float = 120.0) -> float:
     return time.perf_counter() - started
 
 
-async def _service(url: str, nats_url: str, batches: list[list[dict[str, str]]],
-                   updates: list[list[dict[str, str]]]) -> float:
+async def _service(
+    url: str,
+    nats_url: str,
+    batches: list[list[dict[str, str]]],
+    updates: list[list[dict[str, str]]],
+) -> float:
     import orjson
 
     from hc_common.testing import app_client
@@ -86,11 +105,13 @@ async def _service(url: str, nats_url: str, batches: list[list[dict[str, str]]],
         elapsed, slowest, relayed = 0.0, 0.0, 0.0
         for body in bodies:
             started = time.perf_counter()
-            response = await client.post("/v1/nat-results/batch", headers=headers,
-                                         content=body, timeout=120)
+            response = await client.post(
+                "/v1/nat-results/batch", headers=headers, content=body, timeout=120
+            )
             took = time.perf_counter() - started
-            assert response.status_code == 200 and response.json()["accepted"] == BATCH, \
+            assert response.status_code == 200 and response.json()["accepted"] == BATCH, (
                 response.text[:300]
+            )
             elapsed += took
             slowest = max(slowest, took)
             # The relay publishes the batch's status events before the next batch is timed.
@@ -99,30 +120,45 @@ async def _service(url: str, nats_url: str, batches: list[list[dict[str, str]]],
         updating = 0.0
         for body in update_bodies:
             started = time.perf_counter()
-            response = await client.post("/v1/nat-results/batch", headers=headers,
-                                         content=body, timeout=120)
+            response = await client.post(
+                "/v1/nat-results/batch", headers=headers, content=body, timeout=120
+            )
             updating += time.perf_counter() - started
-            assert response.status_code == 200 and response.json()["accepted"] == BATCH, \
+            assert response.status_code == 200 and response.json()["accepted"] == BATCH, (
                 response.text[:300]
+            )
             relayed += await _drained(app)
         repeat_started = time.perf_counter()
-        again = await client.post("/v1/nat-results/batch", headers=headers, content=bodies[0],
-                                  timeout=120)
+        again = await client.post(
+            "/v1/nat-results/batch", headers=headers, content=bodies[0], timeout=120
+        )
         repeat = time.perf_counter() - repeat_started
         assert again.json()["duplicates"] == BATCH, again.text[:300]
         rate = len(batches) * BATCH / elapsed
         # Printed here: the service's logging set-up owns the streams once its lifespan ends.
-        print(f"service: NAT ingest POST /v1/nat-results/batch on PostgreSQL: {rate:,.0f} rows/s "
-              f"over {len(batches)} batches of {BATCH:,} rows of new persons (slowest batch "
-              f"{slowest:.2f} s; goal >= 20,000 rows/s)", flush=True)
-        print(f"service: the same persons again with newer results (every person known and "
-              f"updated): {len(updates) * BATCH / updating:,.0f} rows/s over {len(updates)} "
-              f"batches of {BATCH:,}", flush=True)
-        print(f"service: repeated batch of {BATCH:,} (all duplicates): {BATCH / repeat:,.0f} "
-              f"rows/s ({repeat:.2f} s)", flush=True)
+        print(
+            f"service: NAT ingest POST /v1/nat-results/batch on PostgreSQL: {rate:,.0f} rows/s "
+            f"over {len(batches)} batches of {BATCH:,} rows of new persons (slowest batch "
+            f"{slowest:.2f} s; goal >= 20,000 rows/s)",
+            flush=True,
+        )
+        print(
+            f"service: the same persons again with newer results (every person known and "
+            f"updated): {len(updates) * BATCH / updating:,.0f} rows/s over {len(updates)} "
+            f"batches of {BATCH:,}",
+            flush=True,
+        )
+        print(
+            f"service: repeated batch of {BATCH:,} (all duplicates): {BATCH / repeat:,.0f} "
+            f"rows/s ({repeat:.2f} s)",
+            flush=True,
+        )
         events = (len(batches) + len(updates)) * BATCH
-        print(f"outbox relay: {events / relayed:,.0f} status events/s to JetStream (not in the "
-              f"figures above)", flush=True)
+        print(
+            f"outbox relay: {events / relayed:,.0f} status events/s to JetStream (not in the "
+            f"figures above)",
+            flush=True,
+        )
         return rate
 
 
@@ -140,14 +176,27 @@ def main() -> None:
     import tempfile
 
     port = free_port()
-    nats = subprocess.Popen([nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js",
-                             "-sd", tempfile.mkdtemp(prefix="hc-bench-nats-")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    nats = subprocess.Popen(
+        [
+            nats_server_binary(),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-js",
+            "-sd",
+            tempfile.mkdtemp(prefix="hc-bench-nats-"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         batches = [_rows(i) for i in range(BATCHES)]
         base = asyncio.run(_baseline(url, batches))
-        print(f"baseline: asyncpg COPY of the same rows into a scratch table: {base:,.0f} rows/s",
-              flush=True)
+        print(
+            f"baseline: asyncpg COPY of the same rows into a scratch table: {base:,.0f} rows/s",
+            flush=True,
+        )
         updates = [_rows(i, hours_ago=2) for i in range(BATCHES)]
         rate = asyncio.run(_service(url, f"nats://127.0.0.1:{port}", batches, updates))
         print(f"ratio service/baseline: {rate / base:.3f}", flush=True)

@@ -30,16 +30,24 @@ def main() -> None:
     photo = io.BytesIO()
     Image.new("RGB", (450, 600), (180, 120, 90)).save(photo, "JPEG")
     qr = "GXHC1:" + "x" * 294  # the longest text the contract allows
-    card = CardData(qr=qr, masked_name="李*华", masked_id_number="450103********1234",
-                    last_valid_day=date(2027, 11, 27), photo=photo.getvalue(), version=1)
+    card = CardData(
+        qr=qr,
+        masked_name="李*华",
+        masked_id_number="450103********1234",
+        last_valid_day=date(2027, 11, 27),
+        photo=photo.getvalue(),
+        version=1,
+    )
     card_pdf(card)  # font registration outside the timing
     print("command: .venv/bin/python -m tests.bench issuer")
     base_rps, base_p99 = _measure(lambda: qr_png(qr), N)
     print(f"baseline qr.png: {base_rps:.1f}/s, p99 {base_p99:.1f} ms over {N} renders")
     for layout in ("card", "a4"):
         rps, p99 = _measure(lambda layout=layout: card_pdf(card, layout), N)
-        print(f"card.pdf layout={layout}: {rps:.1f}/s, p99 {p99:.1f} ms over {N} renders; "
-              f"throughput {rps / base_rps:.2f}x baseline, p99 {p99 / base_p99:.2f}x baseline")
+        print(
+            f"card.pdf layout={layout}: {rps:.1f}/s, p99 {p99:.1f} ms over {N} renders; "
+            f"throughput {rps / base_rps:.2f}x baseline, p99 {p99 / base_p99:.2f}x baseline"
+        )
 
 
 if __name__ == "__main__":

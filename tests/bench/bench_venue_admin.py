@@ -26,11 +26,23 @@ LIST_ROWS = 1_000_000
 
 def _events(venue_id: str, n: int) -> list[Envelope]:
     now = utcnow()
-    return [Envelope(type=ACCESS_RECORD_CREATED, data={
-        "record_id": new_id(), "venue_id": venue_id,
-        "checked_at": (now - timedelta(seconds=i)).isoformat(), "decision": "pass",
-        "reasons": [], "masked_name": "李*华", "color": "green", "credential_id": new_id(),
-        "scanner": {"kind": "device", "id": "gate-1"}}) for i in range(n)]
+    return [
+        Envelope(
+            type=ACCESS_RECORD_CREATED,
+            data={
+                "record_id": new_id(),
+                "venue_id": venue_id,
+                "checked_at": (now - timedelta(seconds=i)).isoformat(),
+                "decision": "pass",
+                "reasons": [],
+                "masked_name": "李*华",
+                "color": "green",
+                "credential_id": new_id(),
+                "scanner": {"kind": "device", "id": "gate-1"},
+            },
+        )
+        for i in range(n)
+    ]
 
 
 async def run() -> None:
@@ -46,8 +58,9 @@ async def run() -> None:
         started = time.perf_counter()
         for i in range(0, len(rows), BATCH):
             async with db.sessionmaker() as session:
-                await (await session.connection()).execute(insert(AccessRecord),
-                                                            rows[i:i + BATCH])
+                await (await session.connection()).execute(
+                    insert(AccessRecord), rows[i : i + BATCH]
+                )
                 await session.commit()
         baseline = time.perf_counter() - started
 
@@ -56,33 +69,39 @@ async def run() -> None:
         events = _events("bench-ingest", INGEST_ROWS)
         started = time.perf_counter()
         for i in range(0, len(events), BATCH):
-            await ingest(db.sessionmaker, events[i:i + BATCH])
+            await ingest(db.sessionmaker, events[i : i + BATCH])
         ours = time.perf_counter() - started
         started = time.perf_counter()
         for i in range(0, len(events), BATCH):
-            await ingest(db.sessionmaker, events[i:i + BATCH])
+            await ingest(db.sessionmaker, events[i : i + BATCH])
         replay = time.perf_counter() - started
         async with db.sessionmaker() as session:
-            count = await session.scalar(text(
-                "SELECT count(*) FROM access_records WHERE venue_id = 'bench-ingest'"))
+            count = await session.scalar(
+                text("SELECT count(*) FROM access_records WHERE venue_id = 'bench-ingest'")
+            )
         assert count == INGEST_ROWS, count
         print(f"ingest {INGEST_ROWS} rows in batches of {BATCH}:")
         print(f"  baseline plain bulk INSERT        {INGEST_ROWS / baseline:10.0f} rows/s")
-        print(f"  ingest() ON CONFLICT DO NOTHING   {INGEST_ROWS / ours:10.0f} rows/s"
-              f"  ratio to baseline {baseline / ours:.2f}")
+        print(
+            f"  ingest() ON CONFLICT DO NOTHING   {INGEST_ROWS / ours:10.0f} rows/s"
+            f"  ratio to baseline {baseline / ours:.2f}"
+        )
         print(f"  replay of the same (all dupes)    {INGEST_ROWS / replay:10.0f} rows/s")
 
         # 1,000,000 rows of one venue, spread over 28 days, generated server-side.
         async with db.sessionmaker() as session:
             started = time.perf_counter()
-            await session.execute(text("""
+            await session.execute(
+                text("""
                 INSERT INTO access_records (record_id, venue_id, checked_at, decision, reasons,
                     masked_name, color, credential_id, scanner_kind, scanner_id)
                 SELECT 'r' || lpad(g::text, 12, '0'), 'bench-list',
                        now() - (g * interval '2.4 seconds'),
                        (ARRAY['pass','deny','manual_check'])[1 + g % 3],
                        '[]'::json, '李*华', 'green', NULL, 'device', 'gate-1'
-                FROM generate_series(1, :n) AS g"""), {"n": LIST_ROWS})
+                FROM generate_series(1, :n) AS g"""),
+                {"n": LIST_ROWS},
+            )
             await session.commit()
             await session.execute(text("ANALYZE access_records"))
             print(f"generated {LIST_ROWS} rows in {time.perf_counter() - started:.1f} s")
@@ -92,8 +111,9 @@ async def run() -> None:
             for _ in range(20):
                 async with db.sessionmaker() as session:
                     started = time.perf_counter()
-                    page = await AccessRecordRepository(session).page("bench-list", limit=51,
-                                                                      **kwargs)  # type: ignore[arg-type]
+                    page = await AccessRecordRepository(session).page(
+                        "bench-list", limit=51, **kwargs
+                    )  # type: ignore[arg-type]
                     times.append(time.perf_counter() - started)
                     assert page
             times.sort()
@@ -104,20 +124,38 @@ async def run() -> None:
         print(f"list query (limit 50) over {LIST_ROWS} rows of one venue:")
         first = await timed("first page", start=None, end=None, decision=None, after=None)
         async with db.sessionmaker() as session:
-            deep = (await session.execute(text(
-                "SELECT checked_at, record_id FROM access_records WHERE venue_id='bench-list' "
-                "ORDER BY checked_at DESC, record_id DESC OFFSET 900000 LIMIT 1"))).one()
-        await timed("page after 900,000 rows (cursor)", start=None, end=None, decision=None,
-                    after=(deep[0], deep[1]))
-        await timed("decision=deny, last 7 days", start=utcnow() - timedelta(days=7), end=None,
-                    decision="deny", after=None)
+            deep = (
+                await session.execute(
+                    text(
+                        "SELECT checked_at, record_id FROM access_records WHERE venue_id='bench-list' "
+                        "ORDER BY checked_at DESC, record_id DESC OFFSET 900000 LIMIT 1"
+                    )
+                )
+            ).one()
+        await timed(
+            "page after 900,000 rows (cursor)",
+            start=None,
+            end=None,
+            decision=None,
+            after=(deep[0], deep[1]),
+        )
+        await timed(
+            "decision=deny, last 7 days",
+            start=utcnow() - timedelta(days=7),
+            end=None,
+            decision="deny",
+            after=None,
+        )
         started = time.perf_counter()
         async with db.sessionmaker() as session:
-            await session.execute(text(
-                "SELECT count(*) FROM access_records WHERE venue_id='bench-list'"))
+            await session.execute(
+                text("SELECT count(*) FROM access_records WHERE venue_id='bench-list'")
+            )
         full = time.perf_counter() - started
-        print(f"  baseline: count(*) of the venue's rows          {full * 1000:7.2f} ms"
-              f"  ratio first page / count {first / full:.3f}")
+        print(
+            f"  baseline: count(*) of the venue's rows          {full * 1000:7.2f} ms"
+            f"  ratio first page / count {first / full:.3f}"
+        )
     finally:
         await db.dispose()
 

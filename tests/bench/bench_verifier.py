@@ -30,7 +30,7 @@ from hc_common.devstack import SERVICES, Stack, free_port
 from hc_common.testing import make_id_number, make_phone
 from tests.e2e.test_slice import AUTHORITY, PHOTO_PNG, sign_in
 
-BARE_APP = '''
+BARE_APP = """
 from fastapi import FastAPI
 from pydantic import BaseModel
 
@@ -43,7 +43,7 @@ app = FastAPI()
 @app.post("/v1/verify")
 async def verify(body: Body) -> dict:
     return {"decision": "pass"}
-'''
+"""
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
 SECONDS = int(os.environ.get("BENCH_SECONDS", 6))
 
@@ -57,8 +57,11 @@ def tool(name: str) -> str:
 
 def wrk(url: str, body: dict[str, object], headers: dict[str, str]) -> float:
     script = Path(tempfile.mkdtemp()) / "post.lua"
-    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(json.dumps(body))}",
-             'wrk.headers["Content-Type"] = "application/json"']
+    lines = [
+        'wrk.method = "POST"',
+        f"wrk.body = {json.dumps(json.dumps(body))}",
+        'wrk.headers["Content-Type"] = "application/json"',
+    ]
     lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
     script.write_text("\n".join(lines))
     command = [tool("wrk"), "-t1", "-c32", f"-d{SECONDS}s", "-s", str(script), url]
@@ -68,12 +71,25 @@ def wrk(url: str, body: dict[str, object], headers: dict[str, str]) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
 
-def hey_fixed_rate(url: str, body: dict[str, object], headers: dict[str, str],
-                   rate: float) -> tuple[float, float, int]:
+def hey_fixed_rate(
+    url: str, body: dict[str, object], headers: dict[str, str], rate: float
+) -> tuple[float, float, int]:
     workers = 16
-    command = [tool("hey"), "-z", f"{SECONDS}s", "-c", str(workers), "-q",
-               f"{rate / workers:.1f}", "-m", "POST", "-T", "application/json",
-               "-d", json.dumps(body)]
+    command = [
+        tool("hey"),
+        "-z",
+        f"{SECONDS}s",
+        "-c",
+        str(workers),
+        "-q",
+        f"{rate / workers:.1f}",
+        "-m",
+        "POST",
+        "-T",
+        "application/json",
+        "-d",
+        json.dumps(body),
+    ]
     for key, value in headers.items():
         command += ["-H", f"{key}: {value}"]
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
@@ -103,8 +119,11 @@ def memory_per_entry() -> tuple[float, float]:
         view.apply_status(HealthStatus(new_id(), "green", "negative", now, 3, now, 12))
     statuses = tracemalloc.get_traced_memory()[0]
     for _ in range(n):
-        view.apply_credential(CredentialInfo(new_id(), new_id(), 1, "active", "李*华",
-                                             "450103********1234", now.date(), now))
+        view.apply_credential(
+            CredentialInfo(
+                new_id(), new_id(), 1, "active", "李*华", "450103********1234", now.date(), now
+            )
+        )
     credentials = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     return (statuses - before) / n, (credentials - statuses) / n
@@ -112,27 +131,62 @@ def memory_per_entry() -> tuple[float, float]:
 
 def main() -> None:
     run_dir = Path(tempfile.mkdtemp(prefix="bench-verifier-"))
-    stack = Stack(run_dir, ports={n: free_port() for n in SERVICES}, nats_port=free_port(),
-                  env={"APP_ENV": "dev", "LOG_LEVEL": "WARNING"}, log_to_files=True)
+    stack = Stack(
+        run_dir,
+        ports={n: free_port() for n in SERVICES},
+        nats_port=free_port(),
+        env={"APP_ENV": "dev", "LOG_LEVEL": "WARNING"},
+        log_to_files=True,
+    )
     (run_dir / "bare_app.py").write_text(BARE_APP)
     bare_port = free_port()
-    bare = subprocess.Popen([sys.executable, "-m", "uvicorn", "bare_app:app", "--port",
-                             str(bare_port), "--no-access-log", "--log-level", "warning"],
-                            cwd=run_dir)
+    bare = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bare_app:app",
+            "--port",
+            str(bare_port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=run_dir,
+    )
     try:
         stack.start(120)
         api = {n: httpx.Client(base_url=stack.url(n), timeout=10) for n in SERVICES}
         family = sign_in(api["issuer"], make_phone())
         id_number = make_id_number(datetime.date(1950, 3, 8))
-        face = api["issuer"].post("/dev/face-checks",
-                                  json={"name": "李秀华", "id_number": id_number})
-        qr = api["issuer"].post("/v1/family/credentials", headers=family, json={
-            "name": "李秀华", "id_number": id_number, "relationship": "grandparent",
-            "photo": PHOTO_PNG, "face_check_token": face.json()["face_check_token"]}).json()["qr"]
+        face = api["issuer"].post(
+            "/dev/face-checks", json={"name": "李秀华", "id_number": id_number}
+        )
+        qr = (
+            api["issuer"]
+            .post(
+                "/v1/family/credentials",
+                headers=family,
+                json={
+                    "name": "李秀华",
+                    "id_number": id_number,
+                    "relationship": "grandparent",
+                    "photo": PHOTO_PNG,
+                    "face_check_token": face.json()["face_check_token"],
+                },
+            )
+            .json()["qr"]
+        )
         admin = sign_in(api["issuer"], make_phone())
-        venue_id = api["venue-admin"].post("/v1/venues", headers=admin, json={
-            "name": "站", "category": "metro", "address": "a", "region_code": "450103"},
-        ).json()["venue_id"]
+        venue_id = (
+            api["venue-admin"]
+            .post(
+                "/v1/venues",
+                headers=admin,
+                json={"name": "站", "category": "metro", "address": "a", "region_code": "450103"},
+            )
+            .json()["venue_id"]
+        )
         body = {"qr": qr, "venue_id": venue_id}
         verify = stack.url("verifier") + "/v1/verify"
         bare_url = f"http://127.0.0.1:{bare_port}/v1/verify"
@@ -146,34 +200,49 @@ def main() -> None:
             baseline.append(wrk(bare_url, body, admin))
             scans.append(wrk(verify, body, admin))
         b, v = statistics.median(baseline), statistics.median(scans)
-        print(f"throughput (wrk -t1 -c32 -d{SECONDS}s, {ROUNDS} interleaved rounds, median): "
-              f"bare FastAPI {b:.0f} req/s, POST /v1/verify {v:.0f} req/s, ratio {v / b:.2f}")
+        print(
+            f"throughput (wrk -t1 -c32 -d{SECONDS}s, {ROUNDS} interleaved rounds, median): "
+            f"bare FastAPI {b:.0f} req/s, POST /v1/verify {v:.0f} req/s, ratio {v / b:.2f}"
+        )
         print(f"  rounds: bare {[round(x) for x in baseline]}, verify {[round(x) for x in scans]}")
 
         rate = b / 2
         p50, p99, done = hey_fixed_rate(verify, body, admin, rate)
         bp50, bp99, _ = hey_fixed_rate(bare_url, body, admin, rate)
-        print(f"latency at {rate:.0f} req/s (hey -q, {SECONDS}s, {done} scans): "
-              f"verify p50 {p50:.2f} ms, p99 {p99:.2f} ms; bare p50 {bp50:.2f} ms, "
-              f"p99 {bp99:.2f} ms")
+        print(
+            f"latency at {rate:.0f} req/s (hey -q, {SECONDS}s, {done} scans): "
+            f"verify p50 {p50:.2f} ms, p99 {p99:.2f} ms; bare p50 {bp50:.2f} ms, "
+            f"p99 {bp99:.2f} ms"
+        )
 
         visible = []
         for i in range(200):
             color = "yellow" if i % 2 == 0 else "green"
             started = time.perf_counter()
-            changed = api["health-records"].post("/v1/codes", headers=AUTHORITY, json={
-                "id_number": id_number, "color": color, "reason": "bench"})
+            changed = api["health-records"].post(
+                "/v1/codes",
+                headers=AUTHORITY,
+                json={"id_number": id_number, "color": color, "reason": "bench"},
+            )
             assert changed.status_code == 200
-            while api["verifier"].post("/v1/verify", headers=admin, json=body).json()[
-                    "health"]["color"] != color:
+            while (
+                api["verifier"]
+                .post("/v1/verify", headers=admin, json=body)
+                .json()["health"]["color"]
+                != color
+            ):
                 assert time.perf_counter() - started < 10, "change never reached the verifier"
             visible.append((time.perf_counter() - started) * 1000)
-        print(f"status change -> verifier answer (200 changes, POST /v1/codes included): "
-              f"p50 {percentile(visible, .5):.1f} ms, p99 {percentile(visible, .99):.1f} ms")
+        print(
+            f"status change -> verifier answer (200 changes, POST /v1/codes included): "
+            f"p50 {percentile(visible, 0.5):.1f} ms, p99 {percentile(visible, 0.99):.1f} ms"
+        )
 
         status_bytes, credential_bytes = memory_per_entry()
-        print(f"memory (tracemalloc, 50,000 entries): {status_bytes:.0f} B per cached status, "
-              f"{credential_bytes:.0f} B per cached credential")
+        print(
+            f"memory (tracemalloc, 50,000 entries): {status_bytes:.0f} B per cached status, "
+            f"{credential_bytes:.0f} B per cached credential"
+        )
     finally:
         bare.terminate()
         bare.wait(10)

@@ -27,16 +27,29 @@ def iso(value: datetime) -> str:
 
 def nat_row(id_number: str, result: str, hours_ago: float) -> dict[str, Any]:
     sample = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=hours_ago)
-    return {"report_id": uuid.uuid4().hex, "id_number": id_number, "name": "李秀华",
-            "sample_time": iso(sample), "report_time": iso(sample + timedelta(minutes=30)),
-            "result": result, "institution": "南宁市第一人民医院"}
+    return {
+        "report_id": uuid.uuid4().hex,
+        "id_number": id_number,
+        "name": "李秀华",
+        "sample_time": iso(sample),
+        "report_time": iso(sample + timedelta(minutes=30)),
+        "result": result,
+        "institution": "南宁市第一人民医院",
+    }
 
 
 def vaccination_row(id_number: str, dose: int, days_ago: int) -> dict[str, Any]:
     at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=days_ago)
-    return {"record_id": uuid.uuid4().hex, "id_number": id_number, "name": "李秀华",
-            "vaccine": "新冠病毒灭活疫苗", "manufacturer": "北京生物", "dose_number": dose,
-            "administered_at": iso(at), "site": "青秀区接种点"}
+    return {
+        "record_id": uuid.uuid4().hex,
+        "id_number": id_number,
+        "name": "李秀华",
+        "vaccine": "新冠病毒灭活疫苗",
+        "manufacturer": "北京生物",
+        "dose_number": dose,
+        "administered_at": iso(at),
+        "site": "青秀区接种点",
+    }
 
 
 def holder_at_a_venue(api: Api) -> tuple[str, dict[str, Any]]:
@@ -45,17 +58,34 @@ def holder_at_a_venue(api: Api) -> tuple[str, dict[str, Any]]:
     id_number = make_id_number(date(1950, 3, 8))
     face = api.issuer.post("/dev/face-checks", json={"name": "李秀华", "id_number": id_number})
     assert face.status_code == 200, face.text
-    applied = api.issuer.post("/v1/family/credentials", headers=family, json={
-        "name": "李秀华", "id_number": id_number, "relationship": "grandparent",
-        "photo": PHOTO_PNG, "face_check_token": face.json()["face_check_token"]})
+    applied = api.issuer.post(
+        "/v1/family/credentials",
+        headers=family,
+        json={
+            "name": "李秀华",
+            "id_number": id_number,
+            "relationship": "grandparent",
+            "photo": PHOTO_PNG,
+            "face_check_token": face.json()["face_check_token"],
+        },
+    )
     assert applied.status_code == 201, applied.text
     admin = sign_in(api.issuer, make_phone())
-    venue = api.venue_admin.post("/v1/venues", headers=admin, json={
-        "name": "南宁东站", "category": "train_station", "address": "青秀区",
-        "region_code": "450103"})
+    venue = api.venue_admin.post(
+        "/v1/venues",
+        headers=admin,
+        json={
+            "name": "南宁东站",
+            "category": "train_station",
+            "address": "青秀区",
+            "region_code": "450103",
+        },
+    )
     assert venue.status_code == 201, venue.text
-    return id_number, {"headers": admin, "json": {"qr": applied.json()["qr"],
-                                                  "venue_id": venue.json()["venue_id"]}}
+    return id_number, {
+        "headers": admin,
+        "json": {"qr": applied.json()["qr"], "venue_id": venue.json()["venue_id"]},
+    }
 
 
 def scan_until(api: Api, scan: dict[str, Any], seen: Any, within: float = 2.0) -> dict[str, Any]:
@@ -78,60 +108,79 @@ def test_positive_nat_in_a_lab_batch_denies_at_the_verifier(api: Api) -> None:
 
     valid = make_id_number(date(1960, 1, 1))
     bad = nat_row(valid[:17] + ("1" if valid[17] == "0" else "0"), "negative", 5)  # check char
-    batch = [nat_row(make_id_number(date(1945, 6, 1)), "negative", 5),
-             nat_row(id_number, "positive", 3.5), bad]
-    pushed = api.health_records.post("/v1/nat-results/batch", headers=LAB,
-                                     json={"results": batch})
+    batch = [
+        nat_row(make_id_number(date(1945, 6, 1)), "negative", 5),
+        nat_row(id_number, "positive", 3.5),
+        bad,
+    ]
+    pushed = api.health_records.post("/v1/nat-results/batch", headers=LAB, json={"results": batch})
     assert pushed.status_code == 200, pushed.text
     assert pushed.json()["accepted"] == 2 and pushed.json()["duplicates"] == 0
     assert [(r["index"], r["code"]) for r in pushed.json()["rejected"]] == [
-        (2, "invalid_id_number")]
+        (2, "invalid_id_number")
+    ]
 
     body = scan_until(api, scan, lambda b: b["decision"] == "deny")
     assert body["decision"] == "deny"
     assert body["reasons"] == ["color_red", "nat_positive"]
     assert body["health"]["color"] == "red"
-    assert body["health"]["nat"] == {"result": "positive",
-                                     "sample_time": batch[1]["sample_time"],
-                                     "hours_since_sample": 3}
+    assert body["health"]["nat"] == {
+        "result": "positive",
+        "sample_time": batch[1]["sample_time"],
+        "hours_since_sample": 3,
+    }
 
     # The same batch again is all duplicates and changes nothing at the verifier.
-    again = api.health_records.post("/v1/nat-results/batch", headers=LAB,
-                                    json={"results": batch[:2]})
+    again = api.health_records.post(
+        "/v1/nat-results/batch", headers=LAB, json={"results": batch[:2]}
+    )
     assert again.json() == {"accepted": 0, "duplicates": 2, "rejected": []}
     assert api.verifier.post("/v1/verify", **scan).json()["reasons"] == [
-        "color_red", "nat_positive"]
+        "color_red",
+        "nat_positive",
+    ]
 
 
 def test_vaccination_batch_appears_in_the_scan(api: Api) -> None:
     id_number, scan = holder_at_a_venue(api)
     doses = [vaccination_row(id_number, 1, 200), vaccination_row(id_number, 2, 150)]
-    pushed = api.health_records.post("/v1/vaccinations/batch", headers=SITE,
-                                     json={"records": doses})
+    pushed = api.health_records.post(
+        "/v1/vaccinations/batch", headers=SITE, json={"records": doses}
+    )
     assert pushed.status_code == 200, pushed.text
     assert pushed.json() == {"accepted": 2, "duplicates": 0, "rejected": []}
 
     body = scan_until(api, scan, lambda b: b["health"]["vaccination"] is not None)
-    assert body["health"]["vaccination"] == {"doses": 2,
-                                             "last_dose_at": doses[1]["administered_at"]}
+    assert body["health"]["vaccination"] == {
+        "doses": 2,
+        "last_dose_at": doses[1]["administered_at"],
+    }
     assert body["decision"] == "pass" and body["health"]["color"] == "green"
 
 
-@pytest.mark.parametrize(("path", "body", "headers", "status", "code"), [
-    ("/v1/nat-results/batch", {"results": []}, SITE, 403, "forbidden"),
-    ("/v1/nat-results/batch", {"results": []}, AUTHORITY, 403, "forbidden"),
-    ("/v1/nat-results/batch", {"results": []}, {}, 401, "unauthorized"),
-    ("/v1/nat-results/batch", {"results": []}, {"Authorization": "Bearer nope"}, 401,
-     "unauthorized"),
-    ("/v1/vaccinations/batch", {"records": []}, LAB, 403, "forbidden"),
-    ("/v1/vaccinations/batch", {"records": []}, {}, 401, "unauthorized"),
-    ("/v1/codes", CODE, LAB, 403, "forbidden"),
-    ("/v1/codes", CODE, SITE, 403, "forbidden"),
-    ("/v1/codes", CODE, {}, 401, "unauthorized"),
-])
-def test_each_endpoint_takes_only_its_roles_key(api: Api, path: str, body: dict[str, Any],
-                                                headers: dict[str, str], status: int,
-                                                code: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "body", "headers", "status", "code"),
+    [
+        ("/v1/nat-results/batch", {"results": []}, SITE, 403, "forbidden"),
+        ("/v1/nat-results/batch", {"results": []}, AUTHORITY, 403, "forbidden"),
+        ("/v1/nat-results/batch", {"results": []}, {}, 401, "unauthorized"),
+        (
+            "/v1/nat-results/batch",
+            {"results": []},
+            {"Authorization": "Bearer nope"},
+            401,
+            "unauthorized",
+        ),
+        ("/v1/vaccinations/batch", {"records": []}, LAB, 403, "forbidden"),
+        ("/v1/vaccinations/batch", {"records": []}, {}, 401, "unauthorized"),
+        ("/v1/codes", CODE, LAB, 403, "forbidden"),
+        ("/v1/codes", CODE, SITE, 403, "forbidden"),
+        ("/v1/codes", CODE, {}, 401, "unauthorized"),
+    ],
+)
+def test_each_endpoint_takes_only_its_roles_key(
+    api: Api, path: str, body: dict[str, Any], headers: dict[str, str], status: int, code: str
+) -> None:
     answer: httpx.Response = api.health_records.post(path, headers=headers, json=body)
     assert answer.status_code == status, answer.text
     assert answer.headers["content-type"].startswith("application/problem+json")
@@ -139,11 +188,18 @@ def test_each_endpoint_takes_only_its_roles_key(api: Api, path: str, body: dict[
 
 
 def test_the_right_keys_are_taken(api: Api) -> None:
-    assert api.health_records.post("/v1/nat-results/batch", headers=LAB,
-                                   json={"results": []}).json() == {
-        "accepted": 0, "duplicates": 0, "rejected": []}
-    assert api.health_records.post("/v1/vaccinations/batch", headers=SITE,
-                                   json={"records": []}).status_code == 200
-    coded = api.health_records.post("/v1/codes", headers=AUTHORITY, json={
-        "id_number": make_id_number(date(1948, 2, 2)), "color": "yellow", "reason": "行程"})
+    assert api.health_records.post(
+        "/v1/nat-results/batch", headers=LAB, json={"results": []}
+    ).json() == {"accepted": 0, "duplicates": 0, "rejected": []}
+    assert (
+        api.health_records.post(
+            "/v1/vaccinations/batch", headers=SITE, json={"records": []}
+        ).status_code
+        == 200
+    )
+    coded = api.health_records.post(
+        "/v1/codes",
+        headers=AUTHORITY,
+        json={"id_number": make_id_number(date(1948, 2, 2)), "color": "yellow", "reason": "行程"},
+    )
     assert coded.status_code == 200 and coded.json()["color"] == "yellow"

@@ -35,14 +35,23 @@ def jws_header(token: str) -> dict[str, Any]:
     return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
 
 
-def apply(api: Api, family: dict[str, str], name: str, birth: date,
-          relationship: str = "grandparent") -> tuple[httpx.Response, str]:
+def apply(
+    api: Api, family: dict[str, str], name: str, birth: date, relationship: str = "grandparent"
+) -> tuple[httpx.Response, str]:
     id_number = make_id_number(birth)
     face = api.issuer.post("/dev/face-checks", json={"name": name, "id_number": id_number})
     assert face.status_code == 200, face.text
-    applied = api.issuer.post("/v1/family/credentials", headers=family, json={
-        "name": name, "id_number": id_number, "relationship": relationship,
-        "photo": PHOTO_PNG, "face_check_token": face.json()["face_check_token"]})
+    applied = api.issuer.post(
+        "/v1/family/credentials",
+        headers=family,
+        json={
+            "name": name,
+            "id_number": id_number,
+            "relationship": relationship,
+            "photo": PHOTO_PNG,
+            "face_check_token": face.json()["face_check_token"],
+        },
+    )
     return applied, id_number
 
 
@@ -50,15 +59,23 @@ def apply(api: Api, family: dict[str, str], name: str, birth: date,
 def gate_keeper(api: Api) -> Callable[[str], dict[str, Any]]:
     """A venue's main admin scanning at their own venue: `scan(qr)` -> the verifier's answer."""
     admin = sign_in(api.issuer, make_phone())
-    made = api.venue_admin.post("/v1/venues", headers=admin, json={
-        "name": "青秀万达广场", "category": "shopping_mall", "address": "东葛路",
-        "region_code": "450103"})
+    made = api.venue_admin.post(
+        "/v1/venues",
+        headers=admin,
+        json={
+            "name": "青秀万达广场",
+            "category": "shopping_mall",
+            "address": "东葛路",
+            "region_code": "450103",
+        },
+    )
     assert made.status_code == 201, made.text
     venue_id = made.json()["venue_id"]
 
     def scan(qr: str) -> dict[str, Any]:
-        answer = api.verifier.post("/v1/verify", headers=admin,
-                                   json={"qr": qr, "venue_id": venue_id})
+        answer = api.verifier.post(
+            "/v1/verify", headers=admin, json={"qr": qr, "venue_id": venue_id}
+        )
         assert answer.status_code == 200, answer.text
         return answer.json()
 
@@ -90,8 +107,7 @@ def test_apply_list_print_reissue_revoke(api: Api, gate_keeper) -> None:
     cid = credential["credential_id"]
     assert credential["status"] == "active" and credential["version"] == 1
     assert credential["holder"]["masked_name"] == "李*华"
-    assert credential["holder"]["masked_id_number"] == (
-        id_number[:6] + "********" + id_number[-4:])
+    assert credential["holder"]["masked_id_number"] == (id_number[:6] + "********" + id_number[-4:])
     assert credential["holder"]["relationship"] == "grandparent"
     assert credential["issued_at"].endswith("Z") and credential["expires_at"].endswith("Z")
     assert credential["qr"].startswith("GXHC1:") and len(credential["qr"]) <= 300
@@ -107,10 +123,13 @@ def test_apply_list_print_reissue_revoke(api: Api, gate_keeper) -> None:
     # Someone else's family sees none of it.
     stranger = sign_in(api.issuer, make_phone())
     assert api.issuer.get(f"/v1/family/credentials/{cid}", headers=stranger).status_code == 404
-    assert api.issuer.get(f"/v1/family/credentials/{cid}/qr.png",
-                          headers=stranger).status_code == 404
-    assert api.issuer.get(f"/v1/family/credentials/{cid}/card.pdf",
-                          headers=stranger).status_code == 404
+    assert (
+        api.issuer.get(f"/v1/family/credentials/{cid}/qr.png", headers=stranger).status_code == 404
+    )
+    assert (
+        api.issuer.get(f"/v1/family/credentials/{cid}/card.pdf", headers=stranger).status_code
+        == 404
+    )
     assert api.issuer.get("/v1/family/credentials", headers=stranger).json()["items"] == []
 
     # What the family prints.
@@ -121,8 +140,9 @@ def test_apply_list_print_reissue_revoke(api: Api, gate_keeper) -> None:
     assert svg.status_code == 200
     assert svg.headers["content-type"].startswith("image/svg+xml") and b"<svg" in svg.content
     for params in ({}, {"layout": "a4"}):
-        pdf = api.issuer.get(f"/v1/family/credentials/{cid}/card.pdf", headers=family,
-                             params=params)
+        pdf = api.issuer.get(
+            f"/v1/family/credentials/{cid}/card.pdf", headers=family, params=params
+        )
         assert pdf.status_code == 200, (params, pdf.text[:200])
         assert pdf.headers["content-type"] == "application/pdf"
         assert pdf.content.startswith(b"%PDF-") and b"%%EOF" in pdf.content[-1024:]
@@ -140,12 +160,13 @@ def test_apply_list_print_reissue_revoke(api: Api, gate_keeper) -> None:
     assert new["qr"] != credential["qr"] and new["holder"] == credential["holder"]
     old = api.issuer.get(f"/v1/family/credentials/{cid}", headers=family).json()
     assert old["status"] == "revoked"
-    statuses = {c["credential_id"]: c["status"] for c in
-                api.issuer.get("/v1/family/credentials", headers=family).json()["items"]}
+    statuses = {
+        c["credential_id"]: c["status"]
+        for c in api.issuer.get("/v1/family/credentials", headers=family).json()["items"]
+    }
     assert statuses == {cid: "revoked", new["credential_id"]: "active"}
     # The old card still prints (it would scan as revoked), as the service documents.
-    assert api.issuer.get(f"/v1/family/credentials/{cid}/qr.png",
-                          headers=family).status_code == 200
+    assert api.issuer.get(f"/v1/family/credentials/{cid}/qr.png", headers=family).status_code == 200
 
     scans_as_revoked(scan, credential["qr"])
     renewed = scans_as_pass(scan, new["qr"])
@@ -157,11 +178,14 @@ def test_apply_list_print_reissue_revoke(api: Api, gate_keeper) -> None:
     assert again.status_code == 409 and again.json()["code"] == "credential_exists"
 
     # Revoked by the family: the new card scans as revoked too.
-    deleted = api.issuer.delete(f"/v1/family/credentials/{new['credential_id']}",
-                                headers=family)
+    deleted = api.issuer.delete(f"/v1/family/credentials/{new['credential_id']}", headers=family)
     assert deleted.status_code == 204 and deleted.content == b""
-    assert api.issuer.get(f"/v1/family/credentials/{new['credential_id']}",
-                          headers=family).json()["status"] == "revoked"
+    assert (
+        api.issuer.get(f"/v1/family/credentials/{new['credential_id']}", headers=family).json()[
+            "status"
+        ]
+        == "revoked"
+    )
     scans_as_revoked(scan, new["qr"])
     scans_as_revoked(scan, credential["qr"])
     # Another user cannot revoke or reissue it.
@@ -169,9 +193,17 @@ def test_apply_list_print_reissue_revoke(api: Api, gate_keeper) -> None:
 
     # With no active credential left, the person may apply again (the face check anew).
     face = api.issuer.post("/dev/face-checks", json={"name": "李秀华", "id_number": id_number})
-    third = api.issuer.post("/v1/family/credentials", headers=family, json={
-        "name": "李秀华", "id_number": id_number, "relationship": "grandparent",
-        "photo": PHOTO_PNG, "face_check_token": face.json()["face_check_token"]})
+    third = api.issuer.post(
+        "/v1/family/credentials",
+        headers=family,
+        json={
+            "name": "李秀华",
+            "id_number": id_number,
+            "relationship": "grandparent",
+            "photo": PHOTO_PNG,
+            "face_check_token": face.json()["face_check_token"],
+        },
+    )
     assert third.status_code == 201, third.text
     assert third.json()["version"] == 3
     scans_as_pass(scan, third.json()["qr"])
@@ -183,9 +215,17 @@ def test_an_active_credential_is_not_applied_for_twice(api: Api) -> None:
     assert first.status_code == 201, first.text
     assert first.json()["holder"]["masked_name"] == "王*明"
     face = api.issuer.post("/dev/face-checks", json={"name": "王小明", "id_number": id_number})
-    twice = api.issuer.post("/v1/family/credentials", headers=family, json={
-        "name": "王小明", "id_number": id_number, "relationship": "grandchild",
-        "photo": PHOTO_PNG, "face_check_token": face.json()["face_check_token"]})
+    twice = api.issuer.post(
+        "/v1/family/credentials",
+        headers=family,
+        json={
+            "name": "王小明",
+            "id_number": id_number,
+            "relationship": "grandchild",
+            "photo": PHOTO_PNG,
+            "face_check_token": face.json()["face_check_token"],
+        },
+    )
     assert twice.status_code == 409 and twice.json()["code"] == "credential_exists"
     assert twice.headers["content-type"] == "application/problem+json"
 
@@ -196,21 +236,29 @@ def test_appeals_filed_and_listed(api: Api) -> None:
     assert applied.status_code == 201, applied.text
     cid = applied.json()["credential_id"]
 
-    lost = api.issuer.post("/v1/appeals", headers=family, json={
-        "category": "lost_card", "description": "卡片丢失，补办后旧卡仍能通行吗？",
-        "credential_id": cid})
+    lost = api.issuer.post(
+        "/v1/appeals",
+        headers=family,
+        json={
+            "category": "lost_card",
+            "description": "卡片丢失，补办后旧卡仍能通行吗？",
+            "credential_id": cid,
+        },
+    )
     assert lost.status_code == 201, lost.text
     assert lost.json()["status"] == "open" and lost.json()["appeal_id"]
     assert lost.json()["created_at"].endswith("Z")
-    wrong = api.issuer.post("/v1/appeals", headers=family, json={
-        "category": "wrong_status", "description": "扫码显示黄码，但我没有去过风险地区"})
+    wrong = api.issuer.post(
+        "/v1/appeals",
+        headers=family,
+        json={"category": "wrong_status", "description": "扫码显示黄码，但我没有去过风险地区"},
+    )
     assert wrong.status_code == 201, wrong.text
 
     listed = api.issuer.get("/v1/appeals", headers=family)
     assert listed.status_code == 200, listed.text
     items = listed.json()["items"]
-    assert [a["appeal_id"] for a in items] == [wrong.json()["appeal_id"],
-                                               lost.json()["appeal_id"]]
+    assert [a["appeal_id"] for a in items] == [wrong.json()["appeal_id"], lost.json()["appeal_id"]]
     assert all(a["status"] == "open" for a in items)
     assert items[1]["category"] == "lost_card" and items[1]["credential_id"] == cid
     assert listed.json()["next_cursor"] is None
@@ -218,11 +266,15 @@ def test_appeals_filed_and_listed(api: Api) -> None:
     # Appeals are the user's own; a bad category is a 422; no token is a 401.
     stranger = sign_in(api.issuer, make_phone())
     assert api.issuer.get("/v1/appeals", headers=stranger).json()["items"] == []
-    foreign = api.issuer.post("/v1/appeals", headers=stranger, json={
-        "category": "other", "description": "x", "credential_id": cid})
+    foreign = api.issuer.post(
+        "/v1/appeals",
+        headers=stranger,
+        json={"category": "other", "description": "x", "credential_id": cid},
+    )
     assert foreign.status_code == 404
-    bad = api.issuer.post("/v1/appeals", headers=family, json={
-        "category": "complaint", "description": "x"})
+    bad = api.issuer.post(
+        "/v1/appeals", headers=family, json={"category": "complaint", "description": "x"}
+    )
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "category"
     assert api.issuer.get("/v1/appeals").status_code == 401
 

@@ -10,9 +10,7 @@ from tests.conftest import Api
 
 pytestmark = pytest.mark.e2e
 
-PHOTO_PNG = (
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-)
+PHOTO_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 AUTHORITY = {"Authorization": "Bearer dev-authority-key"}
 
 
@@ -30,9 +28,17 @@ def test_slice_green_passes_and_red_is_denied(api: Api) -> None:
     grandma_id = make_id_number(date(1950, 3, 8))
     face = api.issuer.post("/dev/face-checks", json={"name": "李秀华", "id_number": grandma_id})
     assert face.status_code == 200
-    applied = api.issuer.post("/v1/family/credentials", headers=family, json={
-        "name": "李秀华", "id_number": grandma_id, "relationship": "grandparent",
-        "photo": PHOTO_PNG, "face_check_token": face.json()["face_check_token"]})
+    applied = api.issuer.post(
+        "/v1/family/credentials",
+        headers=family,
+        json={
+            "name": "李秀华",
+            "id_number": grandma_id,
+            "relationship": "grandparent",
+            "photo": PHOTO_PNG,
+            "face_check_token": face.json()["face_check_token"],
+        },
+    )
     assert applied.status_code == 201, applied.text
     credential = applied.json()
     assert credential["holder"]["masked_name"] == "李*华"
@@ -41,20 +47,32 @@ def test_slice_green_passes_and_red_is_denied(api: Api) -> None:
     assert grandma_id not in credential["qr"]
 
     admin = sign_in(api.issuer, make_phone())
-    venue = api.venue_admin.post("/v1/venues", headers=admin, json={
-        "name": "南宁东站", "category": "train_station", "address": "青秀区",
-        "region_code": "450103"})
+    venue = api.venue_admin.post(
+        "/v1/venues",
+        headers=admin,
+        json={
+            "name": "南宁东站",
+            "category": "train_station",
+            "address": "青秀区",
+            "region_code": "450103",
+        },
+    )
     assert venue.status_code == 201, venue.text
     venue_id = venue.json()["venue_id"]
 
     staff_phone = make_phone()
-    sent = api.venue_admin.post(f"/v1/venues/{venue_id}/sub-admins/code", headers=admin,
-                                json={"phone": staff_phone})
+    sent = api.venue_admin.post(
+        f"/v1/venues/{venue_id}/sub-admins/code", headers=admin, json={"phone": staff_phone}
+    )
     assert sent.status_code == 202
-    code = api.venue_admin.get("/dev/sms-outbox", params={"phone": staff_phone}).json()[
-        "messages"][0]["code"]
-    member = api.venue_admin.post(f"/v1/venues/{venue_id}/sub-admins", headers=admin,
-                                  json={"phone": staff_phone, "code": code})
+    code = api.venue_admin.get("/dev/sms-outbox", params={"phone": staff_phone}).json()["messages"][
+        0
+    ]["code"]
+    member = api.venue_admin.post(
+        f"/v1/venues/{venue_id}/sub-admins",
+        headers=admin,
+        json={"phone": staff_phone, "code": code},
+    )
     assert member.status_code == 201, member.text
     assert member.json()["role"] == "sub_admin"
     assert member.json()["permissions"] == ["reverse_scan"]
@@ -69,8 +87,11 @@ def test_slice_green_passes_and_red_is_denied(api: Api) -> None:
     assert body["health"]["nat"] is None and body["health"]["vaccination"] is None
     assert body["stale"] is False
 
-    set_red = api.health_records.post("/v1/codes", headers=AUTHORITY, json={
-        "id_number": grandma_id, "color": "red", "reason": "close contact"})
+    set_red = api.health_records.post(
+        "/v1/codes",
+        headers=AUTHORITY,
+        json={"id_number": grandma_id, "color": "red", "reason": "close contact"},
+    )
     assert set_red.status_code == 200, set_red.text
     assert set_red.json()["color"] == "red"
 
@@ -106,6 +127,9 @@ def test_slice_errors_are_problems(api: Api) -> None:
     english = api.issuer.get("/nowhere", headers={"Accept-Language": "en"})
     assert english.json()["title"] == "Not found"
 
-    bad_id = api.health_records.post("/v1/codes", headers=AUTHORITY, json={
-        "id_number": "450103195003081234", "color": "red", "reason": "x"})
+    bad_id = api.health_records.post(
+        "/v1/codes",
+        headers=AUTHORITY,
+        json={"id_number": "450103195003081234", "color": "red", "reason": "x"},
+    )
     assert bad_id.status_code == 422 and bad_id.json()["code"] == "invalid_id_number"

@@ -34,9 +34,17 @@ def credential(api: Api) -> dict[str, Any]:
     family = sign_in(api.issuer, make_phone())
     id_number = make_id_number(date(1949, 5, 12))
     face = api.issuer.post("/dev/face-checks", json={"name": "黄永华", "id_number": id_number})
-    applied = api.issuer.post("/v1/family/credentials", headers=family, json={
-        "name": "黄永华", "id_number": id_number, "relationship": "grandparent",
-        "photo": PHOTO_PNG, "face_check_token": face.json()["face_check_token"]})
+    applied = api.issuer.post(
+        "/v1/family/credentials",
+        headers=family,
+        json={
+            "name": "黄永华",
+            "id_number": id_number,
+            "relationship": "grandparent",
+            "photo": PHOTO_PNG,
+            "face_check_token": face.json()["face_check_token"],
+        },
+    )
     assert applied.status_code == 201, applied.text
     return applied.json()
 
@@ -47,9 +55,16 @@ class Venue:
     def __init__(self, api: Api) -> None:
         self.api = api
         self.admin = sign_in(api.issuer, make_phone())
-        made = api.venue_admin.post("/v1/venues", headers=self.admin, json={
-            "name": "南宁地铁1号线朝阳广场站", "category": "metro", "address": "兴宁区",
-            "region_code": "450102"})
+        made = api.venue_admin.post(
+            "/v1/venues",
+            headers=self.admin,
+            json={
+                "name": "南宁地铁1号线朝阳广场站",
+                "category": "metro",
+                "address": "兴宁区",
+                "region_code": "450102",
+            },
+        )
         assert made.status_code == 201, made.text
         self.id = made.json()["venue_id"]
         members = api.venue_admin.get(f"/v1/venues/{self.id}/members", headers=self.admin)
@@ -69,32 +84,41 @@ class Venue:
         sent = self.send_code(phone)
         assert sent.status_code == 202, sent.text
         code = self.api.venue_admin.get("/dev/sms-outbox", params={"phone": phone}).json()[
-            "messages"][0]["code"]
-        member = self.api.venue_admin.post(f"{self.path}/sub-admins", headers=self.admin,
-                                           json={"phone": phone, "code": code})
+            "messages"
+        ][0]["code"]
+        member = self.api.venue_admin.post(
+            f"{self.path}/sub-admins", headers=self.admin, json={"phone": phone, "code": code}
+        )
         assert member.status_code == 201, member.text
         assert member.json()["permissions"] == ["reverse_scan"]
         return sign_in(self.api.issuer, phone), member.json()["user_id"]
 
     def register_device(self) -> dict[str, str]:
-        made = self.api.venue_admin.post(f"{self.path}/devices", headers=self.admin, json={
-            "name": "北门1号闸机", "manufacturer": "海康", "model": "DS-K3B"})
+        made = self.api.venue_admin.post(
+            f"{self.path}/devices",
+            headers=self.admin,
+            json={"name": "北门1号闸机", "manufacturer": "海康", "model": "DS-K3B"},
+        )
         assert made.status_code == 201, made.text
         assert set(made.json()) == {"device_id", "device_secret"}
         return made.json()
 
     def send_code(self, phone: str) -> httpx.Response:
-        return self.api.venue_admin.post(f"{self.path}/sub-admins/code", headers=self.admin,
-                                         json={"phone": phone})
+        return self.api.venue_admin.post(
+            f"{self.path}/sub-admins/code", headers=self.admin, json={"phone": phone}
+        )
 
     def scan(self, headers: dict[str, str], qr: str) -> httpx.Response:
-        return self.api.verifier.post("/v1/verify", headers=headers,
-                                      json={"qr": qr, "venue_id": self.id})
+        return self.api.verifier.post(
+            "/v1/verify", headers=headers, json={"qr": qr, "venue_id": self.id}
+        )
 
     def records(self, headers: dict[str, str] | None = None, **params: str) -> httpx.Response:
-        return self.api.venue_admin.get(f"{self.path}/access-records",
-                                        headers=self.admin if headers is None else headers,
-                                        params={"limit": "500", **params})
+        return self.api.venue_admin.get(
+            f"{self.path}/access-records",
+            headers=self.admin if headers is None else headers,
+            params={"limit": "500", **params},
+        )
 
 
 def device_token(api: Api, device: dict[str, str]) -> httpx.Response:
@@ -136,21 +160,21 @@ def test_gate_device_scans_until_deleted(api: Api) -> None:
 
     # Only the main admin deletes a device.
     staff, _ = venue.add_sub_admin()
-    refused = api.venue_admin.delete(f"{venue.path}/devices/{device['device_id']}",
-                                     headers=staff)
+    refused = api.venue_admin.delete(f"{venue.path}/devices/{device['device_id']}", headers=staff)
     assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
 
-    deleted = api.venue_admin.delete(f"{venue.path}/devices/{device['device_id']}",
-                                     headers=venue.admin)
+    deleted = api.venue_admin.delete(
+        f"{venue.path}/devices/{device['device_id']}", headers=venue.admin
+    )
     assert deleted.status_code == 204
-    refused_token = poll(lambda: (r := gate(api, token, card["qr"])).status_code == 401 and r,
-                         2.0)
+    refused_token = poll(lambda: (r := gate(api, token, card["qr"])).status_code == 401 and r, 2.0)
     assert refused_token, "a deleted device's token still scans after 2 s"
     assert refused_token.json()["code"] == "unauthorized"
     again = device_token(api, device)
     assert again.status_code == 401 and again.json()["code"] == "invalid_credentials"
-    gone = api.venue_admin.delete(f"{venue.path}/devices/{device['device_id']}",
-                                  headers=venue.admin)
+    gone = api.venue_admin.delete(
+        f"{venue.path}/devices/{device['device_id']}", headers=venue.admin
+    )
     assert gone.status_code == 404
 
 
@@ -162,8 +186,11 @@ def test_reverse_scan_permission_removed(api: Api) -> None:
     assert first, "the new sub-admin could not scan within 2 s"
     assert first.json()["decision"] == "pass"
 
-    put = api.venue_admin.put(f"{venue.path}/members/{staff_id}/permissions",
-                              headers=venue.admin, json={"permissions": []})
+    put = api.venue_admin.put(
+        f"{venue.path}/members/{staff_id}/permissions",
+        headers=venue.admin,
+        json={"permissions": []},
+    )
     assert put.status_code == 200, put.text
     assert put.json()["user_id"] == staff_id and put.json()["permissions"] == []
     refused = poll(lambda: (r := venue.scan(staff, card["qr"])).status_code == 403 and r, 2.0)
@@ -171,12 +198,18 @@ def test_reverse_scan_permission_removed(api: Api) -> None:
     assert refused.json()["code"] == "forbidden"
 
     # The sub-admin cannot give it back to themselves.
-    self_grant = api.venue_admin.put(f"{venue.path}/members/{staff_id}/permissions",
-                                     headers=staff, json={"permissions": ["reverse_scan"]})
+    self_grant = api.venue_admin.put(
+        f"{venue.path}/members/{staff_id}/permissions",
+        headers=staff,
+        json={"permissions": ["reverse_scan"]},
+    )
     assert self_grant.status_code == 403 and self_grant.json()["code"] == "forbidden"
     # The main admin can.
-    api.venue_admin.put(f"{venue.path}/members/{staff_id}/permissions", headers=venue.admin,
-                        json={"permissions": ["reverse_scan"]})
+    api.venue_admin.put(
+        f"{venue.path}/members/{staff_id}/permissions",
+        headers=venue.admin,
+        json={"permissions": ["reverse_scan"]},
+    )
     assert poll(lambda: venue.scan(staff, card["qr"]).status_code == 200, 2.0)
 
 
@@ -185,8 +218,11 @@ def test_rule_change_takes_effect(api: Api) -> None:
     card = credential(api)
     default = api.venue_admin.get(f"{venue.path}/rule", headers=venue.admin)
     assert default.status_code == 200
-    assert default.json() == {"allowed_colors": ["green"], "max_nat_age_hours": None,
-                              "min_vaccine_doses": 0}
+    assert default.json() == {
+        "allowed_colors": ["green"],
+        "max_nat_age_hours": None,
+        "min_vaccine_doses": 0,
+    }
     assert venue.scan(venue.admin, card["qr"]).json()["decision"] == "pass"
 
     rule = {"allowed_colors": ["green"], "max_nat_age_hours": 48, "min_vaccine_doses": 0}
@@ -194,18 +230,24 @@ def test_rule_change_takes_effect(api: Api) -> None:
     assert put.status_code == 200, put.text
     assert put.json() == rule
     assert api.venue_admin.get(f"{venue.path}/rule", headers=venue.admin).json() == rule
-    denied = poll(lambda: (b := venue.scan(venue.admin, card["qr"]).json())["reasons"]
-                  == ["nat_missing"] and b, 2.0)
+    denied = poll(
+        lambda: (
+            (b := venue.scan(venue.admin, card["qr"]).json())["reasons"] == ["nat_missing"] and b
+        ),
+        2.0,
+    )
     assert denied, "the rule change did not reach the verifier within 2 s"
     assert denied["decision"] == "deny" and denied["holder"]["masked_name"] == "黄*华"
 
-    no_green = api.venue_admin.put(f"{venue.path}/rule", headers=venue.admin, json={
-        **rule, "allowed_colors": ["yellow"]})
+    no_green = api.venue_admin.put(
+        f"{venue.path}/rule", headers=venue.admin, json={**rule, "allowed_colors": ["yellow"]}
+    )
     assert no_green.status_code == 422
 
     back = {"allowed_colors": ["green"], "max_nat_age_hours": None, "min_vaccine_doses": 0}
-    assert api.venue_admin.put(f"{venue.path}/rule", headers=venue.admin,
-                               json=back).status_code == 200
+    assert (
+        api.venue_admin.put(f"{venue.path}/rule", headers=venue.admin, json=back).status_code == 200
+    )
     assert poll(lambda: venue.scan(venue.admin, card["qr"]).json()["decision"] == "pass", 2.0)
 
 
@@ -227,10 +269,14 @@ def test_every_scan_becomes_an_access_record(api: Api) -> None:
     forged = venue.scan(venue.admin, "GXHC1:forged")
     assert forged.json()["decision"] == "deny"
     scans.append((forged.json()["record_id"], "deny", "user", venue.admin_id))
-    api.venue_admin.put(f"{venue.path}/rule", headers=venue.admin, json={
-        "allowed_colors": ["green"], "max_nat_age_hours": 48, "min_vaccine_doses": 0})
-    strict = poll(lambda: (b := venue.scan(venue.admin, card["qr"]).json())["decision"]
-                  == "deny" and b, 2.0)
+    api.venue_admin.put(
+        f"{venue.path}/rule",
+        headers=venue.admin,
+        json={"allowed_colors": ["green"], "max_nat_age_hours": 48, "min_vaccine_doses": 0},
+    )
+    strict = poll(
+        lambda: (b := venue.scan(venue.admin, card["qr"]).json())["decision"] == "deny" and b, 2.0
+    )
     assert strict, "rule change"
     # The polling may have scanned (and recorded) more than once: count every answer.
     scans.append((strict["record_id"], "deny", "user", venue.admin_id))
@@ -253,7 +299,8 @@ def test_every_scan_becomes_an_access_record(api: Api) -> None:
     assert checked == sorted(checked, reverse=True), "not newest first"
     ours = [by_id[record_id] for record_id, *_ in scans]
     assert [i["record_id"] for i in items if i["record_id"] in wanted] == [
-        r for r, *_ in reversed(scans)]
+        r for r, *_ in reversed(scans)
+    ]
     for (_, decision, kind, scanner_id), item in zip(scans, ours, strict=True):
         assert item["decision"] == decision, item
         assert item["scanner"] == {"kind": kind, "id": scanner_id}, item
@@ -268,11 +315,13 @@ def test_every_scan_becomes_an_access_record(api: Api) -> None:
     # The decision filter.
     denies = venue.records(decision="deny").json()["items"]
     assert denies and all(i["decision"] == "deny" for i in denies)
-    assert {i["record_id"] for i in denies} == {i["record_id"] for i in items
-                                                if i["decision"] == "deny"}
+    assert {i["record_id"] for i in denies} == {
+        i["record_id"] for i in items if i["decision"] == "deny"
+    }
     passes = venue.records(decision="pass").json()["items"]
-    assert {i["record_id"] for i in passes} == {i["record_id"] for i in items
-                                                if i["decision"] == "pass"}
+    assert {i["record_id"] for i in passes} == {
+        i["record_id"] for i in items if i["decision"] == "pass"
+    }
     assert venue.records(decision="maybe").status_code == 422
 
     # The time window: `from` inclusive, `to` exclusive (times are shown in whole seconds).
@@ -281,7 +330,8 @@ def test_every_scan_becomes_an_access_record(api: Api) -> None:
     before = [i["record_id"] for i in venue.records(to=middle).json()["items"]]
     assert since + before == [i["record_id"] for i in items]
     assert ours[2]["record_id"] in since and set(before) == {
-        i["record_id"] for i in items if i["checked_at"] < middle}
+        i["record_id"] for i in items if i["checked_at"] < middle
+    }
     later = (datetime.fromisoformat(items[0]["checked_at"]) + timedelta(seconds=1)).isoformat()
     assert venue.records(**{"from": later}).json()["items"] == []
 
@@ -297,8 +347,9 @@ def test_every_scan_becomes_an_access_record(api: Api) -> None:
     assert walked == [i["record_id"] for i in items]
 
     # The CSV export: the contract's header, one row per scan, the same order.
-    exported = api.venue_admin.get(f"{venue.path}/access-records", headers={
-        **venue.admin, "Accept": "text/csv"})
+    exported = api.venue_admin.get(
+        f"{venue.path}/access-records", headers={**venue.admin, "Accept": "text/csv"}
+    )
     assert exported.status_code == 200
     assert exported.headers["content-type"].startswith("text/csv")
     lines = exported.text.splitlines()
@@ -311,10 +362,15 @@ def test_every_scan_becomes_an_access_record(api: Api) -> None:
         assert row["reasons"] == ";".join(item["reasons"])
         assert row["masked_name"] == (item["masked_name"] or "")
         assert row["color"] == (item["color"] or "")
-        assert (row["scanner_kind"], row["scanner_id"]) == (item["scanner"]["kind"],
-                                                            item["scanner"]["id"])
-    denied_csv = api.venue_admin.get(f"{venue.path}/access-records", params={
-        "decision": "deny"}, headers={**venue.admin, "Accept": "text/csv"})
+        assert (row["scanner_kind"], row["scanner_id"]) == (
+            item["scanner"]["kind"],
+            item["scanner"]["id"],
+        )
+    denied_csv = api.venue_admin.get(
+        f"{venue.path}/access-records",
+        params={"decision": "deny"},
+        headers={**venue.admin, "Accept": "text/csv"},
+    )
     denied_rows = list(csv.DictReader(io.StringIO(denied_csv.text)))
     assert [r["record_id"] for r in denied_rows] == [i["record_id"] for i in denies]
 
@@ -337,8 +393,9 @@ def test_a_scan_is_recorded_at_its_own_venue_only(api: Api) -> None:
     here, there = Venue(api), Venue(api)
     card = credential(api)
     record_id = here.scan(here.admin, card["qr"]).json()["record_id"]
-    assert poll(lambda: [i["record_id"] for i in here.records().json()["items"]] == [record_id],
-                5.0)
+    assert poll(
+        lambda: [i["record_id"] for i in here.records().json()["items"]] == [record_id], 5.0
+    )
     assert there.records(there.admin).json()["items"] == []
     # Each main admin is a stranger at the other's venue.
     assert there.records(here.admin).status_code == 403
@@ -352,8 +409,11 @@ def test_removed_sub_admin_stops_scanning_and_can_be_added_back(api: Api) -> Non
     assert poll(lambda: venue.scan(staff, card["qr"]).status_code == 200, 2.0)
     # A change of permissions first, so the member has a history of versions.
     for permissions in ([], ["reverse_scan"]):
-        put = api.venue_admin.put(f"{venue.path}/members/{staff_id}/permissions",
-                                  headers=venue.admin, json={"permissions": permissions})
+        put = api.venue_admin.put(
+            f"{venue.path}/members/{staff_id}/permissions",
+            headers=venue.admin,
+            json={"permissions": permissions},
+        )
         assert put.status_code == 200, put.text
     assert poll(lambda: venue.scan(staff, card["qr"]).status_code == 200, 2.0)
 
@@ -377,5 +437,6 @@ def test_removed_sub_admin_stops_scanning_and_can_be_added_back(api: Api) -> Non
     again, again_id = venue.add_sub_admin_phone(phone)
     assert again_id == staff_id
     back = poll(lambda: (r := venue.scan(again, card["qr"])).status_code == 200 and r, 2.0)
-    assert back, f"a re-added sub-admin still cannot scan after 2 s: " \
-                 f"{venue.scan(again, card['qr']).text}"
+    assert back, (
+        f"a re-added sub-admin still cannot scan after 2 s: {venue.scan(again, card['qr']).text}"
+    )

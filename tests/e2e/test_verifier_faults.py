@@ -24,8 +24,13 @@ def own() -> Iterator[tuple[Stack, Api]]:
     env = {"APP_ENV": "dev"}
     for name, (_package, prefix) in SERVICES.items():
         env[f"{prefix}_DATABASE_URL"] = test_database_url(f"faults-{name}", run_dir)
-    stack = Stack(run_dir, ports={n: free_port() for n in SERVICES}, nats_port=free_port(),
-                  env=env, log_to_files=True)
+    stack = Stack(
+        run_dir,
+        ports={n: free_port() for n in SERVICES},
+        nats_port=free_port(),
+        env=env,
+        log_to_files=True,
+    )
     try:
         stack.start(timeout=90)
         yield stack, Api(stack)
@@ -42,8 +47,7 @@ def test_health_records_down_known_is_stale_unknown_is_manual_check(own) -> None
     assert first["decision"] == "pass" and first["stale"] is False
     stack.stop_process("health-records")
     try:
-        body = until(lambda: (b := verify(api, admin, known["qr"], venue_id).json())["stale"]
-                     and b)
+        body = until(lambda: (b := verify(api, admin, known["qr"], venue_id).json())["stale"] and b)
         assert body and body["decision"] == "pass" and body["health"]["color"] == "green"
         answer = verify(api, admin, unknown["qr"], venue_id)
         assert answer.status_code == 200
@@ -53,16 +57,18 @@ def test_health_records_down_known_is_stale_unknown_is_manual_check(own) -> None
     finally:
         stack.start_service("health-records")
         stack.wait_ready(60, ["health-records"])
-    assert until(lambda: verify(api, admin, unknown["qr"], venue_id).json()["decision"]
-                 == "pass")
+    assert until(lambda: verify(api, admin, unknown["qr"], venue_id).json()["decision"] == "pass")
 
 
 async def _access_ids(nats_url: str, expected: int) -> list[str]:
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
-        sub = await js.subscribe("verifier.access_record.>", ordered_consumer=True,
-                                 deliver_policy=nats.js.api.DeliverPolicy.ALL)
+        sub = await js.subscribe(
+            "verifier.access_record.>",
+            ordered_consumer=True,
+            deliver_policy=nats.js.api.DeliverPolicy.ALL,
+        )
         ids: list[str] = []
         info = await js.stream_info("ACCESS")
         for _ in range(info.state.messages):
@@ -104,8 +110,9 @@ def test_nats_killed_during_scans_every_record_delivered_once(own) -> None:
         cursor = None
         while True:
             params: dict[str, str | int] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
-            page = api.venue_admin.get(f"/v1/venues/{venue_id}/access-records", headers=admin,
-                                       params=params).json()
+            page = api.venue_admin.get(
+                f"/v1/venues/{venue_id}/access-records", headers=admin, params=params
+            ).json()
             records += [item["record_id"] for item in page["items"]]
             cursor = page["next_cursor"]
             if not cursor:
@@ -121,8 +128,9 @@ def test_verifier_restarted_has_full_state_before_ready(own) -> None:
     venue_id, admin = venue(api)
     credential, _ = apply(api)
     revoked, _ = apply(api)
-    api.issuer.delete(f"/v1/family/credentials/{revoked['credential_id']}",
-                      headers=revoked["_family"])
+    api.issuer.delete(
+        f"/v1/family/credentials/{revoked['credential_id']}", headers=revoked["_family"]
+    )
     stack.stop_process("verifier")
     stack.start_service("verifier")
     stack.wait_ready(60, ["verifier"])
@@ -133,7 +141,8 @@ def test_verifier_restarted_has_full_state_before_ready(own) -> None:
         assert answer.status_code == 200, answer.text
         assert answer.json()["decision"] == "pass"
         assert verify(api, admin, revoked["qr"], venue_id).json()["reasons"] == [
-            "credential_revoked"]
+            "credential_revoked"
+        ]
         stranger = verify(api, revoked["_family"], credential["qr"], venue_id)
         assert stranger.status_code == 403
     finally:

@@ -18,18 +18,33 @@ def apply(api: Api, birth: date = date(1950, 3, 8)) -> tuple[dict, str]:
     family = sign_in(api.issuer, make_phone())
     id_number = make_id_number(birth)
     face = api.issuer.post("/dev/face-checks", json={"name": "李秀华", "id_number": id_number})
-    applied = api.issuer.post("/v1/family/credentials", headers=family, json={
-        "name": "李秀华", "id_number": id_number, "relationship": "grandparent",
-        "photo": PHOTO_PNG, "face_check_token": face.json()["face_check_token"]})
+    applied = api.issuer.post(
+        "/v1/family/credentials",
+        headers=family,
+        json={
+            "name": "李秀华",
+            "id_number": id_number,
+            "relationship": "grandparent",
+            "photo": PHOTO_PNG,
+            "face_check_token": face.json()["face_check_token"],
+        },
+    )
     assert applied.status_code == 201, applied.text
     return {**applied.json(), "_family": family}, id_number
 
 
 def venue(api: Api) -> tuple[str, dict[str, str]]:
     admin = sign_in(api.issuer, make_phone())
-    made = api.venue_admin.post("/v1/venues", headers=admin, json={
-        "name": "南宁东站", "category": "train_station", "address": "青秀区",
-        "region_code": "450103"})
+    made = api.venue_admin.post(
+        "/v1/venues",
+        headers=admin,
+        json={
+            "name": "南宁东站",
+            "category": "train_station",
+            "address": "青秀区",
+            "region_code": "450103",
+        },
+    )
     assert made.status_code == 201, made.text
     return made.json()["venue_id"], admin
 
@@ -61,12 +76,17 @@ def test_pass_has_the_contract_shape(api: Api, place) -> None:
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["decision"] == "pass" and body["reasons"] == [] and body["stale"] is False
-    assert body["holder"] == {"masked_name": "李*华",
-                              "masked_id_number": id_number[:6] + "********" + id_number[-4:],
-                              "age": credential["holder"]["age"]}
+    assert body["holder"] == {
+        "masked_name": "李*华",
+        "masked_id_number": id_number[:6] + "********" + id_number[-4:],
+        "age": credential["holder"]["age"],
+    }
     assert body["health"] == {"color": "green", "nat": None, "vaccination": None}
-    assert body["credential"] == {"credential_id": credential["credential_id"], "version": 1,
-                                  "expires_at": credential["expires_at"]}
+    assert body["credential"] == {
+        "credential_id": credential["credential_id"],
+        "version": 1,
+        "expires_at": credential["expires_at"],
+    }
     assert body["record_id"] and body["checked_at"].endswith("Z")
 
 
@@ -77,8 +97,9 @@ def test_colours_nat_and_vaccination_against_the_rule(api: Api) -> None:
 
     def rule(**body: object) -> None:
         full = {"allowed_colors": ["green"], "max_nat_age_hours": None, "min_vaccine_doses": 0}
-        put = api.venue_admin.put(f"/v1/venues/{venue_id}/rule", headers=admin,
-                                  json={**full, **body})
+        put = api.venue_admin.put(
+            f"/v1/venues/{venue_id}/rule", headers=admin, json={**full, **body}
+        )
         assert put.status_code == 200, put.text
 
     assert scan()["decision"] == "pass"
@@ -86,33 +107,70 @@ def test_colours_nat_and_vaccination_against_the_rule(api: Api) -> None:
     assert until(lambda: scan()["reasons"] == ["nat_missing", "vaccination_insufficient"])
 
     sampled = datetime.now(UTC) - timedelta(hours=50, minutes=30)
-    lab = api.health_records.post("/v1/nat-results/batch", headers=LAB, json={"results": [{
-        "report_id": make_phone(), "id_number": id_number, "name": "李秀华",
-        "sample_time": sampled.isoformat().replace("+00:00", "Z"),
-        "report_time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        "result": "negative", "institution": "lab"}]})
+    lab = api.health_records.post(
+        "/v1/nat-results/batch",
+        headers=LAB,
+        json={
+            "results": [
+                {
+                    "report_id": make_phone(),
+                    "id_number": id_number,
+                    "name": "李秀华",
+                    "sample_time": sampled.isoformat().replace("+00:00", "Z"),
+                    "report_time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                    "result": "negative",
+                    "institution": "lab",
+                }
+            ]
+        },
+    )
     assert lab.status_code == 200 and lab.json()["accepted"] == 1, lab.text
     body = until(lambda: (b := scan())["health"]["nat"] and b)
     assert body["reasons"] == ["nat_too_old", "vaccination_insufficient"]
     assert body["health"]["nat"]["hours_since_sample"] == 50  # 50.5 h rounds down
 
-    assert api.health_records.post("/v1/codes", headers=AUTHORITY, json={
-        "id_number": id_number, "color": "yellow", "reason": "x"}).status_code == 200
-    assert until(lambda: scan()["reasons"] == ["color_yellow", "nat_too_old",
-                                               "vaccination_insufficient"])
+    assert (
+        api.health_records.post(
+            "/v1/codes",
+            headers=AUTHORITY,
+            json={"id_number": id_number, "color": "yellow", "reason": "x"},
+        ).status_code
+        == 200
+    )
+    assert until(
+        lambda: scan()["reasons"] == ["color_yellow", "nat_too_old", "vaccination_insufficient"]
+    )
     rule(allowed_colors=["green", "yellow"])
     assert until(lambda: scan()["decision"] == "pass")
-    assert api.health_records.post("/v1/codes", headers=AUTHORITY, json={
-        "id_number": id_number, "color": "red", "reason": "x"}).status_code == 200
+    assert (
+        api.health_records.post(
+            "/v1/codes",
+            headers=AUTHORITY,
+            json={"id_number": id_number, "color": "red", "reason": "x"},
+        ).status_code
+        == 200
+    )
     assert until(lambda: scan()["reasons"] == ["color_red"])
     rule(allowed_colors=["green", "yellow", "red"])
     assert until(lambda: scan()["decision"] == "pass")
 
-    positive = api.health_records.post("/v1/nat-results/batch", headers=LAB, json={"results": [{
-        "report_id": make_phone(), "id_number": id_number, "name": "李秀华",
-        "sample_time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        "report_time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        "result": "positive", "institution": "lab"}]})
+    positive = api.health_records.post(
+        "/v1/nat-results/batch",
+        headers=LAB,
+        json={
+            "results": [
+                {
+                    "report_id": make_phone(),
+                    "id_number": id_number,
+                    "name": "李秀华",
+                    "sample_time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                    "report_time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                    "result": "positive",
+                    "institution": "lab",
+                }
+            ]
+        },
+    )
     assert positive.status_code == 200
     # Positive whatever the rule (red allowed here): nat_positive alone.
     body = until(lambda: (b := scan())["reasons"] == ["nat_positive"] and b)
@@ -122,16 +180,22 @@ def test_colours_nat_and_vaccination_against_the_rule(api: Api) -> None:
 def test_revoked_credential_is_denied_without_holder(api: Api, place) -> None:
     venue_id, admin = place
     credential, _ = apply(api)
-    deleted = api.issuer.delete(f"/v1/family/credentials/{credential['credential_id']}",
-                                headers=credential["_family"])
+    deleted = api.issuer.delete(
+        f"/v1/family/credentials/{credential['credential_id']}", headers=credential["_family"]
+    )
     assert deleted.status_code == 204
-    body = until(lambda: (b := verify(api, admin, credential["qr"], venue_id).json())[
-        "reasons"] == ["credential_revoked"] and b)
+    body = until(
+        lambda: (
+            (b := verify(api, admin, credential["qr"], venue_id).json())["reasons"]
+            == ["credential_revoked"]
+            and b
+        )
+    )
     assert body["decision"] == "deny" and body["holder"] is None and body["health"] is None
 
 
 def _tamper(qr: str) -> str:
-    header, payload, signature = qr[len("GXHC1:"):].split(".")
+    header, payload, signature = qr[len("GXHC1:") :].split(".")
     claims = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
     forged = base64.urlsafe_b64encode(claims.replace(b'"ver":1', b'"ver":2')).rstrip(b"=")
     return "GXHC1:" + ".".join([header, forged.decode(), signature])
@@ -141,12 +205,16 @@ def test_invalid_credentials(api: Api, place) -> None:
     venue_id, admin = place
     credential, _ = apply(api)
     qr = credential["qr"]
-    header, payload, signature = qr[len("GXHC1:"):].split(".")
+    header, payload, signature = qr[len("GXHC1:") :].split(".")
     bad_signature = signature[:-4] + ("AAAA" if not signature.endswith("AAAA") else "BBBB")
     unknown_kid = base64.urlsafe_b64encode(b'{"alg":"EdDSA","kid":"cNOSUCHKEY"}').rstrip(b"=")
-    for text in (qr.replace("GXHC1:", "GXHC2:"), "hello", _tamper(qr),
-                 f"GXHC1:{header}.{payload}.{bad_signature}",
-                 f"GXHC1:{unknown_kid.decode()}.{payload}.{signature}"):
+    for text in (
+        qr.replace("GXHC1:", "GXHC2:"),
+        "hello",
+        _tamper(qr),
+        f"GXHC1:{header}.{payload}.{bad_signature}",
+        f"GXHC1:{unknown_kid.decode()}.{payload}.{signature}",
+    ):
         body = verify(api, admin, text, venue_id).json()
         assert body["decision"] == "deny" and body["reasons"] == ["credential_invalid"], text
         assert body["holder"] is None and body["health"] is None
@@ -156,8 +224,12 @@ def test_request_faults(api: Api, place) -> None:
     venue_id, admin = place
     credential, _ = apply(api)
     qr = credential["qr"]
-    for headers in ({}, {"Authorization": "Bearer nonsense"}, credential["_family"] | {
-            "Authorization": credential["_family"]["Authorization"][:-3] + "xyz"}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer nonsense"},
+        credential["_family"]
+        | {"Authorization": credential["_family"]["Authorization"][:-3] + "xyz"},
+    ):
         answer = verify(api, headers, qr, venue_id)
         assert answer.status_code == 401 and answer.json()["code"] == "unauthorized"
         assert answer.headers["content-type"] == "application/problem+json"
@@ -177,24 +249,34 @@ def test_reverse_scan_permission_taken_away(api: Api) -> None:
     venue_id, admin = venue(api)
     credential, _ = apply(api)
     phone = make_phone()
-    api.venue_admin.post(f"/v1/venues/{venue_id}/sub-admins/code", headers=admin,
-                         json={"phone": phone})
-    code = api.venue_admin.get("/dev/sms-outbox", params={"phone": phone}).json()[
-        "messages"][0]["code"]
-    member = api.venue_admin.post(f"/v1/venues/{venue_id}/sub-admins", headers=admin,
-                                  json={"phone": phone, "code": code}).json()
+    api.venue_admin.post(
+        f"/v1/venues/{venue_id}/sub-admins/code", headers=admin, json={"phone": phone}
+    )
+    code = api.venue_admin.get("/dev/sms-outbox", params={"phone": phone}).json()["messages"][0][
+        "code"
+    ]
+    member = api.venue_admin.post(
+        f"/v1/venues/{venue_id}/sub-admins", headers=admin, json={"phone": phone, "code": code}
+    ).json()
     staff = sign_in(api.issuer, phone)
     assert until(lambda: verify(api, staff, credential["qr"], venue_id).status_code == 200)
-    put = api.venue_admin.put(f"/v1/venues/{venue_id}/members/{member['user_id']}/permissions",
-                              headers=admin, json={"permissions": []})
+    put = api.venue_admin.put(
+        f"/v1/venues/{venue_id}/members/{member['user_id']}/permissions",
+        headers=admin,
+        json={"permissions": []},
+    )
     assert put.status_code == 200
-    assert until(lambda: verify(api, staff, credential["qr"], venue_id).status_code == 403,
-                 timeout=2.5)
+    assert until(
+        lambda: verify(api, staff, credential["qr"], venue_id).status_code == 403, timeout=2.5
+    )
 
 
 def device(api: Api, venue_id: str, admin: dict[str, str]) -> dict[str, str]:
-    made = api.venue_admin.post(f"/v1/venues/{venue_id}/devices", headers=admin, json={
-        "name": "北门1号闸机", "manufacturer": "m", "model": "g1"})
+    made = api.venue_admin.post(
+        f"/v1/venues/{venue_id}/devices",
+        headers=admin,
+        json={"name": "北门1号闸机", "manufacturer": "m", "model": "g1"},
+    )
     assert made.status_code == 201, made.text
     token = api.venue_admin.post("/v1/devices/token", json=made.json())
     assert token.status_code == 200, token.text
@@ -206,19 +288,29 @@ def test_gate_verify_and_devices(api: Api) -> None:
     other_venue, _ = venue(api)
     gate = device(api, venue_id, admin)
     credential, _ = apply(api)
-    answer = until(lambda: (r := api.verifier.post("/v1/gate/verify", headers=gate,
-                                                   json={"qr": credential["qr"]})
-                            ).status_code == 200 and r)
+    answer = until(
+        lambda: (
+            (
+                r := api.verifier.post(
+                    "/v1/gate/verify", headers=gate, json={"qr": credential["qr"]}
+                )
+            ).status_code
+            == 200
+            and r
+        )
+    )
     assert answer, "gate scan"
     assert answer.json()["open"] is True and answer.json()["decision"] == "pass"
     assert answer.json()["lines"] == ["李*华", "绿码", "无核酸记录"]
     assert answer.json()["color"] == "green" and answer.json()["record_id"]
-    english = api.verifier.post("/v1/gate/verify", json={"qr": "nope"},
-                                headers={**gate, "Accept-Language": "en"}).json()
+    english = api.verifier.post(
+        "/v1/gate/verify", json={"qr": "nope"}, headers={**gate, "Accept-Language": "en"}
+    ).json()
     assert english["open"] is False and english["lines"] == ["Invalid credential", "No entry"]
     # /v1/verify with a device token: venue_id optional; another venue's id is 403.
     assert verify(api, gate, credential["qr"], None).json()["decision"] == "pass"
     assert verify(api, gate, credential["qr"], other_venue).status_code == 403
     # A user token on the gate endpoint without membership is refused.
-    assert api.verifier.post("/v1/gate/verify", headers=credential["_family"],
-                             json={"qr": credential["qr"]}).status_code in (403, 422)
+    assert api.verifier.post(
+        "/v1/gate/verify", headers=credential["_family"], json={"qr": credential["qr"]}
+    ).status_code in (403, 422)

@@ -38,8 +38,9 @@ async def test_nat_batch_accepts_rows_and_sets_latest_result(hr: httpx.AsyncClie
 async def test_bad_row_among_good_ones_is_rejected_alone(hr: httpx.AsyncClient) -> None:
     good = [nat_row(new_id_number()) for _ in range(3)]
     bad_id = nat_row(new_id_number())
-    bad_id["id_number"] = bad_id["id_number"][:17] + ("0" if bad_id["id_number"][17] != "0"
-                                                      else "1")
+    bad_id["id_number"] = bad_id["id_number"][:17] + (
+        "0" if bad_id["id_number"][17] != "0" else "1"
+    )
     bad_result = nat_row(new_id_number(), result="maybe")
     no_time = nat_row(new_id_number())
     del no_time["sample_time"]
@@ -49,7 +50,11 @@ async def test_bad_row_among_good_ones_is_rejected_alone(hr: httpx.AsyncClient) 
     body = response.json()
     assert body["accepted"] == 3 and body["duplicates"] == 0
     assert [(r["index"], r["code"]) for r in body["rejected"]] == [
-        (1, "invalid_id_number"), (3, "invalid_value"), (4, "missing"), (6, "invalid_value")]
+        (1, "invalid_id_number"),
+        (3, "invalid_value"),
+        (4, "missing"),
+        (6, "invalid_value"),
+    ]
     assert bad_id["id_number"] not in response.text  # no ID number echoed back
     for row in good:
         assert (await status_of(hr, row["id_number"]))["nat"]["result"] == "negative"
@@ -75,10 +80,17 @@ async def test_repeated_batch_is_all_duplicates_and_changes_nothing(hr: httpx.As
     assert again.json() == {"accepted": 0, "duplicates": 2, "rejected": []}
     # A known report_id with other content is still a duplicate and changes nothing.
     fresh = nat_row(person, hours_ago=1)
-    changed = dict(rows[0], result="positive", sample_time=fresh["sample_time"],
-                   report_time=fresh["report_time"])
-    assert (await push_nat(hr, [changed])).json() == {"accepted": 0, "duplicates": 1,
-                                                       "rejected": []}
+    changed = dict(
+        rows[0],
+        result="positive",
+        sample_time=fresh["sample_time"],
+        report_time=fresh["report_time"],
+    )
+    assert (await push_nat(hr, [changed])).json() == {
+        "accepted": 0,
+        "duplicates": 1,
+        "rejected": [],
+    }
     after = await status_of(hr, person)
     assert after == before
 
@@ -93,15 +105,20 @@ async def test_duplicate_within_one_batch_counts_once(hr: httpx.AsyncClient) -> 
 
 
 async def test_positive_nat_turns_code_red_and_later_negative_restores(
-        hr: httpx.AsyncClient) -> None:
+    hr: httpx.AsyncClient,
+) -> None:
     person = new_id_number()
     assert (await push_nat(hr, [nat_row(person, result="positive", hours_ago=30)])).json()[
-        "accepted"] == 1
+        "accepted"
+    ] == 1
     status = await status_of(hr, person)
     assert status["color"] == "red" and status["nat"]["result"] == "positive"
     # The authority cannot make a positive person green while the latest NAT is positive.
-    coded = await hr.post("/v1/codes", headers=AUTHORITY,
-                          json={"id_number": person, "color": "green", "reason": "复核"})
+    coded = await hr.post(
+        "/v1/codes",
+        headers=AUTHORITY,
+        json={"id_number": person, "color": "green", "reason": "复核"},
+    )
     assert coded.status_code == 200 and coded.json()["color"] == "red"
     # An older negative does not change the status; a newer one gives back the set colour.
     await push_nat(hr, [nat_row(person, hours_ago=40)])
@@ -118,16 +135,20 @@ async def test_unreported_person_is_green_without_data(hr: httpx.AsyncClient) ->
 
 
 async def test_unknown_subject_status_is_404(hr: httpx.AsyncClient) -> None:
-    response = await hr.get("/internal/v1/subjects/01kzzzzzzzzzzzzzzzzzzzzzzz/status",
-                            headers=SERVICE)
+    response = await hr.get(
+        "/internal/v1/subjects/01kzzzzzzzzzzzzzzzzzzzzzzz/status", headers=SERVICE
+    )
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
 async def test_codes_set_colour_with_reason(hr: httpx.AsyncClient) -> None:
     person = new_id_number()
-    response = await hr.post("/v1/codes", headers=AUTHORITY,
-                             json={"id_number": person, "color": "yellow", "reason": "行程"})
+    response = await hr.post(
+        "/v1/codes",
+        headers=AUTHORITY,
+        json={"id_number": person, "color": "yellow", "reason": "行程"},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["color"] == "yellow" and body["color_reason"] == "行程"
@@ -137,25 +158,39 @@ async def test_codes_set_colour_with_reason(hr: httpx.AsyncClient) -> None:
 
 
 async def test_codes_reject_bad_input_with_422(hr: httpx.AsyncClient) -> None:
-    bad = await hr.post("/v1/codes", headers=AUTHORITY,
-                        json={"id_number": "123", "color": "red", "reason": "x"})
+    bad = await hr.post(
+        "/v1/codes", headers=AUTHORITY, json={"id_number": "123", "color": "red", "reason": "x"}
+    )
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_id_number"
-    color = await hr.post("/v1/codes", headers=AUTHORITY,
-                          json={"id_number": new_id_number(), "color": "blue", "reason": "x"})
+    color = await hr.post(
+        "/v1/codes",
+        headers=AUTHORITY,
+        json={"id_number": new_id_number(), "color": "blue", "reason": "x"},
+    )
     assert color.status_code == 422
 
 
 async def test_vaccination_batch_summarises_doses(hr: httpx.AsyncClient) -> None:
     person = new_id_number()
-    rows = [vaccination_row(person, dose=1, days_ago=300), vaccination_row(person, dose=3,
-            days_ago=30), vaccination_row(person, dose=2, days_ago=200)]
+    rows = [
+        vaccination_row(person, dose=1, days_ago=300),
+        vaccination_row(person, dose=3, days_ago=30),
+        vaccination_row(person, dose=2, days_ago=200),
+    ]
     bad = vaccination_row(new_id_number(), dose=0)
-    response = await hr.post("/v1/vaccinations/batch", headers=SITE,
-                             json={"records": [*rows, bad]})
+    response = await hr.post("/v1/vaccinations/batch", headers=SITE, json={"records": [*rows, bad]})
     assert response.status_code == 200, response.text
-    assert response.json() == {"accepted": 3, "duplicates": 0,
-                               "rejected": [{"index": 3, "code": "invalid_value",
-                                             "detail": response.json()["rejected"][0]["detail"]}]}
+    assert response.json() == {
+        "accepted": 3,
+        "duplicates": 0,
+        "rejected": [
+            {
+                "index": 3,
+                "code": "invalid_value",
+                "detail": response.json()["rejected"][0]["detail"],
+            }
+        ],
+    }
     status = await status_of(hr, person)
     assert status["vaccination"] == {"doses": 3, "last_dose_at": rows[1]["administered_at"]}
     assert status["nat"] is None and status["color"] == "green"
@@ -178,8 +213,9 @@ async def test_roles_are_checked(hr: httpx.AsyncClient) -> None:
     assert lab_on_vacc.status_code == 403
     anon = await hr.post("/v1/nat-results/batch", json={"results": [nat_row(new_id_number())]})
     assert anon.status_code == 401
-    authority_on_nat = await hr.post("/v1/nat-results/batch", headers=AUTHORITY,
-                                     json={"results": []})
+    authority_on_nat = await hr.post(
+        "/v1/nat-results/batch", headers=AUTHORITY, json={"results": []}
+    )
     assert authority_on_nat.status_code == 403
 
 
@@ -195,8 +231,11 @@ async def test_10001_rows_is_422_and_stores_nothing(hr: httpx.AsyncClient) -> No
 
 async def test_body_shape_errors_are_422_not_500(hr: httpx.AsyncClient) -> None:
     for body in (b"{", b"[]", b'{"results": 3}', b'{"records": []}'):
-        response = await hr.post("/v1/nat-results/batch", headers={**LAB,
-                                 "content-type": "application/json"}, content=body)
+        response = await hr.post(
+            "/v1/nat-results/batch",
+            headers={**LAB, "content-type": "application/json"},
+            content=body,
+        )
         assert response.status_code == 422, body
 
 
@@ -206,25 +245,37 @@ async def test_batch_body_may_exceed_4_mib_up_to_16(hr: httpx.AsyncClient) -> No
     assert len(response.request.content) > 4 * 1024 * 1024
     assert response.status_code == 200, response.text[:300]
     assert response.json()["accepted"] == 9_000
-    big = await hr.post("/v1/nat-results/batch", headers={**LAB, "content-type":
-                        "application/json"}, content=b'{"results": [' + b" " * (17 << 20) + b"]}")
+    big = await hr.post(
+        "/v1/nat-results/batch",
+        headers={**LAB, "content-type": "application/json"},
+        content=b'{"results": [' + b" " * (17 << 20) + b"]}",
+    )
     assert big.status_code == 413
-    codes = await hr.post("/v1/codes", headers={**AUTHORITY, "content-type": "application/json"},
-                          content=b" " * (5 << 20))
+    codes = await hr.post(
+        "/v1/codes",
+        headers={**AUTHORITY, "content-type": "application/json"},
+        content=b" " * (5 << 20),
+    )
     assert codes.status_code == 413
 
 
 async def test_text_with_nul_character_is_invalid_value_not_500(hr: httpx.AsyncClient) -> None:
     # PostgreSQL cannot store U+0000: a row carrying it is rejected alone, the others kept.
-    rows = [nat_row(new_id_number(), name="李\x00秀华"), nat_row(new_id_number()),
-            nat_row(new_id_number(), institution="\x00"),
-            nat_row(new_id_number(), report_id="r\x00")]
+    rows = [
+        nat_row(new_id_number(), name="李\x00秀华"),
+        nat_row(new_id_number()),
+        nat_row(new_id_number(), institution="\x00"),
+        nat_row(new_id_number(), report_id="r\x00"),
+    ]
     response = await push_nat(hr, rows)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["accepted"] == 1
     assert [(r["index"], r["code"]) for r in body["rejected"]] == [
-        (0, "invalid_value"), (2, "invalid_value"), (3, "invalid_value")]
+        (0, "invalid_value"),
+        (2, "invalid_value"),
+        (3, "invalid_value"),
+    ]
     assert "U+0000" in body["rejected"][0]["detail"]
     site = vaccination_row(new_id_number())
     site["vaccine"] = "新冠\x00"
@@ -233,12 +284,16 @@ async def test_text_with_nul_character_is_invalid_value_not_500(hr: httpx.AsyncC
     assert [r["code"] for r in response.json()["rejected"]] == ["invalid_value"]
     # The same for the single-person endpoints: 422, nothing stored.
     person = new_id_number()
-    response = await hr.post("/v1/codes", headers=AUTHORITY,
-                             json={"id_number": person, "color": "yellow", "reason": "行\x00程"})
+    response = await hr.post(
+        "/v1/codes",
+        headers=AUTHORITY,
+        json={"id_number": person, "color": "yellow", "reason": "行\x00程"},
+    )
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["code"] == "invalid_value"
-    response = await hr.post("/internal/v1/subjects", headers=SERVICE,
-                             json={"id_number": person, "name": "\x00"})
+    response = await hr.post(
+        "/internal/v1/subjects", headers=SERVICE, json={"id_number": person, "name": "\x00"}
+    )
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["code"] == "invalid_value"
 
@@ -260,22 +315,33 @@ async def test_bulk_insert_skips_a_row_inserted_meanwhile(hr: httpx.AsyncClient)
     first, second = uuid.uuid4().hex, uuid.uuid4().hex
     db = hr.app.state.runtime.db  # type: ignore[attr-defined]
     async with db.sessionmaker() as session:
-        assert await insert_new_rows(session, NatResult.__table__, COLUMNS, [record(first)],
-                                     "report_id") == {first}
+        assert await insert_new_rows(
+            session, NatResult.__table__, COLUMNS, [record(first)], "report_id"
+        ) == {first}
         await session.commit()
     async with db.sessionmaker() as session:
-        inserted = await insert_new_rows(session, NatResult.__table__, COLUMNS,
-                                         [record(first), record(second)], "report_id",
-                                         checked=True)
+        inserted = await insert_new_rows(
+            session,
+            NatResult.__table__,
+            COLUMNS,
+            [record(first), record(second)],
+            "report_id",
+            checked=True,
+        )
         await session.commit()
     assert inserted == {second}
     async with db.sessionmaker() as session:
-        assert await insert_new_rows(session, NatResult.__table__, COLUMNS,
-                                     [record(first), record(second)], "report_id") == set()
+        assert (
+            await insert_new_rows(
+                session, NatResult.__table__, COLUMNS, [record(first), record(second)], "report_id"
+            )
+            == set()
+        )
 
 
 async def test_results_stored_meanwhile_are_duplicates_and_change_nothing(
-        hr: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    hr: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The batch looked up its report ids before a concurrent batch stored one of them (the
     # look-up is made to find none): that row is a duplicate, the batch is worked out again
     # without it, and its other content (a later positive result) changes nothing.
@@ -291,8 +357,9 @@ async def test_results_stored_meanwhile_are_duplicates_and_change_nothing(
 
     monkeypatch.setattr(NatResultRepository, "known", none_known)
     fresh = nat_row(person, hours_ago=1)
-    stored = dict(first, result="positive", sample_time=fresh["sample_time"],
-                  report_time=fresh["report_time"])
+    stored = dict(
+        first, result="positive", sample_time=fresh["sample_time"], report_time=fresh["report_time"]
+    )
     response = await push_nat(hr, [stored, nat_row(other, result="positive")])
     assert response.json() == {"accepted": 1, "duplicates": 1, "rejected": []}
     assert await status_of(hr, person) == before
@@ -306,17 +373,26 @@ def test_nat_fast_checks_agree_with_the_row_checks() -> None:
     from health_records.nat.schemas import NatRow, row_checks, row_rule, validate_nat_rows
 
     base = nat_row(new_id_number())
-    odd: list[object] = [base, dict(base, report_id="  r1  ", name=" 李 "), "row", None,
-                         dict(base, report_id=""), dict(base, report_id="r" * 65),
-                         dict(base, name="n" * 51), dict(base, institution="\x00"),
-                         dict(base, report_id=7), dict(base, result="Negative"),
-                         dict(base, sample_time="2026-01-01T00:00:00"),
-                         dict(base, sample_time="2999-01-01T00:00:00Z"),
-                         dict(base, report_time="2000-01-01T00:00:00+08:00"),
-                         dict(base, sample_time=base["sample_time"].replace("Z", "+08:00")),
-                         dict(base, id_number=base["id_number"].lower()),
-                         dict(base, id_number="110101190001011234"), dict(base, id_number=5),
-                         {k: v for k, v in base.items() if k != "name"}]
+    odd: list[object] = [
+        base,
+        dict(base, report_id="  r1  ", name=" 李 "),
+        "row",
+        None,
+        dict(base, report_id=""),
+        dict(base, report_id="r" * 65),
+        dict(base, name="n" * 51),
+        dict(base, institution="\x00"),
+        dict(base, report_id=7),
+        dict(base, result="Negative"),
+        dict(base, sample_time="2026-01-01T00:00:00"),
+        dict(base, sample_time="2999-01-01T00:00:00Z"),
+        dict(base, report_time="2000-01-01T00:00:00+08:00"),
+        dict(base, sample_time=base["sample_time"].replace("Z", "+08:00")),
+        dict(base, id_number=base["id_number"].lower()),
+        dict(base, id_number="110101190001011234"),
+        dict(base, id_number=5),
+        {k: v for k, v in base.items() if k != "name"},
+    ]
     today, now = cst_today(), utcnow()
     good, rejected = validate_rows(odd, row_checks(today), row_rule(now))
     assert validate_nat_rows(odd, today, now) == ([NatRow(*g) for g in good], rejected)
@@ -342,8 +418,9 @@ async def test_a_batch_names_a_known_person_without_a_name(hr: httpx.AsyncClient
     names = {}
     async with db.sessionmaker() as session:
         for person in (await session.scalars(select(Person))).all():
-            names[sealer.open(person.id_number_enc).decode()] = sealer.open(
-                person.name_enc).decode() if person.name_enc else None
+            names[sealer.open(person.id_number_enc).decode()] = (
+                sealer.open(person.name_enc).decode() if person.name_enc else None
+            )
     assert names[unnamed] == "王小明"
     assert names[named] != "别的名字"
     for person, row in zip((unnamed, named), rows, strict=True):
@@ -351,7 +428,8 @@ async def test_a_batch_names_a_known_person_without_a_name(hr: httpx.AsyncClient
 
 
 async def test_a_person_created_meanwhile_is_updated_as_known(
-        hr: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    hr: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The batch did not find the person when it locked (a concurrent batch created them
     # since): the new person's insert skips them, and they are locked and updated as known
     # (one new version, the batch's result).

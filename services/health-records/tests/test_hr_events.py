@@ -47,8 +47,9 @@ async def read_status_events(url: str, expected: int) -> list[dict[str, Any]]:
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
-        sub = await js.subscribe(STATUS_CHANGED, stream="HEALTH", ordered_consumer=True,
-                                 deliver_policy=DeliverPolicy.ALL)
+        sub = await js.subscribe(
+            STATUS_CHANGED, stream="HEALTH", ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+        )
         events: list[dict[str, Any]] = []
         deadline = asyncio.get_running_loop().time() + 30
         while len(events) < expected and asyncio.get_running_loop().time() < deadline:
@@ -69,28 +70,46 @@ async def read_status_events(url: str, expected: int) -> list[dict[str, Any]]:
 
 
 async def test_every_change_delivered_in_order_across_a_nats_outage(
-        own_nats: NatsServer, hr_database: str) -> None:
+    own_nats: NatsServer, hr_database: str
+) -> None:
     app = create_app(hr_settings(hr_database, own_nats.url))
     async with app_client(app) as hr:
         await until(lambda: _ready(hr))
         a, b = new_id_number(), new_id_number()
         # One batch, two rows each for two persons: one event per person.
-        batch = [nat_row(a, hours_ago=30), nat_row(a, hours_ago=20), nat_row(b, hours_ago=10),
-                 nat_row(b, hours_ago=12)]
-        assert (await hr.post("/v1/nat-results/batch", headers=LAB,
-                              json={"results": batch})).json()["accepted"] == 4
+        batch = [
+            nat_row(a, hours_ago=30),
+            nat_row(a, hours_ago=20),
+            nat_row(b, hours_ago=10),
+            nat_row(b, hours_ago=12),
+        ]
+        assert (
+            await hr.post("/v1/nat-results/batch", headers=LAB, json={"results": batch})
+        ).json()["accepted"] == 4
         await until(lambda: _outbox_empty(app))
 
         own_nats.stop()
         changes = [
-            hr.post("/v1/codes", headers=AUTHORITY,
-                    json={"id_number": a, "color": "yellow", "reason": "行程"}),
-            hr.post("/v1/nat-results/batch", headers=LAB,
-                    json={"results": [nat_row(b, result="positive", hours_ago=2)]}),
-            hr.post("/v1/vaccinations/batch", headers=SITE,
-                    json={"records": [vaccination_row(a, dose=2), vaccination_row(b)]}),
-            hr.post("/v1/codes", headers=AUTHORITY,
-                    json={"id_number": a, "color": "red", "reason": "密接"}),
+            hr.post(
+                "/v1/codes",
+                headers=AUTHORITY,
+                json={"id_number": a, "color": "yellow", "reason": "行程"},
+            ),
+            hr.post(
+                "/v1/nat-results/batch",
+                headers=LAB,
+                json={"results": [nat_row(b, result="positive", hours_ago=2)]},
+            ),
+            hr.post(
+                "/v1/vaccinations/batch",
+                headers=SITE,
+                json={"records": [vaccination_row(a, dose=2), vaccination_row(b)]},
+            ),
+            hr.post(
+                "/v1/codes",
+                headers=AUTHORITY,
+                json={"id_number": a, "color": "red", "reason": "密接"},
+            ),
         ]
         for change in changes:  # one after the other: the order is the test
             assert (await change).status_code == 200
@@ -112,7 +131,11 @@ async def test_every_change_delivered_in_order_across_a_nats_outage(
         assert versions == sorted(versions) and len(set(versions)) == len(versions)
         assert seen[-1] == status  # the last event is the status as it stands
     assert [s["color"] for s in by_subject[final[a]["subject_id"]]] == [
-        "green", "yellow", "yellow", "red"]
+        "green",
+        "yellow",
+        "yellow",
+        "red",
+    ]
     assert [s["color"] for s in by_subject[final[b]["subject_id"]]] == ["green", "red", "red"]
     # No ID number travels in an event.
     assert a not in str(events) and b not in str(events)

@@ -8,6 +8,7 @@ from issuer.models_all import Base
 
 if not context.config.get_main_option("sqlalchemy.url"):
     context.config.set_main_option(
-        "sqlalchemy.url", Settings().effective_database_url.replace("%", "%%"))
+        "sqlalchemy.url", Settings().effective_database_url.replace("%", "%%")
+    )
 
 run_env(Base.metadata)

@@ -29,6 +29,7 @@ def photo_b64(kind: str = "JPEG", size: tuple[int, int] = (90, 120)) -> str:
 
 def fake_health_records() -> httpx.AsyncClient:
     """Subject ids derived from the ID number, as health-records would hand them out."""
+
     def handler(request: httpx.Request) -> httpx.Response:
         import json
 
@@ -56,22 +57,34 @@ class Issuer:
         phone = phone or make_phone()
         assert (await self.client.post("/v1/auth/otp", json={"phone": phone})).status_code == 202
         code = (await self.client.get("/dev/sms-outbox", params={"phone": phone})).json()[
-            "messages"][0]["code"]
+            "messages"
+        ][0]["code"]
         response = await self.client.post("/v1/auth/token", json={"phone": phone, "code": code})
         assert response.status_code == 200, response.text
         return {"Authorization": "Bearer " + response.json()["access_token"]}
 
     async def face_token(self, name: str, id_number: str) -> str:
-        response = await self.client.post("/dev/face-checks",
-                                          json={"name": name, "id_number": id_number})
+        response = await self.client.post(
+            "/dev/face-checks", json={"name": name, "id_number": id_number}
+        )
         assert response.status_code == 200, response.text
         return str(response.json()["face_check_token"])
 
-    async def apply(self, user: dict[str, str], name: str, id_number: str,
-                    relationship: str = "grandparent", **overrides: object) -> httpx.Response:
+    async def apply(
+        self,
+        user: dict[str, str],
+        name: str,
+        id_number: str,
+        relationship: str = "grandparent",
+        **overrides: object,
+    ) -> httpx.Response:
         body: dict[str, object] = {
-            "name": name, "id_number": id_number, "relationship": relationship,
-            "photo": photo_b64(), "face_check_token": await self.face_token(name, id_number)}
+            "name": name,
+            "id_number": id_number,
+            "relationship": relationship,
+            "photo": photo_b64(),
+            "face_check_token": await self.face_token(name, id_number),
+        }
         body.update(overrides)
         return await self.client.post("/v1/family/credentials", headers=user, json=body)
 

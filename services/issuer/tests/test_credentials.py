@@ -42,10 +42,12 @@ async def test_apply_answers_the_contract_shape(issuer: Issuer) -> None:
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["status"] == "active" and body["version"] == 1
-    assert body["holder"] == {"masked_name": "李*华",
-                              "masked_id_number": id_number[:6] + "********" + id_number[-4:],
-                              "age": cst_today().year - 1950 - (cst_today() < date(
-                                  cst_today().year, 3, 8)), "relationship": "grandparent"}
+    assert body["holder"] == {
+        "masked_name": "李*华",
+        "masked_id_number": id_number[:6] + "********" + id_number[-4:],
+        "age": cst_today().year - 1950 - (cst_today() < date(cst_today().year, 3, 8)),
+        "relationship": "grandparent",
+    }
     issued = datetime.fromisoformat(body["issued_at"].replace("Z", "+00:00"))
     expected_last = last_valid_day(issued.astimezone(CST).date(), date(1950, 3, 8))
     assert body["expires_at"] == rfc3339(end_of_cst_day(expected_last))
@@ -78,18 +80,25 @@ async def test_the_qr_is_gxhc1_eddsa_with_kid_and_nothing_personal(issuer: Issue
         assert personal not in text
 
 
-@pytest.mark.parametrize(("years", "days", "eligible"), [
-    (16, 0, True),     # 16 and 364 days: 16 in full years
-    (17, 1, False),    # turned 17 today
-    (59, 0, False),    # the day before the 60th birthday
-    (60, 1, True),     # turned 60 today
-])
-async def test_eligibility_by_full_years_on_the_day(issuer: Issuer, years: int, days: int,
-                                                    eligible: bool) -> None:
+@pytest.mark.parametrize(
+    ("years", "days", "eligible"),
+    [
+        (16, 0, True),  # 16 and 364 days: 16 in full years
+        (17, 1, False),  # turned 17 today
+        (59, 0, False),  # the day before the 60th birthday
+        (60, 1, True),  # turned 60 today
+    ],
+)
+async def test_eligibility_by_full_years_on_the_day(
+    issuer: Issuer, years: int, days: int, eligible: bool
+) -> None:
     # born `years` (+1 if days == 0, minus one day) before today: age boundaries 16/17/59/60.
     today = cst_today()
-    birth = (years_before(today, years + 1) + timedelta(days=1) if days == 0
-             else years_before(today, years))
+    birth = (
+        years_before(today, years + 1) + timedelta(days=1)
+        if days == 0
+        else years_before(today, years)
+    )
     user = await issuer.sign_in()
     response = await issuer.apply(user, NAME, make_id_number(birth), "child")
     if eligible:
@@ -102,10 +111,15 @@ async def test_eligibility_by_full_years_on_the_day(issuer: Issuer, years: int, 
 
 async def test_not_eligible_in_english(issuer: Issuer) -> None:
     user = await issuer.sign_in()
-    body = {"name": NAME, "id_number": make_id_number(date(1990, 1, 1)),
-            "relationship": "spouse", "photo": photo_b64()}
-    response = await issuer.client.post("/v1/family/credentials", json=body,
-                                        headers={**user, "Accept-Language": "en"})
+    body = {
+        "name": NAME,
+        "id_number": make_id_number(date(1990, 1, 1)),
+        "relationship": "spouse",
+        "photo": photo_b64(),
+    }
+    response = await issuer.client.post(
+        "/v1/family/credentials", json=body, headers={**user, "Accept-Language": "en"}
+    )
     assert response.json()["title"] == "Not eligible by age"
 
 
@@ -114,8 +128,9 @@ async def test_a_minor_expires_the_day_before_the_17th_birthday(issuer: Issuer) 
     birth = years_before(today, 17) + timedelta(days=100)  # 16, turns 17 in 100 days
     user = await issuer.sign_in()
     body = (await issuer.apply(user, NAME, make_id_number(birth), "grandchild")).json()
-    assert body["expires_at"] == rfc3339(end_of_cst_day(
-        years_before(birth, -17) - timedelta(days=1)))
+    assert body["expires_at"] == rfc3339(
+        end_of_cst_day(years_before(birth, -17) - timedelta(days=1))
+    )
 
 
 def test_expiry_rules_with_29_february() -> None:
@@ -131,17 +146,28 @@ def test_expiry_rules_with_29_february() -> None:
     assert last_valid_day(date(2026, 11, 27), date(2020, 1, 1)) == date(2027, 11, 27)
 
 
-@pytest.mark.parametrize("id_number", [
-    "450103195003081235",  # wrong check character
-    "990103195003081234",  # no such province
-    "45010319500230123X",  # 30 February
-    "4501031950030812",    # too short
-])
+@pytest.mark.parametrize(
+    "id_number",
+    [
+        "450103195003081235",  # wrong check character
+        "990103195003081234",  # no such province
+        "45010319500230123X",  # 30 February
+        "4501031950030812",  # too short
+    ],
+)
 async def test_invalid_id_number_is_422(issuer: Issuer, id_number: str) -> None:
     user = await issuer.sign_in()
-    response = await issuer.client.post("/v1/family/credentials", headers=user, json={
-        "name": NAME, "id_number": id_number, "relationship": "parent", "photo": photo_b64(),
-        "face_check_token": "x"})
+    response = await issuer.client.post(
+        "/v1/family/credentials",
+        headers=user,
+        json={
+            "name": NAME,
+            "id_number": id_number,
+            "relationship": "parent",
+            "photo": photo_b64(),
+            "face_check_token": "x",
+        },
+    )
     assert response.status_code == 422 and response.json()["code"] == "invalid_id_number"
 
 
@@ -149,8 +175,10 @@ async def test_a_future_birth_date_is_invalid_id_number(issuer: Issuer) -> None:
     user = await issuer.sign_in()
     future = make_id_number(cst_today() + timedelta(days=2))
     response = await issuer.client.post(
-        "/v1/family/credentials", headers=user, json={
-            "name": NAME, "id_number": future, "relationship": "child", "photo": photo_b64()})
+        "/v1/family/credentials",
+        headers=user,
+        json={"name": NAME, "id_number": future, "relationship": "child", "photo": photo_b64()},
+    )
     assert response.status_code == 422 and response.json()["code"] == "invalid_id_number"
 
 
@@ -161,9 +189,17 @@ async def test_a_lower_case_x_is_accepted_and_normalised(issuer: Issuer) -> None
             break
     user = await issuer.sign_in()
     face = await issuer.face_token(NAME, candidate)
-    response = await issuer.client.post("/v1/family/credentials", headers=user, json={
-        "name": NAME, "id_number": candidate.lower(), "relationship": "parent",
-        "photo": photo_b64(), "face_check_token": face})
+    response = await issuer.client.post(
+        "/v1/family/credentials",
+        headers=user,
+        json={
+            "name": NAME,
+            "id_number": candidate.lower(),
+            "relationship": "parent",
+            "photo": photo_b64(),
+            "face_check_token": face,
+        },
+    )
     assert response.status_code == 201, response.text
     assert response.json()["holder"]["masked_id_number"].endswith("X")
 
@@ -174,13 +210,16 @@ def _gif() -> str:
     return base64.b64encode(out.getvalue()).decode()
 
 
-@pytest.mark.parametrize("photo", [
-    "not base64 at all!",
-    base64.b64encode(b"plain text, not an image").decode(),
-    base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 50).decode(),  # a PNG header, no image
-    "GIF",
-    "BIG",
-])
+@pytest.mark.parametrize(
+    "photo",
+    [
+        "not base64 at all!",
+        base64.b64encode(b"plain text, not an image").decode(),
+        base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 50).decode(),  # a PNG header, no image
+        "GIF",
+        "BIG",
+    ],
+)
 async def test_invalid_photo_is_422(issuer: Issuer, photo: str) -> None:
     if photo == "GIF":
         photo = _gif()
@@ -197,11 +236,20 @@ async def test_a_png_photo_is_accepted(issuer: Issuer) -> None:
     assert response.status_code == 201
 
 
-async def _face_failed(issuer: Issuer, user: dict[str, str], id_number: str,
-                       token: str | None, name: str = NAME) -> None:
-    response = await issuer.client.post("/v1/family/credentials", headers=user, json={
-        "name": name, "id_number": id_number, "relationship": "parent", "photo": photo_b64(),
-        "face_check_token": token})
+async def _face_failed(
+    issuer: Issuer, user: dict[str, str], id_number: str, token: str | None, name: str = NAME
+) -> None:
+    response = await issuer.client.post(
+        "/v1/family/credentials",
+        headers=user,
+        json={
+            "name": name,
+            "id_number": id_number,
+            "relationship": "parent",
+            "photo": photo_b64(),
+            "face_check_token": token,
+        },
+    )
     assert response.status_code == 403, response.text
     assert response.json()["code"] == "face_check_failed"
 
@@ -211,8 +259,11 @@ async def test_face_check_missing_forged_other_person_or_name(issuer: Issuer) ->
     id_number = elder()
     await _face_failed(issuer, user, id_number, None)
     good = await issuer.face_token(NAME, id_number)
-    forged = jwt.encode(jwt.decode(good, options={"verify_signature": False}),
-                        "not-the-face-check-secret-of-the-issuer", algorithm="HS256")
+    forged = jwt.encode(
+        jwt.decode(good, options={"verify_signature": False}),
+        "not-the-face-check-secret-of-the-issuer",
+        algorithm="HS256",
+    )
     await _face_failed(issuer, user, id_number, forged)
     await _face_failed(issuer, user, id_number, good[:-4] + "AAAA")
     await _face_failed(issuer, user, id_number, await issuer.face_token(NAME, elder()))
@@ -222,8 +273,7 @@ async def test_face_check_missing_forged_other_person_or_name(issuer: Issuer) ->
     assert response.status_code == 201
 
 
-async def test_an_expired_face_check_fails(issuer: Issuer, monkeypatch: pytest.MonkeyPatch
-                                           ) -> None:
+async def test_an_expired_face_check_fails(issuer: Issuer, monkeypatch: pytest.MonkeyPatch) -> None:
     real = facecheck.utcnow
     monkeypatch.setattr(facecheck, "utcnow", lambda: real() - timedelta(minutes=11))
     id_number = elder()
@@ -239,13 +289,13 @@ async def test_a_face_check_is_good_for_one_application(issuer: Issuer) -> None:
     first = await issuer.apply(user, NAME, id_number, face_check_token=token)
     assert first.status_code == 201
     deleted = await issuer.client.delete(
-        f"/v1/family/credentials/{first.json()['credential_id']}", headers=user)
+        f"/v1/family/credentials/{first.json()['credential_id']}", headers=user
+    )
     assert deleted.status_code == 204
     await _face_failed(issuer, user, id_number, token)
 
 
-async def test_credential_exists_for_the_same_person_even_from_another_user(
-        issuer: Issuer) -> None:
+async def test_credential_exists_for_the_same_person_even_from_another_user(issuer: Issuer) -> None:
     id_number = elder()
     assert (await issuer.apply(await issuer.sign_in(), NAME, id_number)).status_code == 201
     again = await issuer.apply(await issuer.sign_in(), NAME, id_number)
@@ -258,23 +308,29 @@ async def test_list_get_and_another_users_credential_is_404(issuer: Issuer) -> N
     listed = (await issuer.client.get("/v1/family/credentials", headers=user)).json()
     assert [c["credential_id"] for c in listed["items"]] == ids[::-1]
     assert listed["next_cursor"] is None
-    page = (await issuer.client.get("/v1/family/credentials", headers=user,
-                                    params={"limit": 1})).json()
+    page = (
+        await issuer.client.get("/v1/family/credentials", headers=user, params={"limit": 1})
+    ).json()
     assert len(page["items"]) == 1 and page["next_cursor"]
     got = await issuer.client.get(f"/v1/family/credentials/{ids[0]}", headers=user)
     assert got.status_code == 200 and got.json()["credential_id"] == ids[0]
     assert (await issuer.client.get("/v1/family/credentials", headers=stranger)).json()[
-        "items"] == []
+        "items"
+    ] == []
     for path in ("", "/qr.png", "/qr.svg", "/card.pdf"):
-        response = await issuer.client.get(f"/v1/family/credentials/{ids[0]}{path}",
-                                           headers=stranger)
+        response = await issuer.client.get(
+            f"/v1/family/credentials/{ids[0]}{path}", headers=stranger
+        )
         assert response.status_code == 404 and response.json()["code"] == "not_found"
-    assert (await issuer.client.post(f"/v1/family/credentials/{ids[0]}/reissue",
-                                     headers=stranger)).status_code == 404
-    assert (await issuer.client.delete(f"/v1/family/credentials/{ids[0]}",
-                                       headers=stranger)).status_code == 404
-    assert (await issuer.client.get(f"/v1/family/credentials/{ids[0]}",
-                                    headers=user)).json()["status"] == "active"
+    assert (
+        await issuer.client.post(f"/v1/family/credentials/{ids[0]}/reissue", headers=stranger)
+    ).status_code == 404
+    assert (
+        await issuer.client.delete(f"/v1/family/credentials/{ids[0]}", headers=stranger)
+    ).status_code == 404
+    assert (await issuer.client.get(f"/v1/family/credentials/{ids[0]}", headers=user)).json()[
+        "status"
+    ] == "active"
     assert (await issuer.client.get("/v1/family/credentials")).status_code == 401
 
 
@@ -285,18 +341,22 @@ async def test_reissue_and_revoke_publish_revocations(issuer: Issuer, nats_url: 
         user = await issuer.sign_in()
         old = (await issuer.apply(user, NAME, elder())).json()
         reissued = await issuer.client.post(
-            f"/v1/family/credentials/{old['credential_id']}/reissue", headers=user)
+            f"/v1/family/credentials/{old['credential_id']}/reissue", headers=user
+        )
         assert reissued.status_code == 201
         new = reissued.json()
         assert new["version"] == 2 and new["credential_id"] != old["credential_id"]
         assert new["holder"] == old["holder"] and new["qr"] != old["qr"]
-        assert (await issuer.client.get(f"/v1/family/credentials/{old['credential_id']}",
-                                        headers=user)).json()["status"] == "revoked"
+        assert (
+            await issuer.client.get(f"/v1/family/credentials/{old['credential_id']}", headers=user)
+        ).json()["status"] == "revoked"
         stale = await issuer.client.post(
-            f"/v1/family/credentials/{old['credential_id']}/reissue", headers=user)
+            f"/v1/family/credentials/{old['credential_id']}/reissue", headers=user
+        )
         assert stale.status_code == 409 and stale.json()["code"] == "credential_exists"
-        deleted = await issuer.client.delete(f"/v1/family/credentials/{new['credential_id']}",
-                                             headers=user)
+        deleted = await issuer.client.delete(
+            f"/v1/family/credentials/{new['credential_id']}", headers=user
+        )
         assert deleted.status_code == 204
         seen = set()
         while len(seen) < 2:
@@ -307,8 +367,12 @@ async def test_reissue_and_revoke_publish_revocations(issuer: Issuer, nats_url: 
         assert seen == {old["credential_id"], new["credential_id"]}
     finally:
         await nc.close()
-    revoked = (await issuer.client.get("/internal/v1/revocations", headers={
-        "Authorization": "Bearer " + issuer.app.state.settings.service_key})).json()  # type: ignore[attr-defined]
+    revoked = (
+        await issuer.client.get(
+            "/internal/v1/revocations",
+            headers={"Authorization": "Bearer " + issuer.app.state.settings.service_key},
+        )
+    ).json()  # type: ignore[attr-defined]
     assert {old["credential_id"], new["credential_id"]} <= set(revoked["items"])
 
 
@@ -338,8 +402,12 @@ async def test_the_card_pdf_scans_back_in_both_layouts(issuer: Issuer) -> None:
     assert round(w, 1) == 85.6 and round(h, 1) == 54.0
     assert qr == body["qr"]
     last_day = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00")).astimezone(CST)
-    for wanted in ("广西健康码凭证", "李*华", body["holder"]["masked_id_number"],
-                   f"{last_day:%Y-%m-%d}"):
+    for wanted in (
+        "广西健康码凭证",
+        "李*华",
+        body["holder"]["masked_id_number"],
+        f"{last_day:%Y-%m-%d}",
+    ):
         assert wanted in text
     assert id_number not in text and NAME not in text
 
@@ -375,31 +443,43 @@ async def test_qr_png_and_svg(issuer: Issuer) -> None:
 async def test_appeals_are_filed_and_listed_with_status(issuer: Issuer) -> None:
     user, stranger = await issuer.sign_in(), await issuer.sign_in()
     credential = (await issuer.apply(user, NAME, elder())).json()["credential_id"]
-    first = await issuer.client.post("/v1/appeals", headers=user, json={
-        "category": "lost_card", "description": "卡丢了", "credential_id": credential})
+    first = await issuer.client.post(
+        "/v1/appeals",
+        headers=user,
+        json={"category": "lost_card", "description": "卡丢了", "credential_id": credential},
+    )
     assert first.status_code == 201
     assert first.json()["status"] == "open" and first.json()["appeal_id"]
     assert first.json()["created_at"].endswith("Z")
-    second = await issuer.client.post("/v1/appeals", headers=user, json={
-        "category": "other", "description": "其他问题"})
+    second = await issuer.client.post(
+        "/v1/appeals", headers=user, json={"category": "other", "description": "其他问题"}
+    )
     assert second.status_code == 201
     listed = (await issuer.client.get("/v1/appeals", headers=user)).json()
-    assert [a["appeal_id"] for a in listed["items"]] == [second.json()["appeal_id"],
-                                                        first.json()["appeal_id"]]
+    assert [a["appeal_id"] for a in listed["items"]] == [
+        second.json()["appeal_id"],
+        first.json()["appeal_id"],
+    ]
     assert all(a["status"] == "open" for a in listed["items"])
     assert (await issuer.client.get("/v1/appeals", headers=stranger)).json()["items"] == []
-    foreign = await issuer.client.post("/v1/appeals", headers=stranger, json={
-        "category": "wrong_status", "description": "x", "credential_id": credential})
+    foreign = await issuer.client.post(
+        "/v1/appeals",
+        headers=stranger,
+        json={"category": "wrong_status", "description": "x", "credential_id": credential},
+    )
     assert foreign.status_code == 404
-    bad = await issuer.client.post("/v1/appeals", headers=user, json={
-        "category": "angry", "description": "x"})
+    bad = await issuer.client.post(
+        "/v1/appeals", headers=user, json={"category": "angry", "description": "x"}
+    )
     assert bad.status_code == 422
-    assert (await issuer.client.post("/v1/appeals", json={
-        "category": "other", "description": "x"})).status_code == 401
+    assert (
+        await issuer.client.post("/v1/appeals", json={"category": "other", "description": "x"})
+    ).status_code == 401
 
 
 async def test_key_rotation_keeps_old_credentials_until_retired(
-        issuer_db: str, nats_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    issuer_db: str, nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = issuer_settings(issuer_db, nats_url)
     async for running in started(settings):
         user = await running.sign_in()
@@ -435,7 +515,8 @@ async def test_dev_endpoints_are_404_outside_dev(issuer_db: str, nats_url: str) 
     settings = issuer_settings(issuer_db, nats_url)
     settings = settings.model_copy(update={"app_env": "test"})
     async for running in started(settings):
-        face = await running.client.post("/dev/face-checks",
-                                         json={"name": NAME, "id_number": elder()})
+        face = await running.client.post(
+            "/dev/face-checks", json={"name": NAME, "id_number": elder()}
+        )
         assert face.status_code == 404
         assert (await running.client.get("/dev/sms-outbox")).status_code == 404

@@ -45,8 +45,9 @@ async def test_otp_is_202_with_a_six_digit_code_living_five_minutes(issuer: Issu
     assert len(code) == 6 and code.isdigit()
 
 
-@pytest.mark.parametrize("phone", ["12345", "23800138000", "1380013800", "138001380000",
-                                   "1380013800a"])
+@pytest.mark.parametrize(
+    "phone", ["12345", "23800138000", "1380013800", "138001380000", "1380013800a"]
+)
 async def test_a_non_mainland_mobile_number_is_invalid_phone(issuer: Issuer, phone: str) -> None:
     response = await issuer.client.post("/v1/auth/otp", json={"phone": phone})
     assert response.status_code == 422
@@ -54,13 +55,15 @@ async def test_a_non_mainland_mobile_number_is_invalid_phone(issuer: Issuer, pho
     assert response.json()["code"] == "invalid_phone"
 
 
-async def test_a_second_code_within_a_minute_is_429_with_retry_after(issuer: Issuer,
-                                                                     clock: Clock) -> None:
+async def test_a_second_code_within_a_minute_is_429_with_retry_after(
+    issuer: Issuer, clock: Clock
+) -> None:
     phone = make_phone()
     assert (await issuer.client.post("/v1/auth/otp", json={"phone": phone})).status_code == 202
     clock.now += timedelta(seconds=20)
-    again = await issuer.client.post("/v1/auth/otp", json={"phone": phone},
-                                     headers={"Accept-Language": "en"})
+    again = await issuer.client.post(
+        "/v1/auth/otp", json={"phone": phone}, headers={"Accept-Language": "en"}
+    )
     assert again.status_code == 429
     assert again.json()["code"] == "too_many_requests"
     assert again.json()["title"] == "Too many requests"
@@ -70,7 +73,8 @@ async def test_a_second_code_within_a_minute_is_429_with_retry_after(issuer: Iss
 
 
 async def test_the_eleventh_code_of_a_day_is_429_until_midnight_china_time(
-        issuer: Issuer, clock: Clock) -> None:
+    issuer: Issuer, clock: Clock
+) -> None:
     phone = make_phone()
     for _ in range(10):
         assert (await issuer.client.post("/v1/auth/otp", json={"phone": phone})).status_code == 202
@@ -84,7 +88,8 @@ async def test_the_eleventh_code_of_a_day_is_429_until_midnight_china_time(
 
 
 async def test_token_for_the_right_code_and_the_first_sign_in_creates_the_user(
-        issuer: Issuer, clock: Clock) -> None:
+    issuer: Issuer, clock: Clock
+) -> None:
     phone = make_phone()
     await issuer.client.post("/v1/auth/otp", json={"phone": phone})
     code = await latest_code(issuer, phone)
@@ -106,7 +111,8 @@ async def test_token_for_the_right_code_and_the_first_sign_in_creates_the_user(
     assert claims["sub"] == body["user_id"] and claims["exp"] - claims["iat"] == 7200
     kid = jwt.get_unverified_header(body["access_token"])["kid"]
     assert {"kid": kid, "purpose": "access", "alg": "EdDSA"}.items() <= next(
-        k for k in jwks["keys"] if k["kid"] == kid).items()
+        k for k in jwks["keys"] if k["kid"] == kid
+    ).items()
     assert phone not in json.dumps(claims)
 
 
@@ -114,8 +120,9 @@ async def test_a_used_code_does_not_sign_in_twice(issuer: Issuer) -> None:
     phone = make_phone()
     await issuer.client.post("/v1/auth/otp", json={"phone": phone})
     code = await latest_code(issuer, phone)
-    assert (await issuer.client.post("/v1/auth/token",
-                                     json={"phone": phone, "code": code})).status_code == 200
+    assert (
+        await issuer.client.post("/v1/auth/token", json={"phone": phone, "code": code})
+    ).status_code == 200
     again = await issuer.client.post("/v1/auth/token", json={"phone": phone, "code": code})
     assert again.status_code == 401 and again.json()["code"] == "invalid_code"
 
@@ -126,11 +133,11 @@ async def test_five_wrong_tries_kill_the_code(issuer: Issuer) -> None:
     code = await latest_code(issuer, phone)
     wrong = "000000" if code != "000000" else "111111"
     for _ in range(5):
-        response = await issuer.client.post("/v1/auth/token",
-                                            json={"phone": phone, "code": wrong})
+        response = await issuer.client.post("/v1/auth/token", json={"phone": phone, "code": wrong})
         assert response.status_code == 401 and response.json()["code"] == "invalid_code"
-    dead = await issuer.client.post("/v1/auth/token", json={"phone": phone, "code": code},
-                                    headers={"Accept-Language": "en"})
+    dead = await issuer.client.post(
+        "/v1/auth/token", json={"phone": phone, "code": code}, headers={"Accept-Language": "en"}
+    )
     assert dead.status_code == 401 and dead.json()["code"] == "invalid_code"
     assert dead.json()["title"] == "Wrong or expired code"
 
@@ -156,8 +163,9 @@ async def test_an_expired_code_is_invalid_code(issuer: Issuer, clock: Clock) -> 
 
 
 async def test_a_number_that_never_asked_is_invalid_code(issuer: Issuer) -> None:
-    response = await issuer.client.post("/v1/auth/token",
-                                        json={"phone": make_phone(), "code": "123456"})
+    response = await issuer.client.post(
+        "/v1/auth/token", json={"phone": make_phone(), "code": "123456"}
+    )
     assert response.status_code == 401 and response.json()["code"] == "invalid_code"
 
 
@@ -174,12 +182,16 @@ async def test_http_sms_sender_posts_phone_template_and_code_with_the_key() -> N
     assert len(seen) == 1
     assert str(seen[0].url) == "https://sms.example/send"
     assert seen[0].headers["Authorization"] == "Bearer k-123"
-    assert json.loads(seen[0].content) == {"phone": "13800138000", "template": "HC_SIGNIN",
-                                           "params": {"code": "654321"}}
+    assert json.loads(seen[0].content) == {
+        "phone": "13800138000",
+        "template": "HC_SIGNIN",
+        "params": {"code": "654321"},
+    }
 
 
 async def test_the_sms_gateway_is_used_and_its_failure_is_503_not_a_spent_limit(
-        issuer: Issuer) -> None:
+    issuer: Issuer,
+) -> None:
     state = issuer.app.state  # type: ignore[attr-defined]
     status = {"code": 500}
     sent: list[dict[str, object]] = []

@@ -26,8 +26,9 @@ from venue_admin.main import create_app
 
 def _ring() -> KeyRing:
     private = Ed25519PrivateKey.generate()
-    public = private.public_key().public_bytes(serialization.Encoding.Raw,
-                                               serialization.PublicFormat.Raw)
+    public = private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
     return KeyRing([LiveKey("a-test-" + new_id()[-6:], "access", private, public, utcnow())])
 
 
@@ -46,15 +47,24 @@ class FakeIssuer:
             return httpx.Response(200, json=self.ring.jwks())
         if request.url.path == "/internal/v1/users/resolve":
             phone = json.loads(request.content)["phone"]
-            return httpx.Response(200, json={"user_id": self.user_id(phone),
-                                             "masked_phone": mask_phone(phone)})
+            return httpx.Response(
+                200, json={"user_id": self.user_id(phone), "masked_phone": mask_phone(phone)}
+            )
         return httpx.Response(404)
 
     def token(self, phone: str, ttl: int = 3600) -> str:
         now = utcnow()
-        return sign(self.ring, "access", {
-            "sub": self.user_id(phone), "mph": mask_phone(phone), "aud": "hc",
-            "iat": int(now.timestamp()), "exp": int((now + timedelta(seconds=ttl)).timestamp())})
+        return sign(
+            self.ring,
+            "access",
+            {
+                "sub": self.user_id(phone),
+                "mph": mask_phone(phone),
+                "aud": "hc",
+                "iat": int(now.timestamp()),
+                "exp": int((now + timedelta(seconds=ttl)).timestamp()),
+            },
+        )
 
 
 @dataclass
@@ -75,12 +85,20 @@ class VenueAdmin:
 
     def user(self, phone: str | None = None) -> User:
         phone = phone or make_phone()
-        return User(phone, self.issuer.user_id(phone),
-                    {"Authorization": "Bearer " + self.issuer.token(phone)})
+        return User(
+            phone,
+            self.issuer.user_id(phone),
+            {"Authorization": "Bearer " + self.issuer.token(phone)},
+        )
 
     async def venue(self, admin: User, **overrides: str) -> str:
-        body = {"name": "南宁东站", "category": "train_station", "address": "青秀区凤岭北路",
-                "region_code": "450103", **overrides}
+        body = {
+            "name": "南宁东站",
+            "category": "train_station",
+            "address": "青秀区凤岭北路",
+            "region_code": "450103",
+            **overrides,
+        }
         response = await self.client.post("/v1/venues", headers=admin.headers, json=body)
         assert response.status_code == 201, response.text
         return str(response.json()["venue_id"])
@@ -91,31 +109,43 @@ class VenueAdmin:
 
     async def add_sub_admin(self, venue_id: str, admin: User) -> User:
         staff = self.user()
-        sent = await self.client.post(f"/v1/venues/{venue_id}/sub-admins/code",
-                                      headers=admin.headers, json={"phone": staff.phone})
+        sent = await self.client.post(
+            f"/v1/venues/{venue_id}/sub-admins/code",
+            headers=admin.headers,
+            json={"phone": staff.phone},
+        )
         assert sent.status_code == 202, sent.text
         added = await self.client.post(
-            f"/v1/venues/{venue_id}/sub-admins", headers=admin.headers,
-            json={"phone": staff.phone, "code": await self.sms_code(staff.phone)})
+            f"/v1/venues/{venue_id}/sub-admins",
+            headers=admin.headers,
+            json={"phone": staff.phone, "code": await self.sms_code(staff.phone)},
+        )
         assert added.status_code == 201, added.text
         return staff
 
 
 def make_settings(database_url: str, nats_url: str, **extra: object) -> Settings:
-    return Settings(database_url=database_url, nats_url=nats_url, app_env="dev",
-                    access_consumer_durable="va-test-" + new_id(), **extra)
+    return Settings(
+        database_url=database_url,
+        nats_url=nats_url,
+        app_env="dev",
+        access_consumer_durable="va-test-" + new_id(),
+        **extra,
+    )
 
 
 @pytest.fixture(scope="module")
-async def va(nats_url: str, tmp_path_factory: pytest.TempPathFactory,
-             request: pytest.FixtureRequest) -> AsyncIterator[VenueAdmin]:
+async def va(
+    nats_url: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> AsyncIterator[VenueAdmin]:
     name = "va_" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
     # Both helpers run their own event loop: keep them off this one.
     url = await asyncio.to_thread(test_database_url, name, tmp_path_factory.mktemp(name))
     await asyncio.to_thread(upgrade_head, SERVICE_ROOT, url)
     issuer = FakeIssuer()
-    app = create_app(make_settings(url, nats_url),
-                     issuer_transport=httpx.MockTransport(issuer.handle))
+    app = create_app(
+        make_settings(url, nats_url), issuer_transport=httpx.MockTransport(issuer.handle)
+    )
     async with app_client(app) as client:
         await app.state.bus.wait_ready(10)
         yield VenueAdmin(client, issuer, app, url)

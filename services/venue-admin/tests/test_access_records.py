@@ -18,19 +18,38 @@ from venue_admin.access.models import AccessRecord
 CSV_HEADER = "record_id,checked_at,decision,reasons,masked_name,color,scanner_kind,scanner_id"
 
 
-def record(venue_id: str, *, at=None, decision: str = "pass", reasons=(), color="green",
-           scanner=("user", "u1")) -> dict:
+def record(
+    venue_id: str,
+    *,
+    at=None,
+    decision: str = "pass",
+    reasons=(),
+    color="green",
+    scanner=("user", "u1"),
+) -> dict:
     """An access record as the verifier's `record()` writes it."""
-    return {"record_id": new_id(), "venue_id": venue_id,
-            "checked_at": (at or utcnow()).isoformat(), "decision": decision,
-            "reasons": list(reasons), "masked_name": "李*华", "color": color,
-            "credential_id": new_id(), "scanner": {"kind": scanner[0], "id": scanner[1]}}
+    return {
+        "record_id": new_id(),
+        "venue_id": venue_id,
+        "checked_at": (at or utcnow()).isoformat(),
+        "decision": decision,
+        "reasons": list(reasons),
+        "masked_name": "李*华",
+        "color": color,
+        "credential_id": new_id(),
+        "scanner": {"kind": scanner[0], "id": scanner[1]},
+    }
 
 
 async def stored(va, venue_id: str) -> list[str]:
     async with va.app.state.db.sessionmaker() as session:
-        return list((await session.scalars(
-            select(AccessRecord.record_id).where(AccessRecord.venue_id == venue_id))).all())
+        return list(
+            (
+                await session.scalars(
+                    select(AccessRecord.record_id).where(AccessRecord.venue_id == venue_id)
+                )
+            ).all()
+        )
 
 
 async def wait_for_count(va, venue_id: str, count: int, seconds: float = 20) -> list[str]:
@@ -43,7 +62,8 @@ async def wait_for_count(va, venue_id: str, count: int, seconds: float = 20) -> 
 
 
 async def test_each_record_stored_once_despite_duplicates_and_a_consumer_restart(
-        va, nats_url: str) -> None:
+    va, nats_url: str
+) -> None:
     venue_id = new_id()
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
@@ -52,8 +72,9 @@ async def test_each_record_stored_once_despite_duplicates_and_a_consumer_restart
 
     async def publish(data: dict, msg_id: str) -> None:
         envelope = Envelope(id=data["record_id"], type=ACCESS_RECORD_CREATED, data=data)
-        await js.publish(ACCESS_RECORD_CREATED, envelope.to_bytes(),
-                         headers={"Nats-Msg-Id": msg_id})
+        await js.publish(
+            ACCESS_RECORD_CREATED, envelope.to_bytes(), headers={"Nats-Msg-Id": msg_id}
+        )
 
     try:
         for data in first:
@@ -81,8 +102,13 @@ async def test_each_record_stored_once_despite_duplicates_and_a_consumer_restart
 
 async def test_ingest_is_idempotent_and_keeps_the_fields(va) -> None:
     venue_id = new_id()
-    data = record(venue_id, decision="deny", reasons=["color_red", "nat_missing"], color="red",
-                  scanner=("device", "dev1"))
+    data = record(
+        venue_id,
+        decision="deny",
+        reasons=["color_red", "nat_missing"],
+        color="red",
+        scanner=("device", "dev1"),
+    )
     envelope = Envelope(type=ACCESS_RECORD_CREATED, data=data)
     sessionmaker = va.app.state.db.sessionmaker
     await access_records.ingest(sessionmaker, [envelope, envelope])
@@ -90,12 +116,19 @@ async def test_ingest_is_idempotent_and_keeps_the_fields(va) -> None:
     broken = Envelope(type=ACCESS_RECORD_CREATED, data={"record_id": new_id()})
     await access_records.ingest(sessionmaker, [broken])  # dropped, does not stop the batch
     async with sessionmaker() as session:
-        rows = list((await session.scalars(
-            select(AccessRecord).where(AccessRecord.venue_id == venue_id))).all())
+        rows = list(
+            (
+                await session.scalars(select(AccessRecord).where(AccessRecord.venue_id == venue_id))
+            ).all()
+        )
     assert len(rows) == 1
     row = rows[0]
     assert (row.decision, row.reasons, row.color, row.masked_name) == (
-        "deny", ["color_red", "nat_missing"], "red", "李*华")
+        "deny",
+        ["color_red", "nat_missing"],
+        "red",
+        "李*华",
+    )
     assert (row.scanner_kind, row.scanner_id) == ("device", "dev1")
 
 
@@ -103,13 +136,19 @@ async def _venue_with_records(va):
     admin = va.user()
     venue_id = await va.venue(admin)
     now = utcnow().replace(microsecond=0)
-    rows = [record(venue_id, at=now - timedelta(minutes=i),
-                   decision=["pass", "deny", "manual_check"][i % 3],
-                   reasons=[[], ["color_yellow", "nat_too_old"], ["status_unavailable"]][i % 3],
-                   color=["green", "yellow", None][i % 3])
-            for i in range(12)]
-    await access_records.ingest(va.app.state.db.sessionmaker,
-                                [Envelope(type=ACCESS_RECORD_CREATED, data=r) for r in rows])
+    rows = [
+        record(
+            venue_id,
+            at=now - timedelta(minutes=i),
+            decision=["pass", "deny", "manual_check"][i % 3],
+            reasons=[[], ["color_yellow", "nat_too_old"], ["status_unavailable"]][i % 3],
+            color=["green", "yellow", None][i % 3],
+        )
+        for i in range(12)
+    ]
+    await access_records.ingest(
+        va.app.state.db.sessionmaker, [Envelope(type=ACCESS_RECORD_CREATED, data=r) for r in rows]
+    )
     return admin, venue_id, rows, now
 
 
@@ -126,22 +165,38 @@ async def test_list_newest_first_with_cursor_and_filters(va) -> None:
             break
     assert [item["record_id"] for item in seen] == [r["record_id"] for r in rows]
     first = seen[0]
-    assert first == {"record_id": rows[0]["record_id"], "checked_at": rfc3339(now),
-                     "decision": "pass", "reasons": [], "masked_name": "李*华",
-                     "color": "green", "scanner": {"kind": "user", "id": "u1"}}
-    denied = (await va.client.get(url, headers=admin.headers,
-                                  params={"decision": "deny"})).json()["items"]
+    assert first == {
+        "record_id": rows[0]["record_id"],
+        "checked_at": rfc3339(now),
+        "decision": "pass",
+        "reasons": [],
+        "masked_name": "李*华",
+        "color": "green",
+        "scanner": {"kind": "user", "id": "u1"},
+    }
+    denied = (await va.client.get(url, headers=admin.headers, params={"decision": "deny"})).json()[
+        "items"
+    ]
     assert [i["record_id"] for i in denied] == [r["record_id"] for r in rows[1::3]]
     assert denied[0]["reasons"] == ["color_yellow", "nat_too_old"]
-    window = (await va.client.get(url, headers=admin.headers, params={
-        "from": rfc3339(now - timedelta(minutes=5)),
-        "to": rfc3339(now - timedelta(minutes=2))})).json()["items"]
+    window = (
+        await va.client.get(
+            url,
+            headers=admin.headers,
+            params={
+                "from": rfc3339(now - timedelta(minutes=5)),
+                "to": rfc3339(now - timedelta(minutes=2)),
+            },
+        )
+    ).json()["items"]
     # `from` inclusive (5 minutes ago), `to` exclusive (2 minutes ago)
     assert [i["record_id"] for i in window] == [r["record_id"] for r in rows[3:6]]
-    assert (await va.client.get(url, headers=admin.headers,
-                                params={"decision": "maybe"})).status_code == 422
-    assert (await va.client.get(url, headers=admin.headers,
-                                params={"limit": 501})).status_code == 422
+    assert (
+        await va.client.get(url, headers=admin.headers, params={"decision": "maybe"})
+    ).status_code == 422
+    assert (
+        await va.client.get(url, headers=admin.headers, params={"limit": 501})
+    ).status_code == 422
     bad_cursor = await va.client.get(url, headers=admin.headers, params={"cursor": "!!"})
     assert bad_cursor.status_code == 422 and bad_cursor.json()["code"] == "invalid_cursor"
 
@@ -158,16 +213,18 @@ async def test_members_only(va) -> None:
     assert outsider_csv.status_code == 403
     other_admin = va.user()
     other_venue = await va.venue(other_admin)
-    theirs = await va.client.get(f"/v1/venues/{other_venue}/access-records",
-                                 headers=other_admin.headers)
+    theirs = await va.client.get(
+        f"/v1/venues/{other_venue}/access-records", headers=other_admin.headers
+    )
     assert theirs.json()["items"] == []
 
 
 async def test_csv_export_streams_every_matching_row(va) -> None:
     admin, venue_id, rows, now = await _venue_with_records(va)
     url = f"/v1/venues/{venue_id}/access-records"
-    response = await va.client.get(url, headers={**admin.headers, "Accept": "text/csv"},
-                                   params={"limit": 2})
+    response = await va.client.get(
+        url, headers={**admin.headers, "Accept": "text/csv"}, params={"limit": 2}
+    )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     lines = response.text.splitlines()
@@ -175,11 +232,19 @@ async def test_csv_export_streams_every_matching_row(va) -> None:
     parsed = list(csv.DictReader(io.StringIO(response.text)))
     assert [p["record_id"] for p in parsed] == [r["record_id"] for r in rows]  # no cursor
     assert parsed[1]["reasons"] == "color_yellow;nat_too_old"
-    assert parsed[0] == {"record_id": rows[0]["record_id"], "checked_at": rfc3339(now),
-                         "decision": "pass", "reasons": "", "masked_name": "李*华",
-                         "color": "green", "scanner_kind": "user", "scanner_id": "u1"}
-    filtered = await va.client.get(url, headers={**admin.headers, "Accept": "text/csv"},
-                                   params={"decision": "manual_check"})
+    assert parsed[0] == {
+        "record_id": rows[0]["record_id"],
+        "checked_at": rfc3339(now),
+        "decision": "pass",
+        "reasons": "",
+        "masked_name": "李*华",
+        "color": "green",
+        "scanner_kind": "user",
+        "scanner_id": "u1",
+    }
+    filtered = await va.client.get(
+        url, headers={**admin.headers, "Accept": "text/csv"}, params={"decision": "manual_check"}
+    )
     body = list(csv.DictReader(io.StringIO(filtered.text)))
     assert [p["record_id"] for p in body] == [r["record_id"] for r in rows[2::3]]
 
@@ -187,8 +252,9 @@ async def test_csv_export_streams_every_matching_row(va) -> None:
 async def test_csv_export_pages_through_more_rows_than_one_chunk(va, monkeypatch) -> None:
     monkeypatch.setattr(access_records, "CSV_CHUNK", 5)
     admin, venue_id, rows, _ = await _venue_with_records(va)
-    response = await va.client.get(f"/v1/venues/{venue_id}/access-records",
-                                   headers={**admin.headers, "Accept": "text/csv"})
+    response = await va.client.get(
+        f"/v1/venues/{venue_id}/access-records", headers={**admin.headers, "Accept": "text/csv"}
+    )
     ids = [p["record_id"] for p in csv.DictReader(io.StringIO(response.text))]
     assert ids == [r["record_id"] for r in rows]
 
@@ -199,8 +265,9 @@ async def test_records_older_than_retention_are_purged(va) -> None:
     old = record(venue_id, at=now - timedelta(days=28, minutes=1))
     kept = record(venue_id, at=now - timedelta(days=27, hours=23))
     sessionmaker = va.app.state.db.sessionmaker
-    await access_records.ingest(sessionmaker, [Envelope(type=ACCESS_RECORD_CREATED, data=d)
-                                               for d in (old, kept)])
+    await access_records.ingest(
+        sessionmaker, [Envelope(type=ACCESS_RECORD_CREATED, data=d) for d in (old, kept)]
+    )
     assert va.app.state.settings.access_record_retention_days == 28
     removed = await access_records.purge(sessionmaker, 28)
     assert removed >= 1

@@ -11,9 +11,11 @@ SERVICE = {"Authorization": "Bearer dev-service-key"}
 
 
 async def _register(va, venue_id: str, admin) -> dict:
-    response = await va.client.post(f"/v1/venues/{venue_id}/devices", headers=admin.headers,
-                                    json={"name": "北门1号闸机", "manufacturer": "海康",
-                                          "model": "DS-K3B"})
+    response = await va.client.post(
+        f"/v1/venues/{venue_id}/devices",
+        headers=admin.headers,
+        json={"name": "北门1号闸机", "manufacturer": "海康", "model": "DS-K3B"},
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -47,8 +49,10 @@ async def test_wrong_id_or_secret_is_401_invalid_credentials(va) -> None:
     admin = va.user()
     venue_id = await va.venue(admin)
     device = await _register(va, venue_id, admin)
-    for body in [{**device, "device_secret": device["device_secret"] + "x"},
-                 {**device, "device_id": "nosuchdevice"}]:
+    for body in [
+        {**device, "device_secret": device["device_secret"] + "x"},
+        {**device, "device_id": "nosuchdevice"},
+    ]:
         response = await va.client.post("/v1/devices/token", json=body)
         assert response.status_code == 401
         assert response.json()["code"] == "invalid_credentials"
@@ -60,34 +64,57 @@ async def test_deleted_device_gets_no_token_and_the_verifier_sees_it_inactive(va
     venue_id = await va.venue(admin)
     device = await _register(va, venue_id, admin)
     device_id = device["device_id"]
-    context = await va.client.get(f"/internal/v1/venues/{venue_id}/scan-context",
-                                  headers=SERVICE, params={"device_id": device_id})
-    assert context.json()["device"] == {"device_id": device_id, "venue_id": venue_id,
-                                        "active": True, "version": 1}
+    context = await va.client.get(
+        f"/internal/v1/venues/{venue_id}/scan-context",
+        headers=SERVICE,
+        params={"device_id": device_id},
+    )
+    assert context.json()["device"] == {
+        "device_id": device_id,
+        "venue_id": venue_id,
+        "active": True,
+        "version": 1,
+    }
     assert context.json()["member"] is None and context.json()["rule"]["allowed_colors"] == [
-        "green"]
+        "green"
+    ]
     staff = await va.add_sub_admin(venue_id, admin)
-    forbidden = await va.client.delete(f"/v1/venues/{venue_id}/devices/{device_id}",
-                                       headers=staff.headers)
+    forbidden = await va.client.delete(
+        f"/v1/venues/{venue_id}/devices/{device_id}", headers=staff.headers
+    )
     assert forbidden.status_code == 403 and forbidden.json()["code"] == "forbidden"
     other_venue = await va.venue(admin)
-    wrong_venue = await va.client.delete(f"/v1/venues/{other_venue}/devices/{device_id}",
-                                         headers=admin.headers)
+    wrong_venue = await va.client.delete(
+        f"/v1/venues/{other_venue}/devices/{device_id}", headers=admin.headers
+    )
     assert wrong_venue.status_code == 404
-    deleted = await va.client.delete(f"/v1/venues/{venue_id}/devices/{device_id}",
-                                     headers=admin.headers)
+    deleted = await va.client.delete(
+        f"/v1/venues/{venue_id}/devices/{device_id}", headers=admin.headers
+    )
     assert deleted.status_code == 204
     assert (await va.client.post("/v1/devices/token", json=device)).json()[
-        "code"] == "invalid_credentials"
-    context = await va.client.get(f"/internal/v1/venues/{venue_id}/scan-context",
-                                  headers=SERVICE, params={"device_id": device_id})
-    assert context.json()["device"] == {"device_id": device_id, "venue_id": venue_id,
-                                        "active": False, "version": 2}
-    elsewhere = await va.client.get(f"/internal/v1/venues/{other_venue}/scan-context",
-                                    headers=SERVICE, params={"device_id": device_id})
+        "code"
+    ] == "invalid_credentials"
+    context = await va.client.get(
+        f"/internal/v1/venues/{venue_id}/scan-context",
+        headers=SERVICE,
+        params={"device_id": device_id},
+    )
+    assert context.json()["device"] == {
+        "device_id": device_id,
+        "venue_id": venue_id,
+        "active": False,
+        "version": 2,
+    }
+    elsewhere = await va.client.get(
+        f"/internal/v1/venues/{other_venue}/scan-context",
+        headers=SERVICE,
+        params={"device_id": device_id},
+    )
     assert elsewhere.json()["device"] is None
-    again = await va.client.delete(f"/v1/venues/{venue_id}/devices/{device_id}",
-                                   headers=admin.headers)
+    again = await va.client.delete(
+        f"/v1/venues/{venue_id}/devices/{device_id}", headers=admin.headers
+    )
     assert again.status_code == 404
     listed = await va.client.get(f"/v1/venues/{venue_id}/devices", headers=admin.headers)
     assert listed.json()["items"] == []
@@ -116,8 +143,9 @@ async def test_internal_endpoints_need_the_service_key(va) -> None:
     for path in [f"/internal/v1/venues/{venue_id}/scan-context", "/internal/v1/scan-snapshot"]:
         assert (await va.client.get(path)).status_code == 401
         assert (await va.client.get(path, headers=admin.headers)).status_code == 401
-    assert (await va.client.get("/internal/v1/venues/nosuch/scan-context",
-                                headers=SERVICE)).status_code == 404
+    assert (
+        await va.client.get("/internal/v1/venues/nosuch/scan-context", headers=SERVICE)
+    ).status_code == 404
 
 
 async def test_snapshot_holds_every_member_device_and_rule_across_pages(va) -> None:
@@ -125,14 +153,22 @@ async def test_snapshot_holds_every_member_device_and_rule_across_pages(va) -> N
     venues = [await va.venue(admin) for _ in range(3)]
     staff = await va.add_sub_admin(venues[0], admin)
     device = await _register(va, venues[1], admin)
-    await va.client.put(f"/v1/venues/{venues[2]}/rule", headers=admin.headers, json={
-        "allowed_colors": ["green", "yellow"], "max_nat_age_hours": 72, "min_vaccine_doses": 1})
+    await va.client.put(
+        f"/v1/venues/{venues[2]}/rule",
+        headers=admin.headers,
+        json={
+            "allowed_colors": ["green", "yellow"],
+            "max_nat_age_hours": 72,
+            "min_vaccine_doses": 1,
+        },
+    )
     members, devices, rules = [], [], []
     cursor, pages = None, 0
     while True:
         params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
-        page = (await va.client.get("/internal/v1/scan-snapshot", headers=SERVICE,
-                                    params=params)).json()
+        page = (
+            await va.client.get("/internal/v1/scan-snapshot", headers=SERVICE, params=params)
+        ).json()
         members += page["members"]
         devices += page["devices"]
         rules += page["rules"]
@@ -150,9 +186,14 @@ async def test_snapshot_holds_every_member_device_and_rule_across_pages(va) -> N
     assert mine[(venues[0], staff.user_id)]["permissions"] == ["reverse_scan"]
     assert mine[(venues[0], staff.user_id)]["role"] == "sub_admin"
     assert {"venue_id", "user_id", "role", "permissions", "removed", "version"} <= set(
-        mine[(venues[0], admin.user_id)])
-    assert {"device_id": device["device_id"], "venue_id": venues[1], "active": True,
-            "version": 1} in devices
+        mine[(venues[0], admin.user_id)]
+    )
+    assert {
+        "device_id": device["device_id"],
+        "venue_id": venues[1],
+        "active": True,
+        "version": 1,
+    } in devices
     rule = next(r for r in rules if r["venue_id"] == venues[2])
     assert rule["allowed_colors"] == ["green", "yellow"] and rule["max_nat_age_hours"] == 72
     default = next(r for r in rules if r["venue_id"] == venues[0])

@@ -7,11 +7,31 @@ import pytest
 from hc_common.events.envelope import MEMBER_CHANGED, RULE_CHANGED
 from venue_admin.db import OutboxEvent
 
-CATEGORIES = ["train_station", "bus_station", "metro", "airport", "passenger_terminal", "cinema",
-              "theatre", "art_gallery", "entertainment", "internet_cafe", "guesthouse", "hotel",
-              "supermarket", "market", "shopping_mall", "restaurant", "medical", "scenic_area",
-              "highway_service_area", "traffic_checkpoint", "residential_community",
-              "office_building", "other"]
+CATEGORIES = [
+    "train_station",
+    "bus_station",
+    "metro",
+    "airport",
+    "passenger_terminal",
+    "cinema",
+    "theatre",
+    "art_gallery",
+    "entertainment",
+    "internet_cafe",
+    "guesthouse",
+    "hotel",
+    "supermarket",
+    "market",
+    "shopping_mall",
+    "restaurant",
+    "medical",
+    "scenic_area",
+    "highway_service_area",
+    "traffic_checkpoint",
+    "residential_community",
+    "office_building",
+    "other",
+]
 
 
 def problem(response, status: int, code: str) -> None:
@@ -47,18 +67,21 @@ async def test_every_contract_category_is_accepted(va, category: str) -> None:
 async def test_unknown_category_and_bad_region_codes_are_422(va) -> None:
     admin = va.user()
     base = {"name": "x", "category": "train_station", "address": "y", "region_code": "450103"}
-    bad_category = await va.client.post("/v1/venues", headers=admin.headers,
-                                         json={**base, "category": "stadium"})
+    bad_category = await va.client.post(
+        "/v1/venues", headers=admin.headers, json={**base, "category": "stadium"}
+    )
     problem(bad_category, 422, "validation_error")
     assert bad_category.json()["errors"][0]["field"] == "category"
     for region in ["45010", "4501030", "99a103", "990103", "000000", "100103", "450 03"]:
-        response = await va.client.post("/v1/venues", headers=admin.headers,
-                                        json={**base, "region_code": region})
+        response = await va.client.post(
+            "/v1/venues", headers=admin.headers, json={**base, "region_code": region}
+        )
         problem(response, 422, "invalid_region_code")
         assert response.json()["errors"][0]["field"] == "region_code"
     for region in ["110101", "650102", "710000", "810000", "820000"]:
-        ok = await va.client.post("/v1/venues", headers=admin.headers,
-                                  json={**base, "region_code": region})
+        ok = await va.client.post(
+            "/v1/venues", headers=admin.headers, json={**base, "region_code": region}
+        )
         assert ok.status_code == 201, (region, ok.text)
 
 
@@ -71,8 +94,11 @@ async def test_venue_list_holds_only_the_callers_venues(va) -> None:
     assert {v["venue_id"] for v in listed["items"]} == mine
     page = (await va.client.get("/v1/venues", headers=alice.headers, params={"limit": 1})).json()
     assert len(page["items"]) == 1 and page["next_cursor"]
-    rest = (await va.client.get("/v1/venues", headers=alice.headers,
-                                params={"limit": 1, "cursor": page["next_cursor"]})).json()
+    rest = (
+        await va.client.get(
+            "/v1/venues", headers=alice.headers, params={"limit": 1, "cursor": page["next_cursor"]}
+        )
+    ).json()
     assert {page["items"][0]["venue_id"], rest["items"][0]["venue_id"]} == mine
     staff_list = (await va.client.get("/v1/venues", headers=staff.headers)).json()["items"]
     assert [(v["venue_id"], v["role"]) for v in staff_list] == [(theirs, "sub_admin")]
@@ -82,38 +108,51 @@ async def test_outsiders_get_403_and_unknown_venues_404(va) -> None:
     admin, outsider = va.user(), va.user()
     venue_id = await va.venue(admin)
     for path in ["", "/members", "/rule", "/access-records", "/devices"]:
-        problem(await va.client.get(f"/v1/venues/{venue_id}{path}", headers=outsider.headers),
-                403, "forbidden")
-    problem(await va.client.get("/v1/venues/nosuchvenue", headers=admin.headers), 404,
-            "not_found")
+        problem(
+            await va.client.get(f"/v1/venues/{venue_id}{path}", headers=outsider.headers),
+            403,
+            "forbidden",
+        )
+    problem(await va.client.get("/v1/venues/nosuchvenue", headers=admin.headers), 404, "not_found")
     problem(await va.client.get(f"/v1/venues/{venue_id}"), 401, "unauthorized")
-    problem(await va.client.get(f"/v1/venues/{venue_id}",
-                                headers={"Authorization": "Bearer not.a.token"}),
-            401, "unauthorized")
+    problem(
+        await va.client.get(
+            f"/v1/venues/{venue_id}", headers={"Authorization": "Bearer not.a.token"}
+        ),
+        401,
+        "unauthorized",
+    )
 
 
 async def test_sub_admin_added_by_code_holds_reverse_scan(va) -> None:
     admin = va.user()
     venue_id = await va.venue(admin)
     staff = va.user()
-    sent = await va.client.post(f"/v1/venues/{venue_id}/sub-admins/code", headers=admin.headers,
-                                json={"phone": staff.phone})
+    sent = await va.client.post(
+        f"/v1/venues/{venue_id}/sub-admins/code", headers=admin.headers, json={"phone": staff.phone}
+    )
     assert sent.status_code == 202
     code = await va.sms_code(staff.phone)
-    added = await va.client.post(f"/v1/venues/{venue_id}/sub-admins", headers=admin.headers,
-                                 json={"phone": staff.phone, "code": code})
+    added = await va.client.post(
+        f"/v1/venues/{venue_id}/sub-admins",
+        headers=admin.headers,
+        json={"phone": staff.phone, "code": code},
+    )
     assert added.status_code == 201, added.text
     member = added.json()
     assert member["user_id"] == staff.user_id  # the number's user (created if it had none)
     assert member["role"] == "sub_admin" and member["permissions"] == ["reverse_scan"]
     assert member["masked_phone"] == staff.phone[:3] + "****" + staff.phone[-4:]
     assert staff.phone not in added.text
-    listed = (await va.client.get(f"/v1/venues/{venue_id}/members", headers=staff.headers))
+    listed = await va.client.get(f"/v1/venues/{venue_id}/members", headers=staff.headers)
     assert listed.status_code == 200  # members read
     assert {m["user_id"] for m in listed.json()["items"]} == {admin.user_id, staff.user_id}
     # The code was used up.
-    again = await va.client.post(f"/v1/venues/{venue_id}/sub-admins", headers=admin.headers,
-                                 json={"phone": staff.phone, "code": code})
+    again = await va.client.post(
+        f"/v1/venues/{venue_id}/sub-admins",
+        headers=admin.headers,
+        json={"phone": staff.phone, "code": code},
+    )
     problem(again, 422, "invalid_code")
 
 
@@ -121,20 +160,32 @@ async def test_wrong_code_is_422_and_the_code_dies_after_5_tries(va) -> None:
     admin = va.user()
     venue_id = await va.venue(admin)
     staff = va.user()
-    await va.client.post(f"/v1/venues/{venue_id}/sub-admins/code", headers=admin.headers,
-                         json={"phone": staff.phone})
+    await va.client.post(
+        f"/v1/venues/{venue_id}/sub-admins/code", headers=admin.headers, json={"phone": staff.phone}
+    )
     code = await va.sms_code(staff.phone)
     wrong = "000000" if code != "000000" else "111111"
     for _ in range(5):
-        problem(await va.client.post(f"/v1/venues/{venue_id}/sub-admins", headers=admin.headers,
-                                     json={"phone": staff.phone, "code": wrong}),
-                422, "invalid_code")
-    dead = await va.client.post(f"/v1/venues/{venue_id}/sub-admins", headers=admin.headers,
-                                json={"phone": staff.phone, "code": code})
+        problem(
+            await va.client.post(
+                f"/v1/venues/{venue_id}/sub-admins",
+                headers=admin.headers,
+                json={"phone": staff.phone, "code": wrong},
+            ),
+            422,
+            "invalid_code",
+        )
+    dead = await va.client.post(
+        f"/v1/venues/{venue_id}/sub-admins",
+        headers=admin.headers,
+        json={"phone": staff.phone, "code": code},
+    )
     problem(dead, 422, "invalid_code")
-    english = await va.client.post(f"/v1/venues/{venue_id}/sub-admins",
-                                   headers={**admin.headers, "Accept-Language": "en"},
-                                   json={"phone": staff.phone, "code": code})
+    english = await va.client.post(
+        f"/v1/venues/{venue_id}/sub-admins",
+        headers={**admin.headers, "Accept-Language": "en"},
+        json={"phone": staff.phone, "code": code},
+    )
     assert english.json()["title"] == "Wrong or expired code"
 
 
@@ -142,17 +193,27 @@ async def test_a_code_is_bound_to_its_venue_and_phone(va) -> None:
     admin = va.user()
     venue_a, venue_b = await va.venue(admin), await va.venue(admin)
     staff, other = va.user(), va.user()
-    await va.client.post(f"/v1/venues/{venue_a}/sub-admins/code", headers=admin.headers,
-                         json={"phone": staff.phone})
+    await va.client.post(
+        f"/v1/venues/{venue_a}/sub-admins/code", headers=admin.headers, json={"phone": staff.phone}
+    )
     code = await va.sms_code(staff.phone)
-    other_venue = await va.client.post(f"/v1/venues/{venue_b}/sub-admins", headers=admin.headers,
-                                       json={"phone": staff.phone, "code": code})
+    other_venue = await va.client.post(
+        f"/v1/venues/{venue_b}/sub-admins",
+        headers=admin.headers,
+        json={"phone": staff.phone, "code": code},
+    )
     problem(other_venue, 422, "invalid_code")
-    other_phone = await va.client.post(f"/v1/venues/{venue_a}/sub-admins", headers=admin.headers,
-                                       json={"phone": other.phone, "code": code})
+    other_phone = await va.client.post(
+        f"/v1/venues/{venue_a}/sub-admins",
+        headers=admin.headers,
+        json={"phone": other.phone, "code": code},
+    )
     problem(other_phone, 422, "invalid_code")
-    right = await va.client.post(f"/v1/venues/{venue_a}/sub-admins", headers=admin.headers,
-                                 json={"phone": staff.phone, "code": code})
+    right = await va.client.post(
+        f"/v1/venues/{venue_a}/sub-admins",
+        headers=admin.headers,
+        json={"phone": staff.phone, "code": code},
+    )
     assert right.status_code == 201
 
 
@@ -160,9 +221,15 @@ async def test_bad_phone_is_422_invalid_phone(va) -> None:
     admin = va.user()
     venue_id = await va.venue(admin)
     for phone in ["12345", "23800138000", "1380013800a"]:
-        problem(await va.client.post(f"/v1/venues/{venue_id}/sub-admins/code",
-                                     headers=admin.headers, json={"phone": phone}),
-                422, "invalid_phone")
+        problem(
+            await va.client.post(
+                f"/v1/venues/{venue_id}/sub-admins/code",
+                headers=admin.headers,
+                json={"phone": phone},
+            ),
+            422,
+            "invalid_phone",
+        )
 
 
 async def test_only_the_main_admin_manages(va) -> None:
@@ -174,27 +241,65 @@ async def test_only_the_main_admin_manages(va) -> None:
     target = va.user()
     for caller in (staff, outsider):
         h = caller.headers
-        problem(await va.client.post(f"/v1/venues/{venue_id}/sub-admins/code", headers=h,
-                                     json={"phone": target.phone}), 403, "forbidden")
-        problem(await va.client.post(f"/v1/venues/{venue_id}/sub-admins", headers=h,
-                                     json={"phone": target.phone, "code": "123456"}),
-                403, "forbidden")
-        problem(await va.client.delete(f"/v1/venues/{venue_id}/members/{colleague.user_id}",
-                                       headers=h), 403, "forbidden")
-        problem(await va.client.put(
-            f"/v1/venues/{venue_id}/members/{colleague.user_id}/permissions", headers=h,
-            json={"permissions": []}), 403, "forbidden")
-        problem(await va.client.put(f"/v1/venues/{venue_id}/rule", headers=h, json={
-            "allowed_colors": ["green", "yellow"], "max_nat_age_hours": None,
-            "min_vaccine_doses": 0}), 403, "forbidden")
-        problem(await va.client.post(f"/v1/venues/{venue_id}/devices", headers=h,
-                                     json={"name": "北门1号闸机"}), 403, "forbidden")
+        problem(
+            await va.client.post(
+                f"/v1/venues/{venue_id}/sub-admins/code", headers=h, json={"phone": target.phone}
+            ),
+            403,
+            "forbidden",
+        )
+        problem(
+            await va.client.post(
+                f"/v1/venues/{venue_id}/sub-admins",
+                headers=h,
+                json={"phone": target.phone, "code": "123456"},
+            ),
+            403,
+            "forbidden",
+        )
+        problem(
+            await va.client.delete(f"/v1/venues/{venue_id}/members/{colleague.user_id}", headers=h),
+            403,
+            "forbidden",
+        )
+        problem(
+            await va.client.put(
+                f"/v1/venues/{venue_id}/members/{colleague.user_id}/permissions",
+                headers=h,
+                json={"permissions": []},
+            ),
+            403,
+            "forbidden",
+        )
+        problem(
+            await va.client.put(
+                f"/v1/venues/{venue_id}/rule",
+                headers=h,
+                json={
+                    "allowed_colors": ["green", "yellow"],
+                    "max_nat_age_hours": None,
+                    "min_vaccine_doses": 0,
+                },
+            ),
+            403,
+            "forbidden",
+        )
+        problem(
+            await va.client.post(
+                f"/v1/venues/{venue_id}/devices", headers=h, json={"name": "北门1号闸机"}
+            ),
+            403,
+            "forbidden",
+        )
     # Nothing changed.
-    members = (await va.client.get(f"/v1/venues/{venue_id}/members",
-                                   headers=admin.headers)).json()["items"]
+    members = (await va.client.get(f"/v1/venues/{venue_id}/members", headers=admin.headers)).json()[
+        "items"
+    ]
     assert {m["user_id"]: m["permissions"] for m in members} == {
-        admin.user_id: ["reverse_scan"], staff.user_id: ["reverse_scan"],
-        colleague.user_id: ["reverse_scan"]}
+        admin.user_id: ["reverse_scan"],
+        staff.user_id: ["reverse_scan"],
+        colleague.user_id: ["reverse_scan"],
+    }
     rule = (await va.client.get(f"/v1/venues/{venue_id}/rule", headers=staff.headers)).json()
     assert rule["allowed_colors"] == ["green"]
 
@@ -205,33 +310,62 @@ async def test_permissions_change_and_removal_are_published(va) -> None:
     admin = va.user()
     venue_id = await va.venue(admin)
     staff = await va.add_sub_admin(venue_id, admin)
-    cleared = await va.client.put(f"/v1/venues/{venue_id}/members/{staff.user_id}/permissions",
-                                  headers=admin.headers, json={"permissions": []})
+    cleared = await va.client.put(
+        f"/v1/venues/{venue_id}/members/{staff.user_id}/permissions",
+        headers=admin.headers,
+        json={"permissions": []},
+    )
     assert cleared.status_code == 200
     assert cleared.json()["permissions"] == [] and cleared.json()["user_id"] == staff.user_id
-    granted = await va.client.put(f"/v1/venues/{venue_id}/members/{staff.user_id}/permissions",
-                                  headers=admin.headers, json={"permissions": ["reverse_scan"]})
+    granted = await va.client.put(
+        f"/v1/venues/{venue_id}/members/{staff.user_id}/permissions",
+        headers=admin.headers,
+        json={"permissions": ["reverse_scan"]},
+    )
     assert granted.json()["permissions"] == ["reverse_scan"]
-    unknown = await va.client.put(f"/v1/venues/{venue_id}/members/{staff.user_id}/permissions",
-                                  headers=admin.headers, json={"permissions": ["fly"]})
+    unknown = await va.client.put(
+        f"/v1/venues/{venue_id}/members/{staff.user_id}/permissions",
+        headers=admin.headers,
+        json={"permissions": ["fly"]},
+    )
     assert unknown.status_code == 422
-    problem(await va.client.put(f"/v1/venues/{venue_id}/members/{admin.user_id}/permissions",
-                                headers=admin.headers, json={"permissions": []}),
-            422, "cannot_change_main_admin")
-    problem(await va.client.delete(f"/v1/venues/{venue_id}/members/{admin.user_id}",
-                                   headers=admin.headers), 422, "cannot_remove_main_admin")
-    removed = await va.client.delete(f"/v1/venues/{venue_id}/members/{staff.user_id}",
-                                     headers=admin.headers)
+    problem(
+        await va.client.put(
+            f"/v1/venues/{venue_id}/members/{admin.user_id}/permissions",
+            headers=admin.headers,
+            json={"permissions": []},
+        ),
+        422,
+        "cannot_change_main_admin",
+    )
+    problem(
+        await va.client.delete(
+            f"/v1/venues/{venue_id}/members/{admin.user_id}", headers=admin.headers
+        ),
+        422,
+        "cannot_remove_main_admin",
+    )
+    removed = await va.client.delete(
+        f"/v1/venues/{venue_id}/members/{staff.user_id}", headers=admin.headers
+    )
     assert removed.status_code == 204
-    problem(await va.client.get(f"/v1/venues/{venue_id}", headers=staff.headers), 403,
-            "forbidden")
-    problem(await va.client.delete(f"/v1/venues/{venue_id}/members/{staff.user_id}",
-                                   headers=admin.headers), 404, "not_found")
+    problem(await va.client.get(f"/v1/venues/{venue_id}", headers=staff.headers), 403, "forbidden")
+    problem(
+        await va.client.delete(
+            f"/v1/venues/{venue_id}/members/{staff.user_id}", headers=admin.headers
+        ),
+        404,
+        "not_found",
+    )
     # The verifier learns each change from the bus: read it from JetStream.
     events = await _stream_events(va, MEMBER_CHANGED, venue_id)
     mine = [e for e in events if e["user_id"] == staff.user_id]
     assert [(e["permissions"], e["removed"]) for e in mine] == [
-        (["reverse_scan"], False), ([], False), (["reverse_scan"], False), ([], True)]
+        (["reverse_scan"], False),
+        ([], False),
+        (["reverse_scan"], False),
+        ([], True),
+    ]
     versions = [e["version"] for e in mine]
     assert versions == sorted(set(versions)), "each change outranks the one before"
     async with va.app.state.db.sessionmaker() as session:  # type: ignore[attr-defined]
@@ -269,25 +403,47 @@ async def test_default_rule_and_whole_replacement(va) -> None:
     venue_id = await va.venue(admin)
     default = await va.client.get(f"/v1/venues/{venue_id}/rule", headers=admin.headers)
     assert default.status_code == 200
-    assert default.json() == {"allowed_colors": ["green"], "max_nat_age_hours": None,
-                              "min_vaccine_doses": 0}
+    assert default.json() == {
+        "allowed_colors": ["green"],
+        "max_nat_age_hours": None,
+        "min_vaccine_doses": 0,
+    }
     new = {"allowed_colors": ["green", "yellow"], "max_nat_age_hours": 48, "min_vaccine_doses": 2}
     put = await va.client.put(f"/v1/venues/{venue_id}/rule", headers=admin.headers, json=new)
     assert put.status_code == 200 and put.json() == new
     assert (await va.client.get(f"/v1/venues/{venue_id}/rule", headers=admin.headers)).json() == new
-    partial = await va.client.put(f"/v1/venues/{venue_id}/rule", headers=admin.headers,
-                                  json={"allowed_colors": ["green"]})
+    partial = await va.client.put(
+        f"/v1/venues/{venue_id}/rule", headers=admin.headers, json={"allowed_colors": ["green"]}
+    )
     problem(partial, 422, "validation_error")
-    assert {e["field"] for e in partial.json()["errors"]} == {"max_nat_age_hours",
-                                                              "min_vaccine_doses"}
-    no_green = await va.client.put(f"/v1/venues/{venue_id}/rule", headers=admin.headers,
-                                   json={**new, "allowed_colors": ["yellow"]})
+    assert {e["field"] for e in partial.json()["errors"]} == {
+        "max_nat_age_hours",
+        "min_vaccine_doses",
+    }
+    no_green = await va.client.put(
+        f"/v1/venues/{venue_id}/rule",
+        headers=admin.headers,
+        json={**new, "allowed_colors": ["yellow"]},
+    )
     problem(no_green, 422, "green_required")
-    problem(await va.client.put(f"/v1/venues/{venue_id}/rule", headers=admin.headers,
-                                json={**new, "allowed_colors": ["blue", "green"]}),
-            422, "validation_error")
-    problem(await va.client.put(f"/v1/venues/{venue_id}/rule", headers=admin.headers,
-                                json={**new, "min_vaccine_doses": -1}), 422, "validation_error")
+    problem(
+        await va.client.put(
+            f"/v1/venues/{venue_id}/rule",
+            headers=admin.headers,
+            json={**new, "allowed_colors": ["blue", "green"]},
+        ),
+        422,
+        "validation_error",
+    )
+    problem(
+        await va.client.put(
+            f"/v1/venues/{venue_id}/rule",
+            headers=admin.headers,
+            json={**new, "min_vaccine_doses": -1},
+        ),
+        422,
+        "validation_error",
+    )
     assert (await va.client.get(f"/v1/venues/{venue_id}/rule", headers=admin.headers)).json() == new
     events = await _stream_events(va, RULE_CHANGED, venue_id)
     assert events[-1]["allowed_colors"] == ["green", "yellow"]

@@ -20,10 +20,18 @@ from verifier.view.state import LRU, ScanView
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 
 
-def status(color: str = "green", nat: str | None = None, hours: float = 0, doses: int = 0,
-           version: int = 1) -> HealthStatus:
-    return HealthStatus("s1", color, nat, NOW - timedelta(hours=hours) if nat else None, doses,
-                        NOW - timedelta(days=30) if doses else None, version)
+def status(
+    color: str = "green", nat: str | None = None, hours: float = 0, doses: int = 0, version: int = 1
+) -> HealthStatus:
+    return HealthStatus(
+        "s1",
+        color,
+        nat,
+        NOW - timedelta(hours=hours) if nat else None,
+        doses,
+        NOW - timedelta(days=30) if doses else None,
+        version,
+    )
 
 
 def reasons(st: HealthStatus, rule: Rule) -> Decision:
@@ -64,7 +72,9 @@ def test_every_failing_condition_in_contract_order() -> None:
     got = reasons(status("yellow", nat="negative", hours=30, doses=1), rule)
     assert got == Decision("deny", ["color_yellow", "nat_too_old", "vaccination_insufficient"])
     assert decide(["credential_expired", "credential_revoked"]).reasons == [
-        "credential_revoked", "credential_expired"]
+        "credential_revoked",
+        "credential_expired",
+    ]
     assert list(REASON_ORDER)[-1] == "status_unavailable"
 
 
@@ -80,17 +90,31 @@ def test_hours_since_sample_rounds_down() -> None:
 
 
 def result(decision: Decision, st: HealthStatus | None, with_credential: bool = True) -> ScanResult:
-    credential = CredentialInfo("c1", "s1", 1, "active", "李*华", "450103********1234",
-                                date(1950, 3, 8), NOW + timedelta(days=300))
+    credential = CredentialInfo(
+        "c1",
+        "s1",
+        1,
+        "active",
+        "李*华",
+        "450103********1234",
+        date(1950, 3, 8),
+        NOW + timedelta(days=300),
+    )
     return ScanResult(decision, credential if with_credential else None, st, False, "r1", NOW)
 
 
 def test_gate_lines_chinese_and_english() -> None:
     st = status(nat="negative", hours=20.5)
     assert gate_lines(result(Decision("pass"), st), english=False) == [
-        "李*华", "绿码", "核酸阴性 20小时"]
+        "李*华",
+        "绿码",
+        "核酸阴性 20小时",
+    ]
     assert gate_lines(result(Decision("pass"), st), english=True) == [
-        "李*华", "Green code", "NAT negative 20h"]
+        "李*华",
+        "Green code",
+        "NAT negative 20h",
+    ]
 
 
 def test_gate_lines_of_a_denial_and_an_invalid_credential() -> None:
@@ -107,8 +131,15 @@ def test_view_applies_by_version_never_backwards() -> None:
     assert view.apply_status(status("red", version=3))
     assert not view.apply_status(status("green", version=2))
     assert view.statuses.get("s1").status.color == "red"  # type: ignore[union-attr]
-    view.apply_member({"venue_id": "v", "user_id": "u", "permissions": ["reverse_scan"],
-                       "removed": False, "version": 5})
+    view.apply_member(
+        {
+            "venue_id": "v",
+            "user_id": "u",
+            "permissions": ["reverse_scan"],
+            "removed": False,
+            "version": 5,
+        }
+    )
     view.apply_member({"venue_id": "v", "user_id": "u", "permissions": [], "version": 4})
     assert view.members[("v", "u")].permissions == {"reverse_scan"}
     view.apply_rule({"venue_id": "v", "allowed_colors": ["green", "yellow"], "version": 2})

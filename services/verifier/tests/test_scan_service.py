@@ -21,8 +21,9 @@ def _ring() -> KeyRing:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     private = Ed25519PrivateKey.generate()
-    public = private.public_key().public_bytes(serialization.Encoding.Raw,
-                                               serialization.PublicFormat.Raw)
+    public = private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
     return KeyRing([LiveKey("ctestkey01", "credential", private, public, utcnow())])
 
 
@@ -42,20 +43,32 @@ def service(view: ScanView, ring: KeyRing, sync: FakeSync) -> ScanService:
     keys = RemoteKeySet(down, "/.well-known/jwks.json")
     keys.load(ring.jwks())
     keys.fetched_at = time.monotonic()
-    state = ScanState(issuer_keys=keys, device_keys=keys, issuer=down, venue_admin=down,
-                      health_records=down, stale_after_seconds=600, view=view, sync=sync)
+    state = ScanState(
+        issuer_keys=keys,
+        device_keys=keys,
+        issuer=down,
+        venue_admin=down,
+        health_records=down,
+        stale_after_seconds=600,
+        view=view,
+        sync=sync,
+    )
     return ScanService(state, spool=None)  # type: ignore[arg-type]
 
 
 def credential(expires_at: datetime, status: str = "active") -> CredentialInfo:
-    return CredentialInfo("cred1", "subj1", 1, status, "李*华", "450103********1234",
-                          date(1950, 3, 8), expires_at)
+    return CredentialInfo(
+        "cred1", "subj1", 1, status, "李*华", "450103********1234", date(1950, 3, 8), expires_at
+    )
 
 
 def qr(ring: KeyRing, expires_at: datetime) -> str:
-    return "GXHC1:" + sign(ring, "credential", {"sub": "subj1", "jti": "cred1", "ver": 1,
-                                                "exp": int(expires_at.timestamp())},
-                           compact_header=True)
+    return "GXHC1:" + sign(
+        ring,
+        "credential",
+        {"sub": "subj1", "jti": "cred1", "ver": 1, "exp": int(expires_at.timestamp())},
+        compact_header=True,
+    )
 
 
 async def test_an_expired_credential_is_credential_expired() -> None:
@@ -75,8 +88,9 @@ async def test_revoked_and_expired_lists_both_in_the_contracts_order() -> None:
     assert reasons == ["credential_revoked", "credential_expired"]
 
 
-async def test_a_live_credential_has_no_reasons_and_an_unknown_one_without_issuer_is_no_pass(
-) -> None:
+async def test_a_live_credential_has_no_reasons_and_an_unknown_one_without_issuer_is_no_pass() -> (
+    None
+):
     ring, view = _ring(), ScanView()
     later = utcnow() + timedelta(days=300)
     view.apply_credential(credential(later))
@@ -88,7 +102,8 @@ async def test_a_live_credential_has_no_reasons_and_an_unknown_one_without_issue
 
 @pytest.mark.parametrize(("age_seconds", "expected_stale"), [(60, True), (599, True)])
 async def test_health_records_down_answers_a_status_up_to_10_minutes_old(
-        age_seconds: float, expected_stale: bool) -> None:
+    age_seconds: float, expected_stale: bool
+) -> None:
     view = ScanView()
     known = HealthStatus("subj1", "green", None, None, 0, None, 3)
     view.apply_status(known, now=time.monotonic() - age_seconds)
@@ -98,8 +113,9 @@ async def test_health_records_down_answers_a_status_up_to_10_minutes_old(
 
 async def test_a_status_older_than_10_minutes_is_not_used() -> None:
     view = ScanView()
-    view.apply_status(HealthStatus("subj1", "green", None, None, 0, None, 3),
-                      now=time.monotonic() - 601)
+    view.apply_status(
+        HealthStatus("subj1", "green", None, None, 0, None, 3), now=time.monotonic() - 601
+    )
     status, stale = await service(view, _ring(), FakeSync()).status("subj1")
     assert status is None and stale is False  # -> status_unavailable, manual_check
 

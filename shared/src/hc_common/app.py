@@ -11,8 +11,13 @@ from hc_common.middleware import MIB, BodySizeLimitMiddleware, RequestContextMid
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {"application/problem+json": {}}, "description": text}
-    for status, text in ((401, "Unauthorized"), (403, "Forbidden"), (404, "Not found"),
-                         (413, "Body too large"), (422, "Validation error"))
+    for status, text in (
+        (401, "Unauthorized"),
+        (403, "Forbidden"),
+        (404, "Not found"),
+        (413, "Body too large"),
+        (422, "Validation error"),
+    )
 }
 
 
@@ -25,8 +30,13 @@ def create_service_app(
     body_limits: dict[str, int] | None = None,
     version: str = "1.0.0",
 ) -> FastAPI:
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan,
-                  responses=PROBLEM_RESPONSES)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        responses=PROBLEM_RESPONSES,
+    )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, default_limit=4 * MIB, limits=body_limits)
     app.add_middleware(RequestContextMiddleware)
@@ -34,5 +44,3 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     return app
-
-

@@ -42,7 +42,7 @@ class Sealer:
         context = self._context
         sealed = []
         for start, plaintext in zip(range(0, len(nonces), 12), plaintexts, strict=True):
-            nonce = nonces[start:start + 12]
+            nonce = nonces[start : start + 12]
             sealed.append(nonce + encrypt(nonce, plaintext, context))
         return sealed
 

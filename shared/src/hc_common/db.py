@@ -18,7 +18,12 @@ from sqlalchemy.types import TypeDecorator
 
 def normalise_url(url: str) -> str:
     """Accept the usual spellings (`postgres://`, `postgresql://`) and pick the async drivers."""
-    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://"):
+    for prefix in (
+        "postgres://",
+        "postgresql://",
+        "postgresql+psycopg://",
+        "postgresql+psycopg2://",
+    ):
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
     if url.startswith("sqlite://"):

@@ -31,8 +31,11 @@ SERVICES: dict[str, tuple[str, str]] = {
     "verifier": ("verifier", "VERIFIER"),
 }
 
-DEV_API_KEYS = {"lab": "dev-lab-key", "vaccination_site": "dev-vaccination-site-key",
-                "authority": "dev-authority-key"}
+DEV_API_KEYS = {
+    "lab": "dev-lab-key",
+    "vaccination_site": "dev-vaccination-site-key",
+    "authority": "dev-authority-key",
+}
 
 
 def free_port() -> int:
@@ -50,8 +53,9 @@ def nats_server_binary() -> str:
 
 
 def database_url(name: str, prefix: str, data_dir: Path, env: dict[str, str]) -> str:
-    return normalise_url(env.get(f"{prefix}_DATABASE_URL")
-                         or f"sqlite+aiosqlite:///{data_dir / name}.db")
+    return normalise_url(
+        env.get(f"{prefix}_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / name}.db"
+    )
 
 
 @dataclass
@@ -76,8 +80,13 @@ class Stack:
         if self.log_to_files:
             (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
             out = open(self.run_dir / "logs" / f"{name}.log", "ab")
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT if out
-                                   else None, start_new_session=True)
+        process = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            start_new_session=True,
+        )
         self.processes[name] = process
         return process
 
@@ -86,8 +95,20 @@ class Stack:
             return self.nats_url
         store = self.run_dir / "nats"
         store.mkdir(parents=True, exist_ok=True)
-        self._spawn("nats", [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.nats_port),
-                             "-js", "-sd", str(store)], dict(os.environ))
+        self._spawn(
+            "nats",
+            [
+                nats_server_binary(),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.nats_port),
+                "-js",
+                "-sd",
+                str(store),
+            ],
+            dict(os.environ),
+        )
         self.nats_url = f"nats://127.0.0.1:{self.nats_port}"
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -101,14 +122,16 @@ class Stack:
     def service_env(self, name: str) -> dict[str, str]:
         prefix = SERVICES[name][1]
         merged = {**os.environ, **self.env}
-        env = {**merged,
-               "DATABASE_URL": database_url(name, prefix, self.data_dir, merged),
-               "NATS_URL": self.nats_url or "",
-               "DATA_DIR": str(self.data_dir),
-               "ISSUER_URL": self.url("issuer"),
-               "VENUE_ADMIN_URL": self.url("venue-admin"),
-               "HEALTH_RECORDS_URL": self.url("health-records"),
-               "VERIFIER_URL": self.url("verifier")}
+        env = {
+            **merged,
+            "DATABASE_URL": database_url(name, prefix, self.data_dir, merged),
+            "NATS_URL": self.nats_url or "",
+            "DATA_DIR": str(self.data_dir),
+            "ISSUER_URL": self.url("issuer"),
+            "VENUE_ADMIN_URL": self.url("venue-admin"),
+            "HEALTH_RECORDS_URL": self.url("health-records"),
+            "VERIFIER_URL": self.url("verifier"),
+        }
         env.setdefault("APP_ENV", "dev")
         return env
 
@@ -119,10 +142,23 @@ class Stack:
 
     def start_service(self, name: str) -> None:
         package, _ = SERVICES[name]
-        self._spawn(name, [sys.executable, "-m", "uvicorn", f"{package}.main:app",
-                           "--host", "127.0.0.1", "--port", str(self.ports[name]),
-                           "--no-access-log", "--timeout-graceful-shutdown", "5"],
-                    self.service_env(name))
+        self._spawn(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                f"{package}.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.ports[name]),
+                "--no-access-log",
+                "--timeout-graceful-shutdown",
+                "5",
+            ],
+            self.service_env(name),
+        )
 
     def check_ports_free(self) -> None:
         """Refuse to start over another run: its services would answer our readiness probes."""
@@ -132,8 +168,10 @@ class Stack:
         for name, port in ports.items():
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
-                    raise RuntimeError(f"port {port} ({name}) is already in use: "
-                                       "is another run of the system still up?")
+                    raise RuntimeError(
+                        f"port {port} ({name}) is already in use: "
+                        "is another run of the system still up?"
+                    )
 
     def start(self, timeout: float = 60) -> None:
         self.check_ports_free()
@@ -193,8 +231,10 @@ def main() -> None:
         for name in SERVICES:
             print(f"  {name:15} {stack.url(name)}   docs: {stack.url(name)}/docs")
         print(f"  nats            {stack.nats_url}")
-        print("Dev API keys (health-records): " +
-              ", ".join(f"{role}={key}" for role, key in DEV_API_KEYS.items()))
+        print(
+            "Dev API keys (health-records): "
+            + ", ".join(f"{role}={key}" for role, key in DEV_API_KEYS.items())
+        )
         print("SMS codes: GET /dev/sms-outbox?phone=... on the issuer and venue-admin.")
         print("Ctrl-C stops everything.", flush=True)
         while True:

@@ -35,9 +35,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "missing": ("缺少必填字段", "Field required"),
 }
 
-_STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-                 401: "unauthorized", 403: "forbidden", 429: "too_many_requests",
-                 409: "conflict", 503: "service_unavailable"}
+_STATUS_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    401: "unauthorized",
+    403: "forbidden",
+    429: "too_many_requests",
+    409: "conflict",
+    503: "service_unavailable",
+}
 
 
 def register_messages(messages: Mapping[str, tuple[str, str]]) -> None:
@@ -145,8 +152,9 @@ def problem_response(
     }
     if extra:
         body.update(extra)
-    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON,
-                    headers=dict(headers or {}))
+    return Response(
+        orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {})
+    )
 
 
 def _field_path(loc: Iterable[Any]) -> str:
@@ -169,8 +177,14 @@ def validation_problem(request: Request, exc: RequestValidationError) -> Respons
         errors.append({"field": _field_path(err.get("loc", ())), "code": code, "message": message})
     # The top-level code is the first domain code among the field errors (invalid_id_number,
     # invalid_phone, ...), so that a client can switch on one member.
-    top = next((e["code"] for e in errors if e["code"] not in {"missing", "invalid_value"}
-                and e["code"] in MESSAGES), "validation_error")
+    top = next(
+        (
+            e["code"]
+            for e in errors
+            if e["code"] not in {"missing", "invalid_value"} and e["code"] in MESSAGES
+        ),
+        "validation_error",
+    )
     if top == "invalid_json":
         top = "validation_error"
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)[:500]
@@ -180,8 +194,15 @@ def validation_problem(request: Request, exc: RequestValidationError) -> Respons
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> Response:
-        return problem_response(request, exc.status, exc.code, exc.detail,
-                                detail_en=exc.detail_en, headers=exc.headers, extra=exc.extra)
+        return problem_response(
+            request,
+            exc.status,
+            exc.code,
+            exc.detail,
+            detail_en=exc.detail_en,
+            headers=exc.headers,
+            extra=exc.extra,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -189,12 +210,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        code = _STATUS_CODES.get(exc.status_code, "bad_request" if exc.status_code < 500
-                                 else "internal_error")
-        detail = exc.detail if isinstance(exc.detail, str) and exc.detail not in {
-            "Not Found", "Method Not Allowed"} else None
-        return problem_response(request, exc.status_code, code, detail,
-                                headers=getattr(exc, "headers", None))
+        code = _STATUS_CODES.get(
+            exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error"
+        )
+        detail = (
+            exc.detail
+            if isinstance(exc.detail, str) and exc.detail not in {"Not Found", "Method Not Allowed"}
+            else None
+        )
+        return problem_response(
+            request, exc.status_code, code, detail, headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

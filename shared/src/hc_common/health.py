@@ -19,8 +19,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Database and message bus reachable (503 otherwise)",
-            responses={503: {"description": "Not ready"}})
+@router.get(
+    "/readyz",
+    summary="Database and message bus reachable (503 otherwise)",
+    responses={503: {"description": "Not ready"}},
+)
 async def readyz(request: Request) -> Response:
     checks: dict[str, ReadinessCheck] = getattr(request.app.state, "readiness", {})
     names = list(checks)
@@ -29,8 +32,9 @@ async def readyz(request: Request) -> Response:
     if all(status.values()):
         return JSONResponse({"status": "ready", "checks": status})
     failing = ", ".join(n for n, ok in status.items() if not ok)
-    return problem_response(request, 503, "service_unavailable", f"not ready: {failing}",
-                            extra={"checks": status})
+    return problem_response(
+        request, 503, "service_unavailable", f"not ready: {failing}", extra={"checks": status}
+    )
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

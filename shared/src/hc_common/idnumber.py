@@ -60,8 +60,9 @@ def _check_id_number(value: str) -> str:
     try:
         return parse_id_number(value).value
     except InvalidIdNumber as exc:
-        raise PydanticCustomError("invalid_id_number", "invalid identity number: {why}",
-                                  {"why": str(exc)}) from None
+        raise PydanticCustomError(
+            "invalid_id_number", "invalid identity number: {why}", {"why": str(exc)}
+        ) from None
 
 
 # A request field holding an identity number: validated, upper-case X; 422 invalid_id_number.

@@ -17,10 +17,24 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 _PHONE = re.compile(r"(?<!\d)1\d{10}(?!\d)")
-_SENSITIVE_KEYS = frozenset({"id_number", "name", "phone", "photo", "code", "password",
-                             "device_secret", "face_check_token", "authorization"})
+_SENSITIVE_KEYS = frozenset(
+    {
+        "id_number",
+        "name",
+        "phone",
+        "photo",
+        "code",
+        "password",
+        "device_secret",
+        "face_check_token",
+        "authorization",
+    }
+)
 _STD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()) | {
-    "message", "asctime", "color_message"}
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 def redact(text: str) -> str:

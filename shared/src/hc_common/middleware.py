@@ -14,7 +14,9 @@ from hc_common.logging import request_id_var
 
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
-    "http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+    "http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 
@@ -59,8 +61,10 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"],
-                                      (b"x-request-id", request_id.encode("latin-1"))]
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
             await send(message)
 
         try:
@@ -78,8 +82,9 @@ class RequestContextMiddleware:
 class BodySizeLimitMiddleware:
     """Refuses bodies over the limit with a 413 problem, by Content-Length or while streaming."""
 
-    def __init__(self, app: ASGIApp, default_limit: int = 4 * MIB,
-                 limits: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, default_limit: int = 4 * MIB, limits: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.default_limit = default_limit
         self.limits = limits or {}
@@ -125,13 +130,14 @@ class BodySizeLimitMiddleware:
                 await self._refuse(scope, receive, send, accept_language, limit)
 
     @staticmethod
-    async def _refuse(scope: Scope, receive: Receive, send: Send, lang: str | None,
-                      limit: int) -> None:
+    async def _refuse(
+        scope: Scope, receive: Receive, send: Send, lang: str | None, limit: int
+    ) -> None:
         response = problem_response(
-            lang, 413, "payload_too_large",
+            lang,
+            413,
+            "payload_too_large",
             f"请求体不能超过 {limit // MIB} MiB",
             detail_en=f"The body may be at most {limit // MIB} MiB",
         )
         await response(scope, receive, send)
-
-

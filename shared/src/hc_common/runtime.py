@@ -17,8 +17,13 @@ log = logging.getLogger("hc.runtime")
 
 
 class Runtime:
-    def __init__(self, settings: ServiceSettings, *, outbox: type[OutboxMixin] | None = None,
-                 streams: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        outbox: type[OutboxMixin] | None = None,
+        streams: tuple[str, ...] = (),
+    ) -> None:
         self.settings = settings
         self.db = Database(settings.effective_database_url)
         self.bus = EventBus(settings.nats_url, settings.service_name, streams)
@@ -30,9 +35,13 @@ class Runtime:
 
 
 @asynccontextmanager
-async def service_runtime(app: FastAPI, settings: ServiceSettings, *,
-                          outbox: type[OutboxMixin] | None = None,
-                          streams: tuple[str, ...] = ()) -> AsyncIterator[Runtime]:
+async def service_runtime(
+    app: FastAPI,
+    settings: ServiceSettings,
+    *,
+    outbox: type[OutboxMixin] | None = None,
+    streams: tuple[str, ...] = (),
+) -> AsyncIterator[Runtime]:
     configure_logging(settings.service_name, settings.log_level)
     runtime = Runtime(settings, outbox=outbox, streams=streams)
     app.state.settings = settings

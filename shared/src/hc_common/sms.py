@@ -81,8 +81,8 @@ class HttpSmsSender:
 
     async def send(self, session: AsyncSession, phone: str, code: str) -> None:
         response = await self.client.post(
-            self.endpoint, json={"phone": phone, "template": self.template,
-                                 "params": {"code": code}},
+            self.endpoint,
+            json={"phone": phone, "template": self.template, "params": {"code": code}},
             headers={"Authorization": f"Bearer {self.api_key}"},
         )
         response.raise_for_status()
@@ -99,8 +99,14 @@ class OtpPolicy:
 class OtpCodes:
     """The rules of one-time codes, over one service's `otp_codes` table."""
 
-    def __init__(self, model: type[OtpCodeMixin], sender: SmsSender, pepper: bytes,
-                 policy: OtpPolicy | None = None, invalid_code_status: int = 401) -> None:
+    def __init__(
+        self,
+        model: type[OtpCodeMixin],
+        sender: SmsSender,
+        pepper: bytes,
+        policy: OtpPolicy | None = None,
+        invalid_code_status: int = 401,
+    ) -> None:
         self.model = model
         self.sender = sender
         self.pepper = pepper
@@ -119,25 +125,41 @@ class OtpCodes:
         phone_hash = self.phone_hash(phone)
         model = self.model
         last = await session.scalar(
-            select(func.max(model.created_at)).where(model.phone_hash == phone_hash))
+            select(func.max(model.created_at)).where(model.phone_hash == phone_hash)
+        )
         if last is not None and now - last < timedelta(minutes=1):
             wait = 60 - int((now - last).total_seconds())
-            raise TooManyRequests(detail="验证码发送过于频繁，请稍后再试",
-                                  detail_en="Codes are sent at most once a minute",
-                                  headers={"Retry-After": str(max(wait, 1))})
+            raise TooManyRequests(
+                detail="验证码发送过于频繁，请稍后再试",
+                detail_en="Codes are sent at most once a minute",
+                headers={"Retry-After": str(max(wait, 1))},
+            )
         day_start_cst = now.astimezone(CST).replace(hour=0, minute=0, second=0, microsecond=0)
         today = await session.scalar(
-            select(func.count()).select_from(model).where(
-                model.phone_hash == phone_hash, model.created_at >= day_start_cst))
+            select(func.count())
+            .select_from(model)
+            .where(model.phone_hash == phone_hash, model.created_at >= day_start_cst)
+        )
         if (today or 0) >= self.policy.per_day:
             wait = int((day_start_cst + timedelta(days=1) - now).total_seconds())
-            raise TooManyRequests(detail="今日验证码发送次数已达上限",
-                                  detail_en="At most 10 codes a day per number",
-                                  headers={"Retry-After": str(max(wait, 1))})
+            raise TooManyRequests(
+                detail="今日验证码发送次数已达上限",
+                detail_en="At most 10 codes a day per number",
+                headers={"Retry-After": str(max(wait, 1))},
+            )
         code = f"{secrets.randbelow(10**6):06d}"
-        session.add(model(id=new_id(), phone_hash=phone_hash, scope=scope,  # type: ignore[call-arg]
-                          code_hash=self._hash(scope, phone, code), created_at=now,
-                          expires_at=now + self.policy.ttl, attempts=0, consumed=False))
+        session.add(
+            model(
+                id=new_id(),
+                phone_hash=phone_hash,
+                scope=scope,  # type: ignore[call-arg]
+                code_hash=self._hash(scope, phone, code),
+                created_at=now,
+                expires_at=now + self.policy.ttl,
+                attempts=0,
+                consumed=False,
+            )
+        )
         await self.sender.send(session, phone, code)
         return int(self.policy.ttl.total_seconds())
 
@@ -148,12 +170,23 @@ class OtpCodes:
         now = utcnow()
         model = self.model
         row = await session.scalar(
-            select(model).where(model.phone_hash == self.phone_hash(phone), model.scope == scope)
-            .order_by(model.created_at.desc()).limit(1))
-        invalid = DomainError("invalid_code", status=self.invalid_code_status,
-                              detail="验证码错误或已失效", detail_en="Wrong or expired code")
-        if (row is None or row.consumed or row.expires_at <= now
-                or row.attempts >= self.policy.max_attempts):
+            select(model)
+            .where(model.phone_hash == self.phone_hash(phone), model.scope == scope)
+            .order_by(model.created_at.desc())
+            .limit(1)
+        )
+        invalid = DomainError(
+            "invalid_code",
+            status=self.invalid_code_status,
+            detail="验证码错误或已失效",
+            detail_en="Wrong or expired code",
+        )
+        if (
+            row is None
+            or row.consumed
+            or row.expires_at <= now
+            or row.attempts >= self.policy.max_attempts
+        ):
             raise invalid
         if not hmac.compare_digest(row.code_hash, self._hash(scope, phone, code.strip())):
             row.attempts += 1
@@ -181,14 +214,18 @@ def dev_outbox_router(model: type[SmsOutboxMixin]) -> "APIRouter":
 
     router = APIRouter(tags=["dev"])
 
-    @router.get("/dev/sms-outbox", response_model=Outbox,
-                summary="Dev only: the SMS messages this service would have sent, newest first")
+    @router.get(
+        "/dev/sms-outbox",
+        response_model=Outbox,
+        summary="Dev only: the SMS messages this service would have sent, newest first",
+    )
     async def sms_outbox(session: SessionDep, phone: str | None = Query(None)) -> Outbox:
         query = select(model).order_by(model.sent_at.desc(), model.id.desc()).limit(100)
         if phone:
             query = query.where(model.phone == phone.strip())
         rows = (await session.scalars(query)).all()
-        return Outbox(messages=[Message(phone=r.phone, code=r.code, sent_at=rfc3339(r.sent_at))
-                                for r in rows])
+        return Outbox(
+            messages=[Message(phone=r.phone, code=r.code, sent_at=rfc3339(r.sent_at)) for r in rows]
+        )
 
     return router

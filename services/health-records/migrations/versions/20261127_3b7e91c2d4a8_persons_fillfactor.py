@@ -9,12 +9,13 @@ Revision ID: 3b7e91c2d4a8
 Revises: 6932bd37192f
 Create Date: 2026-11-27 09:05:00.000000
 """
+
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = '3b7e91c2d4a8'
-down_revision: str | None = '6932bd37192f'
+revision: str = "3b7e91c2d4a8"
+down_revision: str | None = "6932bd37192f"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -35,8 +35,10 @@ class BatchResult(BaseModel):
 
 def _body_error(field: str, code: str, message: str, message_en: str) -> Unprocessable:
     return Unprocessable(
-        detail=message, detail_en=message_en,
-        extra={"errors": [{"field": field, "code": code, "message": message_en}]})
+        detail=message,
+        detail_en=message_en,
+        extra={"errors": [{"field": field, "code": code, "message": message_en}]},
+    )
 
 
 async def read_rows(request: Request, key: str) -> list[Any]:
@@ -45,16 +47,21 @@ async def read_rows(request: Request, key: str) -> list[Any]:
     try:
         body = orjson.loads(await request.body())
     except orjson.JSONDecodeError:
-        raise _body_error("body", "invalid_json", "请求体不是有效的 JSON",
-                          "The request body is not valid JSON") from None
+        raise _body_error(
+            "body", "invalid_json", "请求体不是有效的 JSON", "The request body is not valid JSON"
+        ) from None
     if not isinstance(body, dict) or key not in body:
         raise _body_error(key, "missing", f"缺少 {key} 数组", f"`{key}` (an array) is required")
     rows = body[key]
     if not isinstance(rows, list):
         raise _body_error(key, "invalid_value", f"{key} 必须是数组", f"`{key}` must be an array")
     if len(rows) > MAX_ROWS:
-        raise _body_error(key, "too_many_rows", f"每批最多 {MAX_ROWS} 行",
-                          f"At most {MAX_ROWS} rows a batch, got {len(rows)}")
+        raise _body_error(
+            key,
+            "too_many_rows",
+            f"每批最多 {MAX_ROWS} 行",
+            f"At most {MAX_ROWS} rows a batch, got {len(rows)}",
+        )
     return rows
 
 
@@ -87,8 +94,7 @@ def text(max_length: int) -> Check:
         if not value:
             raise FieldError("invalid_value", "String should have at least 1 character")
         if len(value) > max_length:
-            raise FieldError("invalid_value", f"String should have at most {max_length} "
-                                              "characters")
+            raise FieldError("invalid_value", f"String should have at most {max_length} characters")
         if "\x00" in value:  # PostgreSQL cannot store it
             raise FieldError("invalid_value", NUL_MESSAGE)
         return value
@@ -121,14 +127,21 @@ def id_number(today: date) -> Check:
         if not isinstance(value, str):
             raise FieldError("invalid_value", "Input should be a valid string")
         number = value.strip().upper()
-        if len(number) == 18 and number[:17].isascii() and number[:17].isdigit() \
-                and number[:2] in _PROVINCES:
+        if (
+            len(number) == 18
+            and number[:17].isascii()
+            and number[:17].isdigit()
+            and number[:2] in _PROVINCES
+        ):
             birth = number[6:14]
             ok = births.get(birth)
             if ok is None:
                 ok = births[birth] = birth_ok(birth)
-            if ok and number[17] == _CHECK[(sum(map(mul, number[:17].encode(), _WEIGHTS))
-                                            - _ZERO) % 11]:
+            if (
+                ok
+                and number[17]
+                == _CHECK[(sum(map(mul, number[:17].encode(), _WEIGHTS)) - _ZERO) % 11]
+            ):
                 return number
         try:
             return parse_id_number(value, today).value
@@ -181,8 +194,9 @@ def aware_datetime(value: Any) -> datetime:
         raise FieldError("invalid_value", exc.errors()[0]["msg"]) from None
 
 
-def validate_rows(rows: list[Any], fields: Sequence[tuple[str, Check]],
-                  rule: RowRule | None = None) -> tuple[list[list[Any]], list[RejectedRow]]:
+def validate_rows(
+    rows: list[Any], fields: Sequence[tuple[str, Check]], rule: RowRule | None = None
+) -> tuple[list[list[Any]], list[RejectedRow]]:
     """Each row alone: the clean values (in the order of `fields`) of the good ones, and a
     RejectedRow per bad one (its code: `missing`, `invalid_id_number` before any other, else
     `invalid_value`). The detail names the field and the rule, never the value."""
@@ -190,8 +204,13 @@ def validate_rows(rows: list[Any], fields: Sequence[tuple[str, Check]],
     rejected: list[RejectedRow] = []
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
-            rejected.append(RejectedRow(index=index, code="invalid_value",
-                                        detail="row: Input should be a valid dictionary"))
+            rejected.append(
+                RejectedRow(
+                    index=index,
+                    code="invalid_value",
+                    detail="row: Input should be a valid dictionary",
+                )
+            )
             continue
         values: list[Any] = []
         errors: list[tuple[str, str, str]] | None = None
@@ -231,4 +250,4 @@ def new_ids(count: int) -> list[str]:
     stamp = int(time.time() * 1000) << 80
     head = "".join(_ALPHABET[(stamp >> (5 * i)) & 31] for i in range(25, 15, -1))
     tail = os.urandom(16 * count).translate(_CHARACTER_OF_BYTE).decode()
-    return [head + tail[i:i + 16] for i in range(0, 16 * count, 16)]
+    return [head + tail[i : i + 16] for i in range(0, 16 * count, 16)]

@@ -4,8 +4,11 @@ from pydantic_settings import SettingsConfigDict
 
 from hc_common.settings import ServiceSettings
 
-DEV_API_KEYS = {"lab": "dev-lab-key", "vaccination_site": "dev-vaccination-site-key",
-                "authority": "dev-authority-key"}
+DEV_API_KEYS = {
+    "lab": "dev-lab-key",
+    "vaccination_site": "dev-vaccination-site-key",
+    "authority": "dev-authority-key",
+}
 DEV_DATA_KEY = "ZGV2LWhlYWx0aC1yZWNvcmRzLWRhdGEta2V5LTMyYnk"
 DEV_PEPPER = "ZGV2LWhlYWx0aC1yZWNvcmRzLXBlcHBlci0zMmJ5dGU"
 
@@ -23,13 +26,19 @@ class Settings(ServiceSettings):
     pepper: str = DEV_PEPPER
 
     def api_keys(self) -> dict[str, str]:
-        return {"lab": self.lab_api_key, "vaccination_site": self.vaccination_site_api_key,
-                "authority": self.authority_api_key}
+        return {
+            "lab": self.lab_api_key,
+            "vaccination_site": self.vaccination_site_api_key,
+            "authority": self.authority_api_key,
+        }
 
     def dev_secrets_in_use(self) -> list[str]:
         found = super().dev_secrets_in_use()
-        found += [f"HEALTH_RECORDS_{role.upper()}_API_KEY" for role, key in self.api_keys().items()
-                  if key == DEV_API_KEYS[role]]
+        found += [
+            f"HEALTH_RECORDS_{role.upper()}_API_KEY"
+            for role, key in self.api_keys().items()
+            if key == DEV_API_KEYS[role]
+        ]
         if self.data_key == DEV_DATA_KEY:
             found.append("HEALTH_RECORDS_DATA_KEY")
         if self.pepper == DEV_PEPPER:

@@ -36,8 +36,10 @@ def require_role(*roles: str) -> Callable[[Request], Awaitable[str]]:
             if hmac.compare_digest(key.encode(), expected.encode()):
                 if role in roles:
                     return role
-                raise Forbidden(detail="该 API 密钥无权执行此操作",
-                                detail_en=f"This endpoint is for the role(s): {', '.join(roles)}")
+                raise Forbidden(
+                    detail="该 API 密钥无权执行此操作",
+                    detail_en=f"This endpoint is for the role(s): {', '.join(roles)}",
+                )
         raise Unauthorized(detail="API 密钥无效", detail_en="Invalid API key")
 
     return check
@@ -45,8 +47,9 @@ def require_role(*roles: str) -> Callable[[Request], Awaitable[str]]:
 
 async def _person_service(request: Request, session: SessionDep) -> PersonService:
     settings: Settings = request.app.state.settings
-    return PersonService(session, Sealer(decode_key(settings.data_key), b"person"),
-                         decode_key(settings.pepper))
+    return PersonService(
+        session, Sealer(decode_key(settings.data_key), b"person"), decode_key(settings.pepper)
+    )
 
 
 PersonServiceDep = Annotated[PersonService, Depends(_person_service)]

@@ -45,12 +45,12 @@ def _unnest(table: Table, names: Sequence[str]) -> str:
 
 def _rows(columns: Columns) -> list[dict[str, Any]]:
     names = list(columns)
-    return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(),
-                                                                        strict=True)]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
-async def insert_ignore_many(session: AsyncSession, table: Table, columns: Columns,
-                             returning: str) -> set[Any]:
+async def insert_ignore_many(
+    session: AsyncSession, table: Table, columns: Columns, returning: str
+) -> set[Any]:
     """Insert the rows, skipping those whose unique key exists already; returns the
     `returning` column of the rows inserted."""
     if not columns or not next(iter(columns.values())):
@@ -58,13 +58,16 @@ async def insert_ignore_many(session: AsyncSession, table: Table, columns: Colum
     conn = await session.connection()
     if is_postgres(session):
         names = list(columns)
-        statement = text(f"INSERT INTO {table.name} ({', '.join(names)}) "
-                         f"SELECT * FROM {_unnest(table, names)} "
-                         f"ON CONFLICT DO NOTHING RETURNING {returning}")
+        statement = text(
+            f"INSERT INTO {table.name} ({', '.join(names)}) "
+            f"SELECT * FROM {_unnest(table, names)} "
+            f"ON CONFLICT DO NOTHING RETURNING {returning}"
+        )
         result = await conn.execute(statement, columns)
     else:
-        result = await conn.execute(insert_ignore(session, table).returning(table.c[returning]),
-                                    _rows(columns))
+        result = await conn.execute(
+            insert_ignore(session, table).returning(table.c[returning]), _rows(columns)
+        )
     return set(result.scalars().all())
 
 
@@ -77,10 +80,12 @@ async def update_many(session: AsyncSession, table: Table, key: str, columns: Co
     if is_postgres(session):
         await _pg_update_many(session, table, key, columns)
         return
-    statement = update(table).where(table.c[key] == bindparam("b_" + key)).values(
-        {n: bindparam("b_" + n) for n in values})
-    await conn.execute(statement, [{"b_" + n: v for n, v in row.items()}
-                                   for row in _rows(columns)])
+    statement = (
+        update(table)
+        .where(table.c[key] == bindparam("b_" + key))
+        .values({n: bindparam("b_" + n) for n in values})
+    )
+    await conn.execute(statement, [{"b_" + n: v for n, v in row.items()} for row in _rows(columns)])
 
 
 # --- PostgreSQL bulk paths: COPY and one JSON parameter for a list of keys -------------------
@@ -103,20 +108,22 @@ def json_list(values: Sequence[Any]) -> str:
     return orjson.dumps(values).decode()
 
 
-async def pg_existing(session: AsyncSession, table: Table, key: str,
-                      values: Sequence[str]) -> set[str]:
+async def pg_existing(
+    session: AsyncSession, table: Table, key: str, values: Sequence[str]
+) -> set[str]:
     """The `values` of the text column `key` found in `table` (one statement)."""
     if not values:
         return set()
     driver = await pg_driver(session)
     rows = await driver.fetch(
         f"SELECT {key} FROM {table.name} WHERE {key} = ANY(ARRAY("
-        "SELECT json_array_elements_text($1::json)))", json_list(values))
+        "SELECT json_array_elements_text($1::json)))",
+        json_list(values),
+    )
     return {row[0] for row in rows}
 
 
-async def _pg_update_many(session: AsyncSession, table: Table, key: str,
-                          columns: Columns) -> None:
+async def _pg_update_many(session: AsyncSession, table: Table, key: str, columns: Columns) -> None:
     """update_many on PostgreSQL: the rows COPYed into a temporary table of the columns' types
     (one a connection and column set, emptied at each commit), then one UPDATE ... FROM it."""
     names = list(columns)
@@ -124,18 +131,27 @@ async def _pg_update_many(session: AsyncSession, table: Table, key: str,
     driver = await pg_driver(session)
     await driver.execute(
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {scratch} ON COMMIT DELETE ROWS AS "
-        f"SELECT {', '.join(names)} FROM {table.name} WITH NO DATA; TRUNCATE {scratch}")
-    await driver.copy_records_to_table(scratch, records=list(zip(*columns.values(),
-                                                                 strict=True)), columns=names)
+        f"SELECT {', '.join(names)} FROM {table.name} WITH NO DATA; TRUNCATE {scratch}"
+    )
+    await driver.copy_records_to_table(
+        scratch, records=list(zip(*columns.values(), strict=True)), columns=names
+    )
     await driver.execute(
         f"UPDATE {table.name} AS t SET "
         f"{', '.join(f'{n} = u.{n}' for n in names if n != key)} "
-        f"FROM {scratch} AS u WHERE t.{key} = u.{key}")
+        f"FROM {scratch} AS u WHERE t.{key} = u.{key}"
+    )
 
 
-async def insert_new_rows(session: AsyncSession, table: Table, names: Sequence[str],
-                          records: list[tuple[Any, ...]], key: str, *,
-                          checked: bool = False) -> set[Any]:
+async def insert_new_rows(
+    session: AsyncSession,
+    table: Table,
+    names: Sequence[str],
+    records: list[tuple[Any, ...]],
+    key: str,
+    *,
+    checked: bool = False,
+) -> set[Any]:
     """Insert `records` (tuples in the order of `names`), skipping those whose unique `key`
     exists already; returns the keys inserted.
 
@@ -158,18 +174,19 @@ async def insert_new_rows(session: AsyncSession, table: Table, names: Sequence[s
         driver = await pg_driver(session)
         try:
             async with driver.transaction():  # a savepoint inside the session's transaction
-                await driver.copy_records_to_table(table.name, records=records,
-                                                   columns=list(names))
+                await driver.copy_records_to_table(table.name, records=records, columns=list(names))
             return {r[at] for r in records}
         except asyncpg.UniqueViolationError:
             pass
-    columns = {name: list(values) for name, values in zip(names, zip(*records, strict=True),
-                                                          strict=True)}
+    columns = {
+        name: list(values) for name, values in zip(names, zip(*records, strict=True), strict=True)
+    }
     return await insert_ignore_many(session, table, columns, key)
 
 
-async def append_rows(session: AsyncSession, table: Table, names: Sequence[str],
-                      records: list[tuple[Any, ...]]) -> None:
+async def append_rows(
+    session: AsyncSession, table: Table, names: Sequence[str], records: list[tuple[Any, ...]]
+) -> None:
     """Insert rows that cannot conflict (fresh keys), in order: COPY on PostgreSQL."""
     if not records:
         return

@@ -38,12 +38,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gc.freeze()
             yield
 
-    return create_service_app(title="Health code credentials: health-records",
-                              description=DESCRIPTION, lifespan=lifespan,
-                              routers=[nat_router, vaccination_router, person_router,
-                                       internal_router],
-                              body_limits={"/v1/nat-results/batch": 16 * MIB,
-                                           "/v1/vaccinations/batch": 16 * MIB})
+    return create_service_app(
+        title="Health code credentials: health-records",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        routers=[nat_router, vaccination_router, person_router, internal_router],
+        body_limits={"/v1/nat-results/batch": 16 * MIB, "/v1/vaccinations/batch": 16 * MIB},
+    )
 
 
 app = create_app()

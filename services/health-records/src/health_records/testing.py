@@ -29,26 +29,52 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def nat_row(id_number: str, *, result: str = "negative", hours_ago: float = 10,
-            report_id: str | None = None, **extra: Any) -> dict[str, Any]:
+def nat_row(
+    id_number: str,
+    *,
+    result: str = "negative",
+    hours_ago: float = 10,
+    report_id: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     sample = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=hours_ago)
-    return {"report_id": report_id or uuid.uuid4().hex, "id_number": id_number,
-            "name": "李秀华", "sample_time": iso(sample),
-            "report_time": iso(sample + timedelta(hours=4)), "result": result,
-            "institution": "南宁市第一人民医院", **extra}
+    return {
+        "report_id": report_id or uuid.uuid4().hex,
+        "id_number": id_number,
+        "name": "李秀华",
+        "sample_time": iso(sample),
+        "report_time": iso(sample + timedelta(hours=4)),
+        "result": result,
+        "institution": "南宁市第一人民医院",
+        **extra,
+    }
 
 
-def vaccination_row(id_number: str, *, dose: int = 1, days_ago: float = 100,
-                    record_id: str | None = None, **extra: Any) -> dict[str, Any]:
+def vaccination_row(
+    id_number: str,
+    *,
+    dose: int = 1,
+    days_ago: float = 100,
+    record_id: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=days_ago)
-    return {"record_id": record_id or uuid.uuid4().hex, "id_number": id_number, "name": "李秀华",
-            "vaccine": "新冠病毒灭活疫苗", "manufacturer": "北京生物", "dose_number": dose,
-            "administered_at": iso(at), "site": "青秀区接种点"}
+    return {
+        "record_id": record_id or uuid.uuid4().hex,
+        "id_number": id_number,
+        "name": "李秀华",
+        "vaccine": "新冠病毒灭活疫苗",
+        "manufacturer": "北京生物",
+        "dose_number": dose,
+        "administered_at": iso(at),
+        "site": "青秀区接种点",
+    }
 
 
 async def subject_of(hr: httpx.AsyncClient, id_number: str) -> str:
-    response = await hr.post("/internal/v1/subjects", headers=SERVICE,
-                             json={"id_number": id_number})
+    response = await hr.post(
+        "/internal/v1/subjects", headers=SERVICE, json={"id_number": id_number}
+    )
     assert response.status_code == 200, response.text
     return str(response.json()["subject_id"])
 

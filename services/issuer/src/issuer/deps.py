@@ -29,8 +29,9 @@ async def _current_user(request: Request) -> str:
     try:
         claims = keyset.decode(bearer_token(request), "access")
     except InvalidToken:
-        raise Unauthorized(detail="登录已失效，请重新登录",
-                           detail_en="Invalid or expired access token") from None
+        raise Unauthorized(
+            detail="登录已失效，请重新登录", detail_en="Invalid or expired access token"
+        ) from None
     return str(claims["sub"])
 
 

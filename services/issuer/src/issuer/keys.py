@@ -25,9 +25,12 @@ PURPOSES = ("access", "credential")
 router = APIRouter(tags=["keys"])
 
 
-@router.get("/.well-known/jwks.json", summary="Public keys: credential and access-token keys",
-            description="Each key has its `kid`, and a `purpose` member: `credential` keys "
-                        "sign QR codes, `access` keys sign access tokens.")
+@router.get(
+    "/.well-known/jwks.json",
+    summary="Public keys: credential and access-token keys",
+    description="Each key has its `kid`, and a `purpose` member: `credential` keys "
+    "sign QR codes, `access` keys sign access tokens.",
+)
 async def jwks(request: Request) -> dict[str, object]:
     return request.app.state.ring.jwks()  # type: ignore[no-any-return]
 

@@ -23,12 +23,14 @@ from issuer.db import OtpCode, OutboxEvent, SigningKey, SmsMessage
 from issuer.facecheck.service import FaceChecks
 from issuer.internal.router import router as internal_router
 
-register_messages({
-    "not_eligible": ("仅16周岁及以下或60周岁及以上人员可申领", "Not eligible by age"),
-    "invalid_photo": ("照片无效", "Invalid photo"),
-    "face_check_failed": ("人脸核验未通过", "Face check failed"),
-    "credential_exists": ("此人已有有效凭证", "An active credential exists"),
-})
+register_messages(
+    {
+        "not_eligible": ("仅16周岁及以下或60周岁及以上人员可申领", "Not eligible by age"),
+        "invalid_photo": ("照片无效", "Invalid photo"),
+        "face_check_failed": ("人脸核验未通过", "Face check failed"),
+        "credential_exists": ("此人已有有效凭证", "An active credential exists"),
+    }
+)
 
 DESCRIPTION = """Phone sign-in for app users, family credentials (健康码凭证), their QR codes
 and printable cards, revocation, appeals and signing keys.
@@ -43,23 +45,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with service_runtime(app, settings, outbox=OutboxEvent,
-                                   streams=("ISSUER",)) as runtime:
+        async with service_runtime(
+            app, settings, outbox=OutboxEvent, streams=("ISSUER",)
+        ) as runtime:
             async with runtime.db.sessionmaker() as session:
-                app.state.ring = await load_keyring(session, SigningKey, key_sealer(settings),
-                                                    keys.PURPOSES)
+                app.state.ring = await load_keyring(
+                    session, SigningKey, key_sealer(settings), keys.PURPOSES
+                )
             app.state.keyset = KeySet()
             app.state.keyset.load_ring(app.state.ring)
             app.state.health_records_http = make_client(
-                settings.health_records_url, service_key=settings.service_key,
-                timeout=settings.upstream_timeout_seconds)
+                settings.health_records_url,
+                service_key=settings.service_key,
+                timeout=settings.upstream_timeout_seconds,
+            )
             sms_http = make_client(settings.sms_endpoint or "http://sms.invalid", timeout=5)
-            sender = (DevOutboxSender(SmsMessage) if settings.sms_outbox and settings.is_dev
-                      else HttpSmsSender(sms_http, settings.sms_endpoint, settings.sms_api_key,
-                                         settings.sms_template))
+            sender = (
+                DevOutboxSender(SmsMessage)
+                if settings.sms_outbox and settings.is_dev
+                else HttpSmsSender(
+                    sms_http, settings.sms_endpoint, settings.sms_api_key, settings.sms_template
+                )
+            )
             app.state.otp = OtpCodes(OtpCode, sender, pepper_of(settings))
-            app.state.face_checks = FaceChecks(settings.face_check_secret.encode(),
-                                               pepper_of(settings), settings.face_check_ttl_seconds)
+            app.state.face_checks = FaceChecks(
+                settings.face_check_secret.encode(),
+                pepper_of(settings),
+                settings.face_check_ttl_seconds,
+            )
             try:
                 yield
             finally:
@@ -69,8 +82,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routers = [keys.router, account_router, credential_router, appeal_router, internal_router]
     if settings.is_dev:
         routers += [credential_dev_router, dev_outbox_router(SmsMessage)]
-    return create_service_app(title="Health code credentials: issuer", description=DESCRIPTION,
-                              lifespan=lifespan, routers=routers)
+    return create_service_app(
+        title="Health code credentials: issuer",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        routers=routers,
+    )
 
 
 app = create_app()

@@ -5,5 +5,14 @@ from issuer.appeal.models import Appeal
 from issuer.credential.models import Credential, FaceCheckUse
 from issuer.db import Base, OtpCode, OutboxEvent, SigningKey, SmsMessage
 
-__all__ = ["Appeal", "Base", "Credential", "FaceCheckUse", "OtpCode", "OutboxEvent", "SigningKey",
-           "SmsMessage", "User"]
+__all__ = [
+    "Appeal",
+    "Base",
+    "Credential",
+    "FaceCheckUse",
+    "OtpCode",
+    "OutboxEvent",
+    "SigningKey",
+    "SmsMessage",
+    "User",
+]

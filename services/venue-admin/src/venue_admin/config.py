@@ -31,5 +31,6 @@ class Settings(ServiceSettings):
             found.append("VENUE_ADMIN_PEPPER")
         if self.sms_outbox:
             found.append(
-                "VENUE_ADMIN_SMS_OUTBOX (set false and configure VENUE_ADMIN_SMS_ENDPOINT)")
+                "VENUE_ADMIN_SMS_OUTBOX (set false and configure VENUE_ADMIN_SMS_ENDPOINT)"
+            )
         return found

@@ -27,8 +27,9 @@ async def _current_user(request: Request) -> User:
     try:
         claims = keyset.decode(token, "access")
     except InvalidToken:
-        raise Unauthorized(detail="登录已失效，请重新登录",
-                           detail_en="Invalid or expired access token") from None
+        raise Unauthorized(
+            detail="登录已失效，请重新登录", detail_en="Invalid or expired access token"
+        ) from None
     return User(id=str(claims["sub"]), masked_phone=str(claims.get("mph", "")))
 
 

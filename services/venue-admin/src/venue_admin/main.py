@@ -27,15 +27,19 @@ from venue_admin.device.router import router as device_router
 from venue_admin.internal.router import router as internal_router
 from venue_admin.venue.router import router as venue_router
 
-register_messages({
-    "invalid_region_code": ("行政区划代码无效", "Invalid region code"),
-    "green_required": ("允许的码色必须包含绿码", "allowed_colors must include green"),
-    "cannot_remove_main_admin": ("不能移除主管理员", "The main admin cannot be removed"),
-    "cannot_change_main_admin": ("不能修改主管理员的权限",
-                                 "The main admin's permissions are fixed"),
-    "invalid_credentials": ("闸机编号或密钥错误", "Wrong device id or secret"),
-    "invalid_cursor": ("分页游标无效", "Invalid cursor"),
-})
+register_messages(
+    {
+        "invalid_region_code": ("行政区划代码无效", "Invalid region code"),
+        "green_required": ("允许的码色必须包含绿码", "allowed_colors must include green"),
+        "cannot_remove_main_admin": ("不能移除主管理员", "The main admin cannot be removed"),
+        "cannot_change_main_admin": (
+            "不能修改主管理员的权限",
+            "The main admin's permissions are fixed",
+        ),
+        "invalid_credentials": ("闸机编号或密钥错误", "Wrong device id or secret"),
+        "invalid_cursor": ("分页游标无效", "Invalid cursor"),
+    }
+)
 
 DESCRIPTION = """Venues and their main admin (主管理员), sub-admins (分管员) added by a code sent to
 their phone, the `reverse_scan` permission, gate devices, venue entry rules and access
@@ -55,44 +59,65 @@ def key_sealer(settings: Settings) -> Sealer:
     return Sealer(decode_key(settings.key_encryption_key), b"venue-admin-signing-keys")
 
 
-def create_app(settings: Settings | None = None, *,
-               issuer_transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, issuer_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
     """The app; `issuer_transport` lets tests stand in for the issuer."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with service_runtime(app, settings, outbox=OutboxEvent,
-                                   streams=("VENUES", "ACCESS")) as runtime:
+        async with service_runtime(
+            app, settings, outbox=OutboxEvent, streams=("VENUES", "ACCESS")
+        ) as runtime:
             async with runtime.db.sessionmaker() as session:
-                app.state.ring = await load_keyring(session, SigningKey, key_sealer(settings),
-                                                    ("device",))
+                app.state.ring = await load_keyring(
+                    session, SigningKey, key_sealer(settings), ("device",)
+                )
             app.state.issuer_http = (
-                make_client(settings.issuer_url, service_key=settings.service_key,
-                            timeout=settings.upstream_timeout_seconds)
-                if issuer_transport is None else
-                httpx.AsyncClient(base_url=settings.issuer_url, transport=issuer_transport))
-            app.state.issuer_keys = RemoteKeySet(app.state.issuer_http,
-                                                 "/.well-known/jwks.json")
+                make_client(
+                    settings.issuer_url,
+                    service_key=settings.service_key,
+                    timeout=settings.upstream_timeout_seconds,
+                )
+                if issuer_transport is None
+                else httpx.AsyncClient(base_url=settings.issuer_url, transport=issuer_transport)
+            )
+            app.state.issuer_keys = RemoteKeySet(app.state.issuer_http, "/.well-known/jwks.json")
             await app.state.issuer_keys.refresh()
             sms_http = make_client(settings.sms_endpoint or "http://sms.invalid", timeout=5)
-            sender = (DevOutboxSender(SmsMessage) if settings.sms_outbox and settings.is_dev
-                      else HttpSmsSender(sms_http, settings.sms_endpoint, settings.sms_api_key,
-                                         settings.sms_template))
-            app.state.otp = OtpCodes(OtpCode, sender, decode_key(settings.pepper),
-                                     invalid_code_status=422)
+            sender = (
+                DevOutboxSender(SmsMessage)
+                if settings.sms_outbox and settings.is_dev
+                else HttpSmsSender(
+                    sms_http, settings.sms_endpoint, settings.sms_api_key, settings.sms_template
+                )
+            )
+            app.state.otp = OtpCodes(
+                OtpCode, sender, decode_key(settings.pepper), invalid_code_status=422
+            )
             sessionmaker = runtime.db.sessionmaker
 
             async def store_access_records(envelopes: list) -> None:  # type: ignore[type-arg]
                 await access_records.ingest(sessionmaker, envelopes)
 
             app.state.access_consumer = Consumer(
-                runtime.bus, stream="ACCESS", durable=settings.access_consumer_durable,
-                subject=ACCESS_RECORD_CREATED, handler=store_access_records, batch=500)
+                runtime.bus,
+                stream="ACCESS",
+                durable=settings.access_consumer_durable,
+                subject=ACCESS_RECORD_CREATED,
+                handler=store_access_records,
+                batch=500,
+            )
             app.state.access_consumer.start()
-            purge_task = asyncio.create_task(access_records.purge_forever(
-                sessionmaker, settings.access_record_retention_days,
-                settings.access_record_purge_interval_seconds), name="access-record-purge")
+            purge_task = asyncio.create_task(
+                access_records.purge_forever(
+                    sessionmaker,
+                    settings.access_record_retention_days,
+                    settings.access_record_purge_interval_seconds,
+                ),
+                name="access-record-purge",
+            )
             try:
                 yield
             finally:
@@ -104,8 +129,12 @@ def create_app(settings: Settings | None = None, *,
     routers = [keys_router, venue_router, device_router, access_router, internal_router]
     if settings.is_dev:
         routers.append(dev_outbox_router(SmsMessage))
-    return create_service_app(title="Health code credentials: venue-admin",
-                              description=DESCRIPTION, lifespan=lifespan, routers=routers)
+    return create_service_app(
+        title="Health code credentials: venue-admin",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        routers=routers,
+    )
 
 
 app = create_app()

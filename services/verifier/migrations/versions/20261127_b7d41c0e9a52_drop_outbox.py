@@ -4,6 +4,7 @@ Revision ID: b7d41c0e9a52
 Revises: 798faf05218c
 Create Date: 2026-11-27 09:50:00
 """
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -24,8 +25,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.create_table(
         "outbox",
-        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True,
-                  nullable=False),
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
         sa.Column("event_id", sa.String(length=32), nullable=False),
         sa.Column("subject", sa.String(length=128), nullable=False),
         sa.Column("payload", sa.LargeBinary(), nullable=False),

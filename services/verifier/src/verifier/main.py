@@ -50,30 +50,49 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Access records go through the local journal (access/spool.py), not the outbox.
         async with service_runtime(app, settings, streams=("ACCESS",)) as runtime:
             timeout = settings.upstream_timeout_seconds
-            issuer = make_client(settings.issuer_url, service_key=settings.service_key,
-                                 timeout=timeout)
-            venue_admin = make_client(settings.venue_admin_url, service_key=settings.service_key,
-                                      timeout=timeout)
-            health_records = make_client(settings.health_records_url,
-                                         service_key=settings.service_key, timeout=timeout)
+            issuer = make_client(
+                settings.issuer_url, service_key=settings.service_key, timeout=timeout
+            )
+            venue_admin = make_client(
+                settings.venue_admin_url, service_key=settings.service_key, timeout=timeout
+            )
+            health_records = make_client(
+                settings.health_records_url, service_key=settings.service_key, timeout=timeout
+            )
             view = ScanView(status_capacity=settings.status_cache_size)
-            sync = ViewSync(view, runtime.bus, issuer=issuer, venue_admin=venue_admin,
-                            health_records=health_records,
-                            credential_from=CredentialInfo.from_event, status_from=status_from)
+            sync = ViewSync(
+                view,
+                runtime.bus,
+                issuer=issuer,
+                venue_admin=venue_admin,
+                health_records=health_records,
+                credential_from=CredentialInfo.from_event,
+                status_from=status_from,
+            )
             state = ScanState(
                 issuer_keys=RemoteKeySet(issuer, "/.well-known/jwks.json"),
                 device_keys=RemoteKeySet(venue_admin, "/.well-known/jwks.json"),
-                issuer=issuer, venue_admin=venue_admin, health_records=health_records,
-                stale_after_seconds=settings.stale_after_seconds, view=view, sync=sync,
+                issuer=issuer,
+                venue_admin=venue_admin,
+                health_records=health_records,
+                stale_after_seconds=settings.stale_after_seconds,
+                view=view,
+                sync=sync,
             )
             await state.issuer_keys.refresh()
             await state.device_keys.refresh()
-            spool = AccessSpool(settings.spool_dir or settings.data_dir / "access-spool",
-                                runtime.bus, subjects.ACCESS_RECORD_CREATED)
+            spool = AccessSpool(
+                settings.spool_dir or settings.data_dir / "access-spool",
+                runtime.bus,
+                subjects.ACCESS_RECORD_CREATED,
+            )
             spool.start()
             sync.start()
-            freeze = (asyncio.create_task(_freeze_heap_when_loaded(sync.ready), name="gc-freeze")
-                      if settings.gc_freeze else None)
+            freeze = (
+                asyncio.create_task(_freeze_heap_when_loaded(sync.ready), name="gc-freeze")
+                if settings.gc_freeze
+                else None
+            )
             app.state.scan_service = ScanService(state, spool)
             app.state.access_spool = spool
             app.state.view_sync = sync
@@ -91,8 +110,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 for client in (issuer, venue_admin, health_records):
                     await client.aclose()
 
-    return create_service_app(title="Health code credentials: verifier", description=DESCRIPTION,
-                              lifespan=lifespan, routers=[scan_router])
+    return create_service_app(
+        title="Health code credentials: verifier",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        routers=[scan_router],
+    )
 
 
 app = create_app()

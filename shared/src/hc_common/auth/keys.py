@@ -45,8 +45,15 @@ class LiveKey:
     created_at: datetime
 
     def jwk(self) -> dict[str, str]:
-        return {"kty": "OKP", "crv": "Ed25519", "x": _b64(self.public_raw), "kid": self.kid,
-                "use": "sig", "alg": "EdDSA", "purpose": self.purpose}
+        return {
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": _b64(self.public_raw),
+            "kid": self.kid,
+            "use": "sig",
+            "alg": "EdDSA",
+            "purpose": self.purpose,
+        }
 
 
 class KeyRing:
@@ -71,17 +78,27 @@ def _kid(purpose: str) -> str:
     return purpose[0] + new_id()[-9:]
 
 
-async def create_key(session: AsyncSession, model: type[SigningKeyMixin], sealer: Sealer,
-                     purpose: str) -> str:
+async def create_key(
+    session: AsyncSession, model: type[SigningKeyMixin], sealer: Sealer, purpose: str
+) -> str:
     private = Ed25519PrivateKey.generate()
-    raw_private = private.private_bytes(serialization.Encoding.Raw,
-                                        serialization.PrivateFormat.Raw,
-                                        serialization.NoEncryption())
-    raw_public = private.public_key().public_bytes(serialization.Encoding.Raw,
-                                                   serialization.PublicFormat.Raw)
+    raw_private = private.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    raw_public = private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
     kid = _kid(purpose)
-    session.add(model(kid=kid, purpose=purpose, private_key=sealer.seal(raw_private),  # type: ignore[call-arg]
-                      public_key=raw_public, created_at=utcnow(), retired_at=None))
+    session.add(
+        model(
+            kid=kid,
+            purpose=purpose,
+            private_key=sealer.seal(raw_private),  # type: ignore[call-arg]
+            public_key=raw_public,
+            created_at=utcnow(),
+            retired_at=None,
+        )
+    )
     await session.flush()
     return kid
 
@@ -95,8 +112,9 @@ async def retire_key(session: AsyncSession, model: type[SigningKeyMixin], kid: s
     return True
 
 
-async def load_keyring(session: AsyncSession, model: type[SigningKeyMixin], sealer: Sealer,
-                       purposes: tuple[str, ...]) -> KeyRing:
+async def load_keyring(
+    session: AsyncSession, model: type[SigningKeyMixin], sealer: Sealer, purposes: tuple[str, ...]
+) -> KeyRing:
     """Live keys of the table; creates the first key of a purpose that has none."""
     rows = list((await session.scalars(select(model).where(model.retired_at.is_(None)))).all())
     have = {row.purpose for row in rows}
@@ -106,9 +124,15 @@ async def load_keyring(session: AsyncSession, model: type[SigningKeyMixin], seal
                 await create_key(session, model, sealer, purpose)
         await session.commit()
         rows = list((await session.scalars(select(model).where(model.retired_at.is_(None)))).all())
-    return KeyRing([
-        LiveKey(row.kid, row.purpose,
+    return KeyRing(
+        [
+            LiveKey(
+                row.kid,
+                row.purpose,
                 Ed25519PrivateKey.from_private_bytes(sealer.open(row.private_key)),
-                row.public_key, row.created_at)
-        for row in rows
-    ])
+                row.public_key,
+                row.created_at,
+            )
+            for row in rows
+        ]
+    )

@@ -26,8 +26,9 @@ class InvalidToken(Exception):
         self.claims = claims
 
 
-def sign(ring: KeyRing, purpose: str, claims: dict[str, Any], *,
-         compact_header: bool = False) -> str:
+def sign(
+    ring: KeyRing, purpose: str, claims: dict[str, Any], *, compact_header: bool = False
+) -> str:
     key = ring.current(purpose)
     headers: dict[str, Any] = {"kid": key.kid}
     if compact_header:
@@ -62,8 +63,9 @@ class KeySet:
     def load_ring(self, ring: KeyRing) -> None:
         self.load(ring.jwks())
 
-    def decode(self, token: str, purpose: str, *, audience: str | None = AUDIENCE,
-               leeway: float = 30) -> dict[str, Any]:
+    def decode(
+        self, token: str, purpose: str, *, audience: str | None = AUDIENCE, leeway: float = 30
+    ) -> dict[str, Any]:
         """Verified claims, or InvalidToken. Looks only at keys of the given purpose."""
         try:
             header = jwt.get_unverified_header(token)
@@ -76,11 +78,21 @@ class KeySet:
             raise InvalidToken("unknown key")
         options = {"require": ["exp"], "verify_aud": audience is not None}
         try:
-            return jwt.decode(token, entry[0], algorithms=["EdDSA"], audience=audience,
-                              leeway=leeway, options=options)  # type: ignore[arg-type]
+            return jwt.decode(
+                token,
+                entry[0],
+                algorithms=["EdDSA"],
+                audience=audience,
+                leeway=leeway,
+                options=options,
+            )  # type: ignore[arg-type]
         except jwt.ExpiredSignatureError as exc:
-            claims = jwt.decode(token, entry[0], algorithms=["EdDSA"],
-                                options={"verify_exp": False, "verify_aud": False})
+            claims = jwt.decode(
+                token,
+                entry[0],
+                algorithms=["EdDSA"],
+                options={"verify_exp": False, "verify_aud": False},
+            )
             raise InvalidToken("expired", expired=True, claims=claims) from exc
         except jwt.PyJWTError as exc:
             raise InvalidToken("invalid") from exc
@@ -96,8 +108,9 @@ class RemoteKeySet(KeySet):
     """A key set published by another service at a JWKS URL, refreshed on a timer and when
     a token names a kid not yet seen (at most once per `min_refresh_interval`)."""
 
-    def __init__(self, client: httpx.AsyncClient, url: str, *,
-                 min_refresh_interval: float = 5.0) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, url: str, *, min_refresh_interval: float = 5.0
+    ) -> None:
         super().__init__()
         self.client = client
         self.url = url

@@ -44,9 +44,15 @@ class EventBus:
         while True:
             try:
                 self.nc = await nats.connect(
-                    self.url, name=self.name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                    connect_timeout=2, allow_reconnect=True, drain_timeout=2,
-                    reconnected_cb=self._reconnected, disconnected_cb=self._disconnected,
+                    self.url,
+                    name=self.name,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    connect_timeout=2,
+                    allow_reconnect=True,
+                    drain_timeout=2,
+                    reconnected_cb=self._reconnected,
+                    disconnected_cb=self._disconnected,
                 )
                 self.js = self.nc.jetstream(timeout=5)
                 await self.ensure_streams()
@@ -83,8 +89,9 @@ class EventBus:
     async def wait_ready(self, timeout: float) -> bool:
         return await wait_event(self._ready, timeout)
 
-    async def publish_many(self, messages: list[tuple[str, bytes, str]],
-                           timeout: float = 5.0) -> None:
+    async def publish_many(
+        self, messages: list[tuple[str, bytes, str]], timeout: float = 5.0
+    ) -> None:
         """Publish `(subject, payload, msg_id)` messages pipelined: all are sent in order on
         the one connection, then the acks are awaited together. Raises if any is not acked
         (the caller sends the whole lot again; the message ids make that harmless)."""
@@ -95,8 +102,11 @@ class EventBus:
         acks: list[asyncio.Future[object]] = []
         try:
             for subject, payload, msg_id in messages:
-                acks.append(await self.js.publish_async(
-                    subject, payload, headers={"Nats-Msg-Id": msg_id}, wait_stall=timeout))
+                acks.append(
+                    await self.js.publish_async(
+                        subject, payload, headers={"Nats-Msg-Id": msg_id}, wait_stall=timeout
+                    )
+                )
             async with asyncio.timeout_at(deadline):
                 for ack in acks:
                     await ack

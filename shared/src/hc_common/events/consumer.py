@@ -21,10 +21,18 @@ class Consumer:
     """Fetches batches from a durable consumer and hands them to `handler`; acks after the
     handler returns, so a crash redelivers (handlers must be idempotent)."""
 
-    def __init__(self, bus: EventBus, *, stream: str, durable: str, subject: str,
-                 handler: Handler, batch: int = 256,
-                 deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
-                 opt_start_seq: int | None = None) -> None:
+    def __init__(
+        self,
+        bus: EventBus,
+        *,
+        stream: str,
+        durable: str,
+        subject: str,
+        handler: Handler,
+        batch: int = 256,
+        deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
+        opt_start_seq: int | None = None,
+    ) -> None:
         self.bus = bus
         self.stream = stream
         self.durable = durable
@@ -49,12 +57,16 @@ class Consumer:
                 await self.bus.wait_ready(3600)
                 assert self.bus.js is not None
                 config = ConsumerConfig(
-                    durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT,
-                    deliver_policy=self.deliver_policy, opt_start_seq=self.opt_start_seq,
-                    ack_wait=30, max_ack_pending=20000,
+                    durable_name=self.durable,
+                    ack_policy=AckPolicy.EXPLICIT,
+                    deliver_policy=self.deliver_policy,
+                    opt_start_seq=self.opt_start_seq,
+                    ack_wait=30,
+                    max_ack_pending=20000,
                 )
-                sub = await self.bus.js.pull_subscribe(self.subject, durable=self.durable,
-                                                       stream=self.stream, config=config)
+                sub = await self.bus.js.pull_subscribe(
+                    self.subject, durable=self.durable, stream=self.stream, config=config
+                )
                 while True:
                     try:
                         messages = await sub.fetch(self.batch, timeout=1)
@@ -75,8 +87,10 @@ class Consumer:
                 await self._release_unacked()
                 raise
             except Exception as exc:
-                log.warning("consumer interrupted; restarting",
-                            extra={"durable": self.durable, "error": repr(exc)})
+                log.warning(
+                    "consumer interrupted; restarting",
+                    extra={"durable": self.durable, "error": repr(exc)},
+                )
                 await self._release_unacked()
                 await asyncio.sleep(0.5)
 

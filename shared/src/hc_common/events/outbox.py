@@ -38,19 +38,37 @@ class OutboxMixin:
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-def add_event(session: AsyncSession, model: type[OutboxMixin], subject: str,
-              data: dict[str, Any], event_id: str | None = None) -> Envelope:
+def add_event(
+    session: AsyncSession,
+    model: type[OutboxMixin],
+    subject: str,
+    data: dict[str, Any],
+    event_id: str | None = None,
+) -> Envelope:
     """Stage an event in the caller's transaction; it is published after the commit."""
-    envelope = Envelope(type=subject, data=data) if event_id is None else Envelope(
-        id=event_id, type=subject, data=data)
-    session.add(model(event_id=envelope.id, subject=subject,  # type: ignore[call-arg]
-                      payload=envelope.to_bytes(), created_at=envelope.occurred_at))
+    envelope = (
+        Envelope(type=subject, data=data)
+        if event_id is None
+        else Envelope(id=event_id, type=subject, data=data)
+    )
+    session.add(
+        model(
+            event_id=envelope.id,
+            subject=subject,  # type: ignore[call-arg]
+            payload=envelope.to_bytes(),
+            created_at=envelope.occurred_at,
+        )
+    )
     return envelope
 
 
-async def add_events_bulk(session: AsyncSession, model: type[OutboxMixin], subject: str,
-                          datas: Sequence[dict[str, Any]],
-                          event_ids: Sequence[str] | None = None) -> int:
+async def add_events_bulk(
+    session: AsyncSession,
+    model: type[OutboxMixin],
+    subject: str,
+    datas: Sequence[dict[str, Any]],
+    event_ids: Sequence[str] | None = None,
+) -> int:
     """Stage many events of one subject in the caller's transaction with one INSERT: the same
     envelopes as add_event ({id, type, occurred_at, data}), built as plain dicts and serialised
     with orjson, for a batch of thousands of changes. Datetimes inside `datas` must be in UTC;
@@ -67,23 +85,34 @@ async def add_events_bulk(session: AsyncSession, model: type[OutboxMixin], subje
     now = utcnow()
     occurred_at = now.isoformat().replace("+00:00", "Z")  # as Envelope.to_bytes writes it
     option = orjson.OPT_UTC_Z | orjson.OPT_OMIT_MICROSECONDS
-    payloads = [orjson.dumps({"id": event_id, "type": subject, "occurred_at": occurred_at,
-                              "data": data}, option=option)
-                for event_id, data in zip(ids, datas, strict=True)]
+    payloads = [
+        orjson.dumps(
+            {"id": event_id, "type": subject, "occurred_at": occurred_at, "data": data},
+            option=option,
+        )
+        for event_id, data in zip(ids, datas, strict=True)
+    ]
     table = model.__table__  # type: ignore[attr-defined]
     conn = await session.connection()
     if conn.dialect.name == "postgresql":
         # One statement over arrays: no per-row parameters; rows keep their order (seq).
-        await conn.execute(text(
-            f"INSERT INTO {table.name} (event_id, subject, payload, created_at) "
-            "SELECT e, CAST(:subject AS text), p, CAST(:now AS timestamptz) "
-            "FROM unnest(CAST(:ids AS text[]), CAST(:payloads AS bytea[])) "
-            "WITH ORDINALITY AS u(e, p, n) ORDER BY n"),
-            {"subject": subject, "now": now, "ids": ids, "payloads": payloads})
+        await conn.execute(
+            text(
+                f"INSERT INTO {table.name} (event_id, subject, payload, created_at) "
+                "SELECT e, CAST(:subject AS text), p, CAST(:now AS timestamptz) "
+                "FROM unnest(CAST(:ids AS text[]), CAST(:payloads AS bytea[])) "
+                "WITH ORDINALITY AS u(e, p, n) ORDER BY n"
+            ),
+            {"subject": subject, "now": now, "ids": ids, "payloads": payloads},
+        )
     else:
-        await conn.execute(insert(table), [
-            {"event_id": event_id, "subject": subject, "payload": payload, "created_at": now}
-            for event_id, payload in zip(ids, payloads, strict=True)])
+        await conn.execute(
+            insert(table),
+            [
+                {"event_id": event_id, "subject": subject, "payload": payload, "created_at": now}
+                for event_id, payload in zip(ids, payloads, strict=True)
+            ],
+        )
     return len(payloads)
 
 
@@ -91,8 +120,15 @@ class OutboxRelay:
     """Publishes outbox rows in `seq` order; woken by `notify()` after a commit, or every
     `interval` seconds."""
 
-    def __init__(self, db: Database, model: type[OutboxMixin], bus: EventBus, *,
-                 interval: float = 0.5, batch: int = 2000) -> None:
+    def __init__(
+        self,
+        db: Database,
+        model: type[OutboxMixin],
+        bus: EventBus,
+        *,
+        interval: float = 0.5,
+        batch: int = 2000,
+    ) -> None:
         self.db = db
         self.model = model
         self.bus = bus

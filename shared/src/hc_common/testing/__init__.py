@@ -57,9 +57,13 @@ def recreate_postgres_database(url: str) -> str:
     assert name and name.replace("_", "").isalnum(), "a plain database name"
 
     async def run() -> None:
-        conn = await asyncpg.connect(user=target.username or "postgres", password=target.password,
-                                     host=target.host or "127.0.0.1", port=target.port or 5432,
-                                     database="postgres")
+        conn = await asyncpg.connect(
+            user=target.username or "postgres",
+            password=target.password,
+            host=target.host or "127.0.0.1",
+            port=target.port or 5432,
+            database="postgres",
+        )
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await conn.execute(f'CREATE DATABASE "{name}"')
@@ -142,8 +146,19 @@ class NatsServer:
         from hc_common.devstack import nats_server_binary
 
         self.process = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd",
-             self.store], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                nats_server_binary(),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-js",
+                "-sd",
+                self.store,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + timeout
         while True:
             try:

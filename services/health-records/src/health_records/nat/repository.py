@@ -8,8 +8,15 @@ from health_records.dialect import insert_new_rows, is_postgres, pg_existing
 from health_records.nat.models import NatResult
 
 # The columns of a record given to insert_new, in order.
-COLUMNS = ("report_id", "person_key", "result", "sample_time", "report_time", "institution",
-           "received_at")
+COLUMNS = (
+    "report_id",
+    "person_key",
+    "result",
+    "sample_time",
+    "report_time",
+    "institution",
+    "received_at",
+)
 
 
 class NatResultRepository:
@@ -23,9 +30,11 @@ class NatResultRepository:
             return set()
         return await pg_existing(self.session, NatResult.__table__, "report_id", report_ids)
 
-    async def insert_new(self, records: list[tuple[Any, ...]], *,
-                         checked: bool = False) -> set[str]:
+    async def insert_new(
+        self, records: list[tuple[Any, ...]], *, checked: bool = False
+    ) -> set[str]:
         """Insert in bulk (tuples of COLUMNS), skipping known report ids; returns the report
         ids inserted. `checked`: the caller has just left out those `known` gave."""
-        return await insert_new_rows(self.session, NatResult.__table__, COLUMNS, records,
-                                     "report_id", checked=checked)
+        return await insert_new_rows(
+            self.session, NatResult.__table__, COLUMNS, records, "report_id", checked=checked
+        )

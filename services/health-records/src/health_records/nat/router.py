@@ -17,9 +17,12 @@ person whose status changes gets one new status `version` and one status event p
 
 
 @router.post(
-    "/v1/nat-results/batch", response_model=BatchResult, dependencies=[LabDep],
+    "/v1/nat-results/batch",
+    response_model=BatchResult,
+    dependencies=[LabDep],
     summary="Push a batch of NAT results (lab)",
-    description=BATCH_RULES + """
+    description=BATCH_RULES
+    + """
 
 A row whose `report_id` is known (from an earlier batch or earlier in the same batch) is
 counted in `duplicates` and changes nothing, even if its other fields differ. The person's
@@ -27,8 +30,18 @@ NAT status is their result with the latest `sample_time` (a later `report_time` 
 tie); an older result is stored but does not change the status. A positive latest result
 shows the code red whatever the authority set; a later negative result gives back the
 authority's colour. `report_time` before `sample_time` is `invalid_value`.""",
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-        "schema": NatBatch.model_json_schema(ref_template="#/components/schemas/{model}")}}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": NatBatch.model_json_schema(
+                        ref_template="#/components/schemas/{model}"
+                    )
+                }
+            },
+        }
+    },
 )
 async def push_nat_results(request: Request, service: NatServiceDep) -> BatchResult:
     rows = await read_rows(request, "results")

@@ -65,9 +65,15 @@ class NatRow(NamedTuple):
 
 def row_checks(today: date) -> list[tuple[str, Check]]:
     """NatResultIn's field rules as cheap checks, in NatRow's order."""
-    return [("report_id", text(64)), ("id_number", id_number(today)), ("name", text(50)),
-            ("sample_time", aware_datetime), ("report_time", aware_datetime),
-            ("result", one_of("negative", "positive")), ("institution", text(200))]
+    return [
+        ("report_id", text(64)),
+        ("id_number", id_number(today)),
+        ("name", text(50)),
+        ("sample_time", aware_datetime),
+        ("report_time", aware_datetime),
+        ("result", one_of("negative", "positive")),
+        ("institution", text(200)),
+    ]
 
 
 def row_rule(now: datetime) -> RowRule:
@@ -84,8 +90,9 @@ def row_rule(now: datetime) -> RowRule:
     return rule
 
 
-def validate_nat_rows(rows: list[Any], today: date,
-                      now: datetime) -> tuple[list[NatRow], list[RejectedRow]]:
+def validate_nat_rows(
+    rows: list[Any], today: date, now: datetime
+) -> tuple[list[NatRow], list[RejectedRow]]:
     """validate_rows(rows, row_checks(today), row_rule(now)) for a lab's batch, as NatRows: a
     row of the common shape (every field a clean string, times in a spelling seen before in
     the batch or the common one) is checked inline; any other row goes through validate_rows,
@@ -122,22 +129,31 @@ def validate_nat_rows(rows: list[Any], today: date,
             except (KeyError, AttributeError, TypeError):
                 pass  # not the common shape: judged below
             else:
-                if (0 < len(report_id) <= 64 and 0 < len(name) <= 50
-                        and 0 < len(institution) <= 200
-                        and (result == "negative" or result == "positive")
-                        and sample is not None and report is not None
-                        and sample <= latest and report >= sample
-                        and "\x00" not in report_id and "\x00" not in name
-                        and "\x00" not in institution
-                        and type(row["report_id"]) is str and type(row["name"]) is str
-                        and type(row["institution"]) is str and type(result) is str):
+                if (
+                    0 < len(report_id) <= 64
+                    and 0 < len(name) <= 50
+                    and 0 < len(institution) <= 200
+                    and (result == "negative" or result == "positive")
+                    and sample is not None
+                    and report is not None
+                    and sample <= latest
+                    and report >= sample
+                    and "\x00" not in report_id
+                    and "\x00" not in name
+                    and "\x00" not in institution
+                    and type(row["report_id"]) is str
+                    and type(row["name"]) is str
+                    and type(row["institution"]) is str
+                    and type(result) is str
+                ):
                     try:
                         number = check_id(number)
                     except FieldError:
                         pass
                     else:
-                        good.append(NatRow(report_id, number, name, sample, report, result,
-                                           institution))
+                        good.append(
+                            NatRow(report_id, number, name, sample, report, result, institution)
+                        )
                         continue
         clean, bad = validate_rows([row], checks, rule)
         if clean:

@@ -44,12 +44,23 @@ class NatService:
         if not ordered:
             return 0, duplicates + len(unique)
         # The database locks the persons while the results' rows and the plan are made here.
-        locking = asyncio.ensure_future(self.persons.lock(
-            sorted({key_of[row.id_number] for row in ordered})))
+        locking = asyncio.ensure_future(
+            self.persons.lock(sorted({key_of[row.id_number] for row in ordered}))
+        )
         try:
             await asyncio.sleep(0)
-            records = [(r.report_id, key_of[r.id_number], r.result, r.sample_time,
-                        r.report_time, r.institution, now) for r in ordered]
+            records = [
+                (
+                    r.report_id,
+                    key_of[r.id_number],
+                    r.result,
+                    r.sample_time,
+                    r.report_time,
+                    r.institution,
+                    now,
+                )
+                for r in ordered
+            ]
             people, change = self._plan(ordered, key_of)
         finally:
             locked = await locking
@@ -65,13 +76,15 @@ class NatService:
         # The rows that are not known are planned as stored; should some turn out stored
         # meanwhile, the plan is made again from those that were.
         if await self.persons.apply_batch(people, change, store, locked=locked) is None:
-            await self.persons.apply_batch(*self._plan(
-                [row for row in ordered if row.report_id in inserted], key_of))
+            await self.persons.apply_batch(
+                *self._plan([row for row in ordered if row.report_id in inserted], key_of)
+            )
         return len(inserted), duplicates + len(unique) - len(inserted)
 
     @staticmethod
-    def _plan(rows: list[NatRow], key_of: dict[str, str]) -> tuple[
-            dict[str, tuple[str, str | None]], Callable[[PersonState], dict[str, Any] | None]]:
+    def _plan(
+        rows: list[NatRow], key_of: dict[str, str]
+    ) -> tuple[dict[str, tuple[str, str | None]], Callable[[PersonState], dict[str, Any] | None]]:
         """The persons of stored rows (key -> ID number, name) and the change of each: the
         latest result by sample time (a later report time breaks a tie), unless the person's
         status shows a later one already."""
@@ -81,16 +94,23 @@ class NatService:
             key = key_of[row.id_number]
             people.setdefault(key, (row.id_number, row.name))
             best = latest.get(key)
-            if best is None or (row.sample_time, row.report_time) > (best.sample_time,
-                                                                      best.report_time):
+            if best is None or (row.sample_time, row.report_time) > (
+                best.sample_time,
+                best.report_time,
+            ):
                 latest[key] = row
 
         def change(person: PersonState) -> dict[str, Any] | None:
             row = latest[person.person_key]
             if person.nat_sample_time is not None and (row.sample_time, row.report_time) <= (
-                    person.nat_sample_time, person.nat_report_time or person.nat_sample_time):
+                person.nat_sample_time,
+                person.nat_report_time or person.nat_sample_time,
+            ):
                 return None  # an older test than the one the status shows
-            return {"nat_result": row.result, "nat_sample_time": row.sample_time,
-                    "nat_report_time": row.report_time}
+            return {
+                "nat_result": row.result,
+                "nat_sample_time": row.sample_time,
+                "nat_report_time": row.report_time,
+            }
 
         return people, change

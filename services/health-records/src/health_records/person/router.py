@@ -7,11 +7,15 @@ from health_records.person.service import status_of
 router = APIRouter(tags=["codes"])
 
 
-@router.post("/v1/codes", response_model=Status, dependencies=[AuthorityDep],
-             summary="Set a person's code colour (authority)",
-             description="Answers the person's status after the change. The code stays red "
-                         "while the person's latest NAT result is positive, whatever is set. "
-                         "A person nobody reported on has a green code.")
+@router.post(
+    "/v1/codes",
+    response_model=Status,
+    dependencies=[AuthorityDep],
+    summary="Set a person's code colour (authority)",
+    description="Answers the person's status after the change. The code stays red "
+    "while the person's latest NAT result is positive, whatever is set. "
+    "A person nobody reported on has a green code.",
+)
 async def set_code(body: CodeSet, service: PersonServiceDep, request: Request) -> Status:
     person = await service.set_color(body.id_number, body.color.value, body.reason)
     await service.session.commit()

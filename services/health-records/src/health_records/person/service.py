@@ -35,19 +35,37 @@ def effective_color(authority_color: str, nat_result: str | None) -> str:
 def status_of(person: Person, id_number: str | None = None) -> Status:
     nat = None
     if person.nat_result and person.nat_sample_time:
-        nat = Nat(result=person.nat_result, sample_time=person.nat_sample_time,
-                  report_time=person.nat_report_time)
+        nat = Nat(
+            result=person.nat_result,
+            sample_time=person.nat_sample_time,
+            report_time=person.nat_report_time,
+        )
     vaccination = None
     if person.vaccine_doses:
         vaccination = Vaccination(doses=person.vaccine_doses, last_dose_at=person.last_dose_at)
-    return Status(subject_id=person.subject_id, color=person.color,  # type: ignore[arg-type]
-                  color_reason=person.color_reason, nat=nat, vaccination=vaccination,
-                  version=person.version, updated_at=person.updated_at,
-                  masked_id_number=mask_id_number(id_number) if id_number else None)
+    return Status(
+        subject_id=person.subject_id,
+        color=person.color,  # type: ignore[arg-type]
+        color_reason=person.color_reason,
+        nat=nat,
+        vaccination=vaccination,
+        version=person.version,
+        updated_at=person.updated_at,
+        masked_id_number=mask_id_number(id_number) if id_number else None,
+    )
 
 
-_STATUS_COLUMNS = ("person_key", "color", "nat_result", "nat_sample_time", "nat_report_time",
-                   "vaccine_doses", "last_dose_at", "version", "updated_at")
+_STATUS_COLUMNS = (
+    "person_key",
+    "color",
+    "nat_result",
+    "nat_sample_time",
+    "nat_report_time",
+    "vaccine_doses",
+    "last_dose_at",
+    "version",
+    "updated_at",
+)
 _NEW_COLUMNS = (*_STATUS_COLUMNS, "subject_id", "authority_color", "color_reason")
 # A new person's row: its status columns, then the sealed ID number and name.
 _NEW_NAMES = (*_NEW_COLUMNS, "id_number_enc", "name_enc")
@@ -85,8 +103,9 @@ class PersonState:
     @classmethod
     def new(cls, person_key: str, subject_id: str, now: datetime) -> "PersonState":
         """A person nobody has reported on: green, no NAT, no vaccination."""
-        return cls(person_key, subject_id, "green", None, "green", None, None, None, 0, None, 1,
-                   now, False)
+        return cls(
+            person_key, subject_id, "green", None, "green", None, None, None, 0, None, 1, now, False
+        )
 
     def apply(self, values: dict[str, Any], now: datetime) -> None:
         for column, value in values.items():
@@ -100,14 +119,24 @@ class PersonState:
         (times as UTC datetimes; add_events_bulk writes them as the contract does)."""
         nat = None
         if self.nat_result and self.nat_sample_time:
-            nat = {"result": self.nat_result, "sample_time": self.nat_sample_time,
-                   "report_time": self.nat_report_time}
+            nat = {
+                "result": self.nat_result,
+                "sample_time": self.nat_sample_time,
+                "report_time": self.nat_report_time,
+            }
         vaccination = None
         if self.vaccine_doses:
             vaccination = {"doses": self.vaccine_doses, "last_dose_at": self.last_dose_at}
-        return {"subject_id": self.subject_id, "masked_id_number": None, "color": self.color,
-                "color_reason": self.color_reason, "nat": nat, "vaccination": vaccination,
-                "version": self.version, "updated_at": self.updated_at}
+        return {
+            "subject_id": self.subject_id,
+            "masked_id_number": None,
+            "color": self.color,
+            "color_reason": self.color_reason,
+            "nat": nat,
+            "vaccination": vaccination,
+            "version": self.version,
+            "updated_at": self.updated_at,
+        }
 
 
 @dataclass
@@ -134,15 +163,14 @@ class PersonService:
 
         return person_key
 
-    async def person_keys(self, id_numbers: list[str],
-                          slice_size: int = SLICE) -> dict[str, str]:
+    async def person_keys(self, id_numbers: list[str], slice_size: int = SLICE) -> dict[str, str]:
         """person_key of each ID number (each once), worked out in slices, the event loop given
         back between them (to a statement the database runs meanwhile)."""
         person_key = self.person_key_function()
         keys: dict[str, str] = {}
         for start in range(0, len(id_numbers), slice_size):
             await asyncio.sleep(0)
-            for id_number in id_numbers[start:start + slice_size]:
+            for id_number in id_numbers[start : start + slice_size]:
                 if id_number not in keys:
                     keys[id_number] = person_key(id_number)
         return keys
@@ -150,12 +178,20 @@ class PersonService:
     def new_person(self, id_number: str, name: str | None, now: datetime) -> Person:
         """A person nobody has reported on: green, no NAT, no vaccination."""
         return Person(
-            person_key=self.person_key(id_number), subject_id=new_id(),
+            person_key=self.person_key(id_number),
+            subject_id=new_id(),
             id_number_enc=self.sealer.seal(id_number.encode()),
             name_enc=self.sealer.seal(name.encode()) if name else None,
-            color="green", authority_color="green", color_reason=None, nat_result=None,
-            nat_sample_time=None, nat_report_time=None, vaccine_doses=0, last_dose_at=None,
-            version=1, updated_at=now,
+            color="green",
+            authority_color="green",
+            color_reason=None,
+            nat_result=None,
+            nat_sample_time=None,
+            nat_report_time=None,
+            vaccine_doses=0,
+            last_dose_at=None,
+            version=1,
+            updated_at=now,
         )
 
     async def get_or_create(self, id_number: str, name: str | None = None) -> Person:
@@ -179,23 +215,38 @@ class PersonService:
         person.color = effective_color(person.authority_color, person.nat_result)
         person.version += 1
         person.updated_at = utcnow()
-        add_event(self.session, OutboxEvent, subjects.STATUS_CHANGED,
-                  status_of(person).model_dump(mode="json"))
+        add_event(
+            self.session,
+            OutboxEvent,
+            subjects.STATUS_CHANGED,
+            status_of(person).model_dump(mode="json"),
+        )
 
     async def set_color(self, id_number: str, color: str, reason: str) -> Person:
         person = await self.get_or_create(id_number)
         person.authority_color = color
         person.color_reason = reason
-        self.repo.add(CodeChange(id=new_id(), person_key=person.person_key, color=color,
-                                 reason=reason, changed_at=utcnow()))
+        self.repo.add(
+            CodeChange(
+                id=new_id(),
+                person_key=person.person_key,
+                color=color,
+                reason=reason,
+                changed_at=utcnow(),
+            )
+        )
         self.touch(person)
         await self.session.flush()
         return person
 
-    async def apply_batch(self, people: dict[str, tuple[str, str | None]],
-                          change: Callable[[PersonState], dict[str, Any] | None],
-                          alongside: Callable[[], Awaitable[bool]] | None = None, *,
-                          locked: dict[str, PersonState] | None = None) -> int | None:
+    async def apply_batch(
+        self,
+        people: dict[str, tuple[str, str | None]],
+        change: Callable[[PersonState], dict[str, Any] | None],
+        alongside: Callable[[], Awaitable[bool]] | None = None,
+        *,
+        locked: dict[str, PersonState] | None = None,
+    ) -> int | None:
         """Apply a batch's changes to the persons `person_key -> (id_number, name)` in bulk.
 
         `change(state)` gives the new values of a person's status columns, or None when the
@@ -239,20 +290,29 @@ class PersonService:
                 fresh_events = await status_event_records(fresh_changed)
             finally:
                 inserted = await insert
-            events += [event for state, event in zip(fresh_changed, fresh_events, strict=True)
-                       if state.person_key in inserted]
+            events += [
+                event
+                for state, event in zip(fresh_changed, fresh_events, strict=True)
+                if state.person_key in inserted
+            ]
             changed += sum(1 for s in fresh_changed if s.person_key in inserted)
             lost = [key for key in missing if key not in inserted]
             if lost:  # created meanwhile by a concurrent batch: now a known person
                 more, more_named = await self._changes(
                     [PersonState.from_row(row) for row in await self.repo.lock_states(lost)],
-                    people, change, now)
+                    people,
+                    change,
+                    now,
+                )
                 updated += more
                 for column, values in more_named.items():
                     named[column] += values
         # The database updates the known persons while their status events are made here.
-        update = asyncio.ensure_future(self.repo.update_columns(
-            {column: [getattr(s, column) for s in updated] for column in _STATUS_COLUMNS}))
+        update = asyncio.ensure_future(
+            self.repo.update_columns(
+                {column: [getattr(s, column) for s in updated] for column in _STATUS_COLUMNS}
+            )
+        )
         try:
             events += await status_event_records(updated)
         finally:
@@ -266,10 +326,14 @@ class PersonService:
         their status as plain rows."""
         return {row[0]: PersonState.from_row(row) for row in await self.repo.lock_states(keys)}
 
-    async def _changes(self, states: list[PersonState],
-                       people: dict[str, tuple[str, str | None]],
-                       change: Callable[[PersonState], dict[str, Any] | None], now: datetime,
-                       slice_size: int = SLICE) -> tuple[list[PersonState], dict[str, list[Any]]]:
+    async def _changes(
+        self,
+        states: list[PersonState],
+        people: dict[str, tuple[str, str | None]],
+        change: Callable[[PersonState], dict[str, Any] | None],
+        now: datetime,
+        slice_size: int = SLICE,
+    ) -> tuple[list[PersonState], dict[str, list[Any]]]:
         """The batch's change applied to known persons, in slices (the event loop given back
         between them): those it changed, and the columns `person_key`, `name_enc` of those who
         get a name now (the one given, sealed)."""
@@ -277,7 +341,7 @@ class PersonService:
         unnamed: list[tuple[str, str]] = []
         for start in range(0, len(states), slice_size):
             await asyncio.sleep(0)
-            for state in states[start:start + slice_size]:
+            for state in states[start : start + slice_size]:
                 values = change(state)
                 if values is not None:
                     state.apply(values, now)
@@ -285,14 +349,19 @@ class PersonService:
                 name = people[state.person_key][1]
                 if name and state.name_missing:
                     unnamed.append((state.person_key, name))
-        return updated, {"person_key": [key for key, _ in unnamed],
-                         "name_enc": self.sealer.seal_many([name.encode()
-                                                            for _, name in unnamed])}
+        return updated, {
+            "person_key": [key for key, _ in unnamed],
+            "name_enc": self.sealer.seal_many([name.encode() for _, name in unnamed]),
+        }
 
-    async def _new_persons(self, keys: list[str], people: dict[str, tuple[str, str | None]],
-                           change: Callable[[PersonState], dict[str, Any] | None],
-                           now: datetime, slice_size: int = SLICE) -> tuple[
-                               list[PersonState], list[tuple[Any, ...]]]:
+    async def _new_persons(
+        self,
+        keys: list[str],
+        people: dict[str, tuple[str, str | None]],
+        change: Callable[[PersonState], dict[str, Any] | None],
+        now: datetime,
+        slice_size: int = SLICE,
+    ) -> tuple[list[PersonState], list[tuple[Any, ...]]]:
         """The new persons of `keys`, the change applied, and their rows of _NEW_NAMES (ID
         number and name sealed), made in slices, the event loop given back between them."""
         seal_many = self.sealer.seal_many
@@ -301,9 +370,14 @@ class PersonService:
         subject_ids = new_ids(len(keys))
         for start in range(0, len(keys), slice_size):
             await asyncio.sleep(0)
-            part = [PersonState.new(key, subject_id, now) for key, subject_id in zip(
-                keys[start:start + slice_size], subject_ids[start:start + slice_size],
-                strict=True)]
+            part = [
+                PersonState.new(key, subject_id, now)
+                for key, subject_id in zip(
+                    keys[start : start + slice_size],
+                    subject_ids[start : start + slice_size],
+                    strict=True,
+                )
+            ]
             for state in part:
                 values = change(state)
                 if values is not None:
@@ -311,8 +385,10 @@ class PersonService:
             given = [people[state.person_key] for state in part]
             numbers = seal_many([id_number.encode() for id_number, _ in given])
             names = iter(seal_many([name.encode() for _, name in given if name]))
-            records += [(*_new_values(state), number, next(names) if name else None)
-                        for state, number, (_, name) in zip(part, numbers, given, strict=True)]
+            records += [
+                (*_new_values(state), number, next(names) if name else None)
+                for state, number, (_, name) in zip(part, numbers, given, strict=True)
+            ]
             fresh += part
         return fresh, records
 
@@ -320,8 +396,9 @@ class PersonService:
 _OUTBOX_COLUMNS = ("event_id", "subject", "payload", "created_at")
 
 
-async def status_event_records(states: list[PersonState],
-                               slice_size: int = SLICE) -> list[tuple[Any, ...]]:
+async def status_event_records(
+    states: list[PersonState], slice_size: int = SLICE
+) -> list[tuple[Any, ...]]:
     """The outbox rows (_OUTBOX_COLUMNS) of the states' status events: the envelopes
     add_events_bulk writes ({id, type, occurred_at, data}, orjson, times in `data` as
     `2026-11-27T08:00:00Z`). Made in slices, the event loop given back between them."""
@@ -334,9 +411,23 @@ async def status_event_records(states: list[PersonState],
     records: list[tuple[Any, ...]] = []
     for start in range(0, len(states), slice_size):
         await asyncio.sleep(0)
-        records += [(event_id, subject, dumps({"id": event_id, "type": subject,
-                                               "occurred_at": occurred_at,
-                                               "data": state.event_data()}, option=option), now)
-                    for event_id, state in zip(ids[start:start + slice_size],
-                                               states[start:start + slice_size], strict=True)]
+        records += [
+            (
+                event_id,
+                subject,
+                dumps(
+                    {
+                        "id": event_id,
+                        "type": subject,
+                        "occurred_at": occurred_at,
+                        "data": state.event_data(),
+                    },
+                    option=option,
+                ),
+                now,
+            )
+            for event_id, state in zip(
+                ids[start : start + slice_size], states[start : start + slice_size], strict=True
+            )
+        ]
     return records

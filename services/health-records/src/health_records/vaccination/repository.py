@@ -8,8 +8,16 @@ from health_records.dialect import insert_new_rows
 from health_records.vaccination.models import VaccinationRecord
 
 # The columns of a record given to insert_new, in order.
-COLUMNS = ("record_id", "person_key", "vaccine", "manufacturer", "dose_number",
-           "administered_at", "site", "received_at")
+COLUMNS = (
+    "record_id",
+    "person_key",
+    "vaccine",
+    "manufacturer",
+    "dose_number",
+    "administered_at",
+    "site",
+    "received_at",
+)
 
 
 class VaccinationRepository:
@@ -19,5 +27,6 @@ class VaccinationRepository:
     async def insert_new(self, records: list[tuple[Any, ...]]) -> set[str]:
         """Insert in bulk (tuples of COLUMNS), skipping known record ids; returns the record
         ids inserted."""
-        return await insert_new_rows(self.session, VaccinationRecord.__table__, COLUMNS,
-                                     records, "record_id")
+        return await insert_new_rows(
+            self.session, VaccinationRecord.__table__, COLUMNS, records, "record_id"
+        )

@@ -15,17 +15,29 @@ router = APIRouter(tags=["vaccinations"])
 
 
 @router.post(
-    "/v1/vaccinations/batch", response_model=BatchResult, dependencies=[VaccinationSiteDep],
+    "/v1/vaccinations/batch",
+    response_model=BatchResult,
+    dependencies=[VaccinationSiteDep],
     summary="Push a batch of vaccination records (vaccination site)",
-    description=BATCH_RULES + """
+    description=BATCH_RULES
+    + """
 
 A row whose `record_id` is known (from an earlier batch or earlier in the same batch) is
 counted in `duplicates` and changes nothing. `dose_number` is an integer from 1 to 10. A
 person's vaccination summary is `doses` = the highest `dose_number` reported for them and
 `last_dose_at` = the latest `administered_at`.""",
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-        "schema": VaccinationBatch.model_json_schema(
-            ref_template="#/components/schemas/{model}")}}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": VaccinationBatch.model_json_schema(
+                        ref_template="#/components/schemas/{model}"
+                    )
+                }
+            },
+        }
+    },
 )
 async def push_vaccinations(request: Request, service: VaccinationServiceDep) -> BatchResult:
     rows = await read_rows(request, "records")

@@ -51,10 +51,16 @@ class VaccinationRow(NamedTuple):
 
 def row_checks(today: date) -> list[tuple[str, Check]]:
     """VaccinationIn's field rules as cheap checks, in VaccinationRow's order."""
-    return [("record_id", text(64)), ("id_number", id_number(today)), ("name", text(50)),
-            ("vaccine", text(100)), ("manufacturer", text(100)),
-            ("dose_number", strict_int(1, 10)), ("administered_at", aware_datetime),
-            ("site", text(200))]
+    return [
+        ("record_id", text(64)),
+        ("id_number", id_number(today)),
+        ("name", text(50)),
+        ("vaccine", text(100)),
+        ("manufacturer", text(100)),
+        ("dose_number", strict_int(1, 10)),
+        ("administered_at", aware_datetime),
+        ("site", text(200)),
+    ]
 
 
 def row_rule(now: datetime) -> RowRule:

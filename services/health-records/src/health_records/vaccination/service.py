@@ -36,9 +36,21 @@ class VaccinationService:
             if row.id_number not in key_of:
                 key_of[row.id_number] = person_key(row.id_number)
         now = utcnow()
-        inserted = await self.repo.insert_new([
-            (r.record_id, key_of[r.id_number], r.vaccine, r.manufacturer, r.dose_number,
-             r.administered_at, r.site, now) for r in ordered])
+        inserted = await self.repo.insert_new(
+            [
+                (
+                    r.record_id,
+                    key_of[r.id_number],
+                    r.vaccine,
+                    r.manufacturer,
+                    r.dose_number,
+                    r.administered_at,
+                    r.site,
+                    now,
+                )
+                for r in ordered
+            ]
+        )
         duplicates += len(unique) - len(inserted)
         summary: dict[str, tuple[int, datetime]] = {}
         people: dict[str, tuple[str, str | None]] = {}

@@ -32,9 +32,10 @@ class AccountService:
         except httpx.HTTPError:
             # The SMS gateway failed: the code row is rolled back with the request, so the
             # attempt does not count against the number's limits.
-            raise ServiceUnavailable(detail="短信服务暂不可用，请稍后再试",
-                                     detail_en="The SMS gateway is unavailable; try again later"
-                                     ) from None
+            raise ServiceUnavailable(
+                detail="短信服务暂不可用，请稍后再试",
+                detail_en="The SMS gateway is unavailable; try again later",
+            ) from None
 
     async def sign_in(self, phone: str, code: str) -> tuple[str, User]:
         await self.otp.check(self.session, phone, SIGNIN_SCOPE, code)
@@ -46,17 +47,28 @@ class AccountService:
         phone_hash = self.otp.phone_hash(phone)
         user = await self.session.scalar(select(User).where(User.phone_hash == phone_hash))
         if user is None:
-            user = User(id=new_id(), phone_hash=phone_hash, masked_phone=mask_phone(phone),
-                        created_at=utcnow())
+            user = User(
+                id=new_id(),
+                phone_hash=phone_hash,
+                masked_phone=mask_phone(phone),
+                created_at=utcnow(),
+            )
             self.session.add(user)
             await self.session.flush()
         return user
 
     def access_token(self, user: User) -> str:
         now = utcnow()
-        return sign(self.ring, "access", {
-            "iss": ISSUER_NAME, "aud": AUDIENCE, "sub": user.id, "typ": "access",
-            "mph": user.masked_phone,
-            "iat": int(now.timestamp()),
-            "exp": int((now + timedelta(seconds=self.token_ttl)).timestamp()),
-        })
+        return sign(
+            self.ring,
+            "access",
+            {
+                "iss": ISSUER_NAME,
+                "aud": AUDIENCE,
+                "sub": user.id,
+                "typ": "access",
+                "mph": user.masked_phone,
+                "iat": int(now.timestamp()),
+                "exp": int((now + timedelta(seconds=self.token_ttl)).timestamp()),
+            },
+        )

@@ -18,5 +18,6 @@ class AppealRepository:
         query = select(Appeal).where(Appeal.user_id == user_id)
         if before:
             query = query.where(Appeal.id < before)
-        return list((await self.session.scalars(
-            query.order_by(Appeal.id.desc()).limit(limit))).all())
+        return list(
+            (await self.session.scalars(query.order_by(Appeal.id.desc()).limit(limit))).all()
+        )

@@ -23,7 +23,8 @@ class AppealCreate(BaseModel):
     category: AppealCategory
     description: str = Field(min_length=1, max_length=2000)
     credential_id: str | None = Field(
-        None, max_length=26, description="One of the caller's own credentials; else 404")
+        None, max_length=26, description="One of the caller's own credentials; else 404"
+    )
 
 
 class AppealOut(BaseModel):

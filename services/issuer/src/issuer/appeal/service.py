@@ -27,16 +27,23 @@ class AppealService:
             if credential is None or credential.user_id != user_id:
                 raise NotFound(detail="凭证不存在", detail_en="No such credential")
         now = utcnow()
-        appeal = Appeal(id=new_id(), user_id=user_id, category=body.category.value,
-                        description=body.description.strip() or body.description,
-                        credential_id=body.credential_id, status=AppealStatus.open.value,
-                        created_at=now, updated_at=now)
+        appeal = Appeal(
+            id=new_id(),
+            user_id=user_id,
+            category=body.category.value,
+            description=body.description.strip() or body.description,
+            credential_id=body.credential_id,
+            status=AppealStatus.open.value,
+            created_at=now,
+            updated_at=now,
+        )
         self.repo.add(appeal)
         await self.session.flush()
         return appeal
 
-    async def list(self, user_id: str, limit: int, cursor: str | None) -> tuple[list[Appeal],
-                                                                             str | None]:
+    async def list(
+        self, user_id: str, limit: int, cursor: str | None
+    ) -> tuple[list[Appeal], str | None]:
         rows = await self.repo.list_for_user(user_id, limit + 1, cursor)
         next_cursor = rows[limit - 1].id if len(rows) > limit else None
         return rows[:limit], next_cursor

@@ -63,8 +63,7 @@ def qr_png(text: str, scale: int = 8) -> bytes:
 
 def qr_svg(text: str, scale: int = 8) -> bytes:
     out = io.BytesIO()
-    make_qr(text).save(out, kind="svg", scale=scale, border=4, xmldecl=True,
-                       title=CARD_TITLE)
+    make_qr(text).save(out, kind="svg", scale=scale, border=4, xmldecl=True, title=CARD_TITLE)
     return out.getvalue()
 
 
@@ -85,8 +84,9 @@ def _draw_qr(canvas: Canvas, text: str, x: float, y: float, size: float) -> None
             if dark and run_start is None:
                 run_start = col_index
             elif not dark and run_start is not None:
-                path.rect(x + (run_start + border) * unit, top,
-                          (col_index - run_start) * unit, unit)
+                path.rect(
+                    x + (run_start + border) * unit, top, (col_index - run_start) * unit, unit
+                )
                 run_start = None
     canvas.drawPath(path, stroke=0, fill=1)
 
@@ -105,8 +105,15 @@ def _draw_card(canvas: Canvas, card: CardData, x0: float, y0: float) -> None:
     canvas.drawString(x0 + 4 * mm, y0 + height - 8 * mm, CARD_TITLE)
     # Photo, 3:4, on the left.
     photo_w, photo_h = 17 * mm, 22.6 * mm
-    canvas.drawImage(ImageReader(io.BytesIO(card.photo)), x0 + 4 * mm, y0 + 20 * mm,
-                     photo_w, photo_h, preserveAspectRatio=True, anchor="c")
+    canvas.drawImage(
+        ImageReader(io.BytesIO(card.photo)),
+        x0 + 4 * mm,
+        y0 + 20 * mm,
+        photo_w,
+        photo_h,
+        preserveAspectRatio=True,
+        anchor="c",
+    )
     canvas.setFillColorRGB(0, 0, 0)
     canvas.setFont(font, 9)
     canvas.drawString(x0 + 23 * mm, y0 + 36 * mm, card.masked_name)
@@ -114,15 +121,13 @@ def _draw_card(canvas: Canvas, card: CardData, x0: float, y0: float) -> None:
     canvas.drawString(x0 + 23 * mm, y0 + 31 * mm, f"第{card.version}版")
     canvas.setFont(font, 6.5)
     canvas.drawString(x0 + 4 * mm, y0 + 14 * mm, card.masked_id_number)
-    canvas.drawString(x0 + 4 * mm, y0 + 9 * mm,
-                      f"有效期至 {card.last_valid_day:%Y-%m-%d}")
+    canvas.drawString(x0 + 4 * mm, y0 + 9 * mm, f"有效期至 {card.last_valid_day:%Y-%m-%d}")
     canvas.setFont(font, 5)
     canvas.setFillColorRGB(0.35, 0.35, 0.35)
     canvas.drawString(x0 + 4 * mm, y0 + 4.5 * mm, "扫码查验实时健康状态")
     # The QR code on the right, as large as the card allows.
     qr_size = 42 * mm
-    _draw_qr(canvas, card.qr, x0 + width - qr_size - 1.5 * mm, y0 + (height - qr_size) / 2,
-             qr_size)
+    _draw_qr(canvas, card.qr, x0 + width - qr_size - 1.5 * mm, y0 + (height - qr_size) / 2, qr_size)
     canvas.restoreState()
 
 
@@ -153,8 +158,9 @@ def card_pdf(card: CardData, layout: str = "card") -> bytes:
         _draw_card(canvas, card, x0, y0)
         _cutting_marks(canvas, x0, y0, width, height)
         canvas.setFont(card_font(), 9)
-        canvas.drawCentredString(page_w / 2, y0 - 16 * mm,
-                                 "请按 100% 比例打印（不缩放），沿裁切线剪下，建议塑封。")
+        canvas.drawCentredString(
+            page_w / 2, y0 - 16 * mm, "请按 100% 比例打印（不缩放），沿裁切线剪下，建议塑封。"
+        )
     else:
         canvas = Canvas(out, pagesize=(width, height), pageCompression=1)
         _draw_card(canvas, card, 0, 0)

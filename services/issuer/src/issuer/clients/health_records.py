@@ -13,11 +13,13 @@ class HealthRecordsClient:
         """The subject id of this person (created on first ask). The ID number goes in the
         body, never in the URL."""
         try:
-            response = await self.client.post("/internal/v1/subjects",
-                                              json={"id_number": id_number, "name": name})
+            response = await self.client.post(
+                "/internal/v1/subjects", json={"id_number": id_number, "name": name}
+            )
             response.raise_for_status()
             return str(response.json()["subject_id"])
         except (httpx.HTTPError, KeyError, ValueError):
-            raise ServiceUnavailable(detail="健康档案服务暂不可用，请稍后再试",
-                                     detail_en="Health records are unreachable; try again later"
-                                     ) from None
+            raise ServiceUnavailable(
+                detail="健康档案服务暂不可用，请稍后再试",
+                detail_en="Health records are unreachable; try again later",
+            ) from None

@@ -26,8 +26,13 @@ router = APIRouter(prefix="/v1/family/credentials", tags=["family credentials"])
 
 async def _service(request: Request, session: SessionDep, ring: RingDep) -> CredentialService:
     state = request.app.state
-    return CredentialService(session, ring, pepper_of(state.settings), state.face_checks,
-                             HealthRecordsClient(state.health_records_http))
+    return CredentialService(
+        session,
+        ring,
+        pepper_of(state.settings),
+        state.face_checks,
+        HealthRecordsClient(state.health_records_http),
+    )
 
 
 ServiceDep = Annotated[CredentialService, Depends(_service)]
@@ -35,23 +40,33 @@ ServiceDep = Annotated[CredentialService, Depends(_service)]
 
 def credential_out(credential: Credential) -> CredentialOut:
     return CredentialOut(
-        credential_id=credential.id, status=credential_status(credential),
-        holder=Holder(masked_name=credential.masked_name,
-                      masked_id_number=credential.masked_id_number,
-                      age=age_on(credential.birth_date, cst_today()),
-                      relationship=credential.relationship),  # type: ignore[arg-type]
-        issued_at=credential.issued_at, expires_at=credential.expires_at,
-        qr=credential.qr, version=credential.version,
+        credential_id=credential.id,
+        status=credential_status(credential),
+        holder=Holder(
+            masked_name=credential.masked_name,
+            masked_id_number=credential.masked_id_number,
+            age=age_on(credential.birth_date, cst_today()),
+            relationship=credential.relationship,
+        ),  # type: ignore[arg-type]
+        issued_at=credential.issued_at,
+        expires_at=credential.expires_at,
+        qr=credential.qr,
+        version=credential.version,
     )
 
 
-@router.post("", status_code=201, response_model=CredentialOut,
-             summary="Apply for a family member's credential",
-             description="422 `invalid_id_number`, `not_eligible` (aged 17-59 on the day of "
-                         "application, China time), `invalid_photo`; 403 `face_check_failed`; "
-                         "409 `credential_exists` when the person already holds an active one.")
-async def apply(body: CredentialCreate, user_id: CurrentUser, service: ServiceDep,
-                request: Request) -> CredentialOut:
+@router.post(
+    "",
+    status_code=201,
+    response_model=CredentialOut,
+    summary="Apply for a family member's credential",
+    description="422 `invalid_id_number`, `not_eligible` (aged 17-59 on the day of "
+    "application, China time), `invalid_photo`; 403 `face_check_failed`; "
+    "409 `credential_exists` when the person already holds an active one.",
+)
+async def apply(
+    body: CredentialCreate, user_id: CurrentUser, service: ServiceDep, request: Request
+) -> CredentialOut:
     credential = await service.apply(user_id, body)
     await service.session.commit()
     request.app.state.runtime.notify_outbox()
@@ -59,72 +74,110 @@ async def apply(body: CredentialCreate, user_id: CurrentUser, service: ServiceDe
 
 
 @router.get("", response_model=CredentialList, summary="The signed-in user's family list")
-async def list_credentials(user_id: CurrentUser, service: ServiceDep,
-                           limit: int = Query(50, ge=1, le=500),
-                           cursor: str | None = Query(None)) -> CredentialList:
+async def list_credentials(
+    user_id: CurrentUser,
+    service: ServiceDep,
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = Query(None),
+) -> CredentialList:
     rows = await service.repo.list_for_user(user_id, limit + 1, cursor)
     next_cursor = rows[limit - 1].id if len(rows) > limit else None
     return CredentialList(items=[credential_out(c) for c in rows[:limit]], next_cursor=next_cursor)
 
 
-@router.get("/{credential_id}", response_model=CredentialOut,
-            summary="One credential (another user's is 404)")
-async def get_credential(credential_id: str, user_id: CurrentUser,
-                         service: ServiceDep) -> CredentialOut:
+@router.get(
+    "/{credential_id}",
+    response_model=CredentialOut,
+    summary="One credential (another user's is 404)",
+)
+async def get_credential(
+    credential_id: str, user_id: CurrentUser, service: ServiceDep
+) -> CredentialOut:
     return credential_out(await service.get_own(user_id, credential_id))
 
 
 PRIVATE = {"Cache-Control": "private, no-store"}
-PRINT_NOTE = ("Served for any of the caller's own credentials, also a revoked or expired one "
-              "(it then scans as revoked or expired); another user's is 404.")
+PRINT_NOTE = (
+    "Served for any of the caller's own credentials, also a revoked or expired one "
+    "(it then scans as revoked or expired); another user's is 404."
+)
 
 
-@router.get("/{credential_id}/qr.png", response_class=Response,
-            summary="The credential's QR code as PNG",
-            description="Level M, 4-module quiet zone, 8 pixels a module. " + PRINT_NOTE,
-            responses={200: {"content": {"image/png": {}}}})
-async def credential_qr_png(credential_id: str, user_id: CurrentUser,
-                            service: ServiceDep) -> Response:
+@router.get(
+    "/{credential_id}/qr.png",
+    response_class=Response,
+    summary="The credential's QR code as PNG",
+    description="Level M, 4-module quiet zone, 8 pixels a module. " + PRINT_NOTE,
+    responses={200: {"content": {"image/png": {}}}},
+)
+async def credential_qr_png(
+    credential_id: str, user_id: CurrentUser, service: ServiceDep
+) -> Response:
     credential = await service.get_own(user_id, credential_id)
     return Response(qr_png(credential.qr), media_type="image/png", headers=PRIVATE)
 
 
-@router.get("/{credential_id}/qr.svg", response_class=Response,
-            summary="The credential's QR code as SVG",
-            description="Level M, 4-module quiet zone. " + PRINT_NOTE,
-            responses={200: {"content": {"image/svg+xml": {}}}})
-async def credential_qr_svg(credential_id: str, user_id: CurrentUser,
-                            service: ServiceDep) -> Response:
+@router.get(
+    "/{credential_id}/qr.svg",
+    response_class=Response,
+    summary="The credential's QR code as SVG",
+    description="Level M, 4-module quiet zone. " + PRINT_NOTE,
+    responses={200: {"content": {"image/svg+xml": {}}}},
+)
+async def credential_qr_svg(
+    credential_id: str, user_id: CurrentUser, service: ServiceDep
+) -> Response:
     credential = await service.get_own(user_id, credential_id)
     return Response(qr_svg(credential.qr), media_type="image/svg+xml", headers=PRIVATE)
 
 
-@router.get("/{credential_id}/card.pdf", response_class=Response,
-            summary="The printable card (PDF)",
-            description="Default `layout=card`: one page of 85.6 x 54 mm (ID-1) with the photo, "
-                        "masked name, masked ID number, last valid day (China time), "
-                        "广西健康码凭证, the version and the QR code. `layout=a4`: an A4 page "
-                        "with the same card at true size near the top, cutting marks at its "
-                        "corners and a printing hint (print at 100%). The Chinese font "
-                        "(WenQuanYi Micro Hei) is embedded. Any other layout is 422. "
-                        + PRINT_NOTE,
-            responses={200: {"content": {"application/pdf": {}}}})
-async def credential_card_pdf(credential_id: str, user_id: CurrentUser, service: ServiceDep,
-                              layout: Literal["card", "a4"] = Query("card")) -> Response:
+@router.get(
+    "/{credential_id}/card.pdf",
+    response_class=Response,
+    summary="The printable card (PDF)",
+    description="Default `layout=card`: one page of 85.6 x 54 mm (ID-1) with the photo, "
+    "masked name, masked ID number, last valid day (China time), "
+    "广西健康码凭证, the version and the QR code. `layout=a4`: an A4 page "
+    "with the same card at true size near the top, cutting marks at its "
+    "corners and a printing hint (print at 100%). The Chinese font "
+    "(WenQuanYi Micro Hei) is embedded. Any other layout is 422. " + PRINT_NOTE,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+async def credential_card_pdf(
+    credential_id: str,
+    user_id: CurrentUser,
+    service: ServiceDep,
+    layout: Literal["card", "a4"] = Query("card"),
+) -> Response:
     credential = await service.get_own(user_id, credential_id)
-    card = CardData(qr=credential.qr, masked_name=credential.masked_name,
-                    masked_id_number=credential.masked_id_number,
-                    last_valid_day=credential.expires_at.astimezone(CST).date(),
-                    photo=credential.photo, version=credential.version)
+    card = CardData(
+        qr=credential.qr,
+        masked_name=credential.masked_name,
+        masked_id_number=credential.masked_id_number,
+        last_valid_day=credential.expires_at.astimezone(CST).date(),
+        photo=credential.photo,
+        version=credential.version,
+    )
     pdf = await run_in_threadpool(card_pdf, card, layout)
-    return Response(pdf, media_type="application/pdf", headers={
-        **PRIVATE, "Content-Disposition": f'inline; filename="credential-{credential.id}.pdf"'})
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={
+            **PRIVATE,
+            "Content-Disposition": f'inline; filename="credential-{credential.id}.pdf"',
+        },
+    )
 
 
-@router.post("/{credential_id}/reissue", status_code=201, response_model=CredentialOut,
-             summary="Reissue (a lost card): version + 1, the old one revoked at once")
-async def reissue(credential_id: str, user_id: CurrentUser, service: ServiceDep,
-                  request: Request) -> CredentialOut:
+@router.post(
+    "/{credential_id}/reissue",
+    status_code=201,
+    response_model=CredentialOut,
+    summary="Reissue (a lost card): version + 1, the old one revoked at once",
+)
+async def reissue(
+    credential_id: str, user_id: CurrentUser, service: ServiceDep, request: Request
+) -> CredentialOut:
     credential = await service.reissue(user_id, credential_id)
     await service.session.commit()
     request.app.state.runtime.notify_outbox()
@@ -132,8 +185,9 @@ async def reissue(credential_id: str, user_id: CurrentUser, service: ServiceDep,
 
 
 @router.delete("/{credential_id}", status_code=204, summary="Revoke a credential")
-async def revoke(credential_id: str, user_id: CurrentUser, service: ServiceDep,
-                 request: Request) -> Response:
+async def revoke(
+    credential_id: str, user_id: CurrentUser, service: ServiceDep, request: Request
+) -> Response:
     await service.revoke(user_id, credential_id)
     await service.session.commit()
     request.app.state.runtime.notify_outbox()
@@ -143,10 +197,13 @@ async def revoke(credential_id: str, user_id: CurrentUser, service: ServiceDep,
 dev_router = APIRouter(tags=["dev"])
 
 
-@dev_router.post("/dev/face-checks", response_model=FaceCheckToken,
-                 summary="Dev only: stands in for the face-verification provider",
-                 description="Name and ID number are checked as in an application; the token "
-                             "lives 10 minutes and is good for one application of that person.")
+@dev_router.post(
+    "/dev/face-checks",
+    response_model=FaceCheckToken,
+    summary="Dev only: stands in for the face-verification provider",
+    description="Name and ID number are checked as in an application; the token "
+    "lives 10 minutes and is good for one application of that person.",
+)
 async def dev_face_check(body: FaceCheckRequest, request: Request) -> FaceCheckToken:
     face_checks: FaceChecks = request.app.state.face_checks
     return FaceCheckToken(face_check_token=face_checks.issue(body.name, body.id_number))

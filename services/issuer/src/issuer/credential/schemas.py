@@ -22,7 +22,8 @@ class CredentialCreate(BaseModel):
     relationship: Relationship
     photo: str = Field(description="Base64 JPEG or PNG, at most 2 MiB decoded")
     face_check_token: str | None = Field(
-        None, description="From the face-verification provider; missing -> 403 face_check_failed")
+        None, description="From the face-verification provider; missing -> 403 face_check_failed"
+    )
 
 
 class Holder(BaseModel):

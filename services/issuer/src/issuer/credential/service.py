@@ -55,16 +55,22 @@ def decode_photo(photo: str) -> tuple[bytes, str]:
     """The photo as normalised JPEG bytes, or 422 invalid_photo."""
     from PIL import Image, UnidentifiedImageError
 
-    invalid = Unprocessable("invalid_photo", detail="照片不是有效的 JPEG 或 PNG 图片",
-                            detail_en="The photo is not a decodable JPEG or PNG")
+    invalid = Unprocessable(
+        "invalid_photo",
+        detail="照片不是有效的 JPEG 或 PNG 图片",
+        detail_en="The photo is not a decodable JPEG or PNG",
+    )
     text = photo.split(",", 1)[1] if photo.startswith("data:") else photo
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise invalid from None
     if not raw or len(raw) > MAX_PHOTO_BYTES:
-        raise Unprocessable("invalid_photo", detail="照片须为 2 MiB 以内的 JPEG 或 PNG",
-                            detail_en="The photo must be a JPEG or PNG of at most 2 MiB")
+        raise Unprocessable(
+            "invalid_photo",
+            detail="照片须为 2 MiB 以内的 JPEG 或 PNG",
+            detail_en="The photo must be a JPEG or PNG of at most 2 MiB",
+        )
     try:
         with Image.open(io.BytesIO(raw)) as image:
             if image.format not in {"JPEG", "PNG"}:
@@ -99,43 +105,86 @@ class CredentialService:
         id_number = parse_id_number(body.id_number)
         age = age_on(id_number.birth_date, today)
         if not is_eligible(age):
-            raise Unprocessable("not_eligible", detail="仅16周岁及以下或60周岁及以上人员可申领凭证",
-                                detail_en="Only people aged 16 or under or 60 or over are eligible")
+            raise Unprocessable(
+                "not_eligible",
+                detail="仅16周岁及以下或60周岁及以上人员可申领凭证",
+                detail_en="Only people aged 16 or under or 60 or over are eligible",
+            )
         photo, photo_type = decode_photo(body.photo)
-        await self.face_checks.spend(self.session, body.face_check_token, body.name,
-                                     id_number.value)
+        await self.face_checks.spend(
+            self.session, body.face_check_token, body.name, id_number.value
+        )
         person_key = self.person_key(id_number.value)
         if await self.repo.active_for_person(person_key) is not None:
-            raise Conflict("credential_exists", detail="此人已有有效凭证，请补办",
-                           detail_en="This person already holds an active credential; reissue it")
+            raise Conflict(
+                "credential_exists",
+                detail="此人已有有效凭证，请补办",
+                detail_en="This person already holds an active credential; reissue it",
+            )
         subject_id = await self.health_records.subject_for(id_number.value, body.name)
         return self._issue(
-            user_id=user_id, person_key=person_key, subject_id=subject_id,
-            masked_name=mask_name(body.name), masked_id_number=mask_id_number(id_number.value),
-            birth_date=id_number.birth_date, relationship=body.relationship.value, photo=photo,
-            photo_type=photo_type, version=await self.repo.latest_version(person_key) + 1,
+            user_id=user_id,
+            person_key=person_key,
+            subject_id=subject_id,
+            masked_name=mask_name(body.name),
+            masked_id_number=mask_id_number(id_number.value),
+            birth_date=id_number.birth_date,
+            relationship=body.relationship.value,
+            photo=photo,
+            photo_type=photo_type,
+            version=await self.repo.latest_version(person_key) + 1,
         )
 
-    def _issue(self, *, user_id: str, person_key: str, subject_id: str, masked_name: str,
-               masked_id_number: str, birth_date: date, relationship: str, photo: bytes,
-               photo_type: str, version: int) -> Credential:
+    def _issue(
+        self,
+        *,
+        user_id: str,
+        person_key: str,
+        subject_id: str,
+        masked_name: str,
+        masked_id_number: str,
+        birth_date: date,
+        relationship: str,
+        photo: bytes,
+        photo_type: str,
+        version: int,
+    ) -> Credential:
         now = utcnow()
         expires_at = end_of_cst_day(last_valid_day(cst_today(now), birth_date))
         credential_id = new_id()
-        token = sign(self.ring, "credential", {
-            "sub": subject_id, "jti": credential_id, "ver": version,
-            "exp": int(expires_at.timestamp()),
-        }, compact_header=True)
+        token = sign(
+            self.ring,
+            "credential",
+            {
+                "sub": subject_id,
+                "jti": credential_id,
+                "ver": version,
+                "exp": int(expires_at.timestamp()),
+            },
+            compact_header=True,
+        )
         credential = Credential(
-            id=credential_id, user_id=user_id, person_key=person_key, subject_id=subject_id,
-            masked_name=masked_name, masked_id_number=masked_id_number, birth_date=birth_date,
-            relationship=relationship, photo=photo, photo_type=photo_type, status="active",
-            version=version, issued_at=now, expires_at=expires_at, revoked_at=None,
+            id=credential_id,
+            user_id=user_id,
+            person_key=person_key,
+            subject_id=subject_id,
+            masked_name=masked_name,
+            masked_id_number=masked_id_number,
+            birth_date=birth_date,
+            relationship=relationship,
+            photo=photo,
+            photo_type=photo_type,
+            status="active",
+            version=version,
+            issued_at=now,
+            expires_at=expires_at,
+            revoked_at=None,
             qr=QR_PREFIX + token,
         )
         self.repo.add(credential)
-        add_event(self.session, OutboxEvent, subjects.CREDENTIAL_ISSUED,
-                  credential_event(credential))
+        add_event(
+            self.session, OutboxEvent, subjects.CREDENTIAL_ISSUED, credential_event(credential)
+        )
         return credential
 
     async def get_own(self, user_id: str, credential_id: str) -> Credential:
@@ -149,36 +198,53 @@ class CredentialService:
         if credential.status != "revoked":
             credential.status = "revoked"
             credential.revoked_at = utcnow()
-            add_event(self.session, OutboxEvent, subjects.CREDENTIAL_REVOKED,
-                      credential_event(credential))
+            add_event(
+                self.session, OutboxEvent, subjects.CREDENTIAL_REVOKED, credential_event(credential)
+            )
         return credential
 
     async def reissue(self, user_id: str, credential_id: str) -> Credential:
         old = await self.get_own(user_id, credential_id)
         newer = await self.repo.active_for_person(old.person_key)
         if newer is not None and newer.id != old.id:
-            raise Conflict("credential_exists", detail="已有更新的有效凭证",
-                           detail_en="A newer active credential exists; reissue that one")
+            raise Conflict(
+                "credential_exists",
+                detail="已有更新的有效凭证",
+                detail_en="A newer active credential exists; reissue that one",
+            )
         today = cst_today()
         if not is_eligible(age_on(old.birth_date, today)):
-            raise DomainError("not_eligible", status=422, detail="持有人已不符合申领条件",
-                              detail_en="The holder is no longer eligible")
+            raise DomainError(
+                "not_eligible",
+                status=422,
+                detail="持有人已不符合申领条件",
+                detail_en="The holder is no longer eligible",
+            )
         await self.revoke(user_id, credential_id)
         await self.session.flush()
         return self._issue(
-            user_id=user_id, person_key=old.person_key, subject_id=old.subject_id,
-            masked_name=old.masked_name, masked_id_number=old.masked_id_number,
-            birth_date=old.birth_date, relationship=old.relationship, photo=old.photo,
-            photo_type=old.photo_type, version=await self.repo.latest_version(old.person_key) + 1,
+            user_id=user_id,
+            person_key=old.person_key,
+            subject_id=old.subject_id,
+            masked_name=old.masked_name,
+            masked_id_number=old.masked_id_number,
+            birth_date=old.birth_date,
+            relationship=old.relationship,
+            photo=old.photo,
+            photo_type=old.photo_type,
+            version=await self.repo.latest_version(old.person_key) + 1,
         )
 
 
 def credential_event(credential: Credential) -> dict[str, object]:
     """What the verifier keeps of a credential: masked data only, never the ID number."""
     return {
-        "credential_id": credential.id, "subject_id": credential.subject_id,
-        "version": credential.version, "status": credential.status,
-        "masked_name": credential.masked_name, "masked_id_number": credential.masked_id_number,
+        "credential_id": credential.id,
+        "subject_id": credential.subject_id,
+        "version": credential.version,
+        "status": credential.status,
+        "masked_name": credential.masked_name,
+        "masked_id_number": credential.masked_id_number,
         "birth_date": credential.birth_date.isoformat(),
         "expires_at": credential.expires_at.isoformat(),
         "revoked_at": credential.revoked_at.isoformat() if credential.revoked_at else None,

@@ -18,8 +18,12 @@ ISSUER = "hc-face-check"
 
 
 def face_check_failed() -> DomainError:
-    return DomainError("face_check_failed", status=403, detail="人脸核验未通过或已失效",
-                       detail_en="Face check missing, invalid, expired, used or for another person")
+    return DomainError(
+        "face_check_failed",
+        status=403,
+        detail="人脸核验未通过或已失效",
+        detail_en="Face check missing, invalid, expired, used or for another person",
+    )
 
 
 class FaceChecks:
@@ -29,24 +33,37 @@ class FaceChecks:
         self.ttl = timedelta(seconds=ttl_seconds)
 
     def _bind(self, name: str, id_number: str) -> dict[str, str]:
-        return {"pid": keyed_hash(self.pepper, "face-id:" + id_number)[:32],
-                "nh": keyed_hash(self.pepper, "face-name:" + name.strip())[:32]}
+        return {
+            "pid": keyed_hash(self.pepper, "face-id:" + id_number)[:32],
+            "nh": keyed_hash(self.pepper, "face-name:" + name.strip())[:32],
+        }
 
     def issue(self, name: str, id_number: str) -> str:
         """What the dev provider hands out after a (simulated) successful face match."""
         now = utcnow()
-        claims = {"iss": ISSUER, "jti": new_id(), "iat": int(now.timestamp()),
-                  "exp": int((now + self.ttl).timestamp()), **self._bind(name, id_number)}
+        claims = {
+            "iss": ISSUER,
+            "jti": new_id(),
+            "iat": int(now.timestamp()),
+            "exp": int((now + self.ttl).timestamp()),
+            **self._bind(name, id_number),
+        }
         return jwt.encode(claims, self.secret, algorithm="HS256")
 
-    async def spend(self, session: AsyncSession, token: str | None, name: str,
-                    id_number: str) -> None:
+    async def spend(
+        self, session: AsyncSession, token: str | None, name: str, id_number: str
+    ) -> None:
         """Checks the token against this person and marks it used, or raises 403."""
         if not token:
             raise face_check_failed()
         try:
-            claims = jwt.decode(token, self.secret, algorithms=["HS256"], issuer=ISSUER,
-                                options={"require": ["exp", "jti", "iss"]})
+            claims = jwt.decode(
+                token,
+                self.secret,
+                algorithms=["HS256"],
+                issuer=ISSUER,
+                options={"require": ["exp", "jti", "iss"]},
+            )
         except jwt.PyJWTError:
             raise face_check_failed() from None
         bound = self._bind(name, id_number)

@@ -21,8 +21,9 @@ async def credential(credential_id: str, session: SessionDep) -> dict[str, objec
 
 
 @router.get("/revocations", summary="Revoked credentials that have not expired (cold start)")
-async def revocations(session: SessionDep, after: str | None = Query(None),
-                      limit: int = Query(5000, ge=1, le=50000)) -> dict[str, object]:
+async def revocations(
+    session: SessionDep, after: str | None = Query(None), limit: int = Query(5000, ge=1, le=50000)
+) -> dict[str, object]:
     query = select(Credential.id).where(Credential.status == "revoked")
     if after:
         query = query.where(Credential.id > after)
@@ -35,8 +36,7 @@ class ResolveUser(BaseModel):
 
 
 @router.post("/users/resolve", summary="The user id of a phone number, created if none yet")
-async def resolve_user(body: ResolveUser, session: SessionDep,
-                       request: Request) -> dict[str, str]:
+async def resolve_user(body: ResolveUser, session: SessionDep, request: Request) -> dict[str, str]:
     state = request.app.state
     service = AccountService(session, state.otp, state.ring, 0)
     user = await service.resolve_user(body.phone)

@@ -1,4 +1,5 @@
 """One scan at a venue, as the verifier decided it; the record id is the key."""
+
 from datetime import datetime
 
 from sqlalchemy import JSON, Index, String

@@ -22,7 +22,8 @@ class AccessRecordRepository:
             return 0
         if self.session.bind.dialect.name == "postgresql":
             stmt: Any = postgresql.insert(AccessRecord).on_conflict_do_nothing(
-                index_elements=["record_id"])
+                index_elements=["record_id"]
+            )
         else:
             stmt = insert(AccessRecord).prefix_with("OR IGNORE")
         # Core executemany on the session's connection: one round trip per batch.
@@ -30,9 +31,16 @@ class AccessRecordRepository:
         result = await connection.execute(stmt, rows)
         return max(int(getattr(result, "rowcount", 0) or 0), 0)
 
-    async def page(self, venue_id: str, *, start: datetime | None, end: datetime | None,
-                   decision: str | None, after: tuple[datetime, str] | None,
-                   limit: int) -> list[AccessRecord]:
+    async def page(
+        self,
+        venue_id: str,
+        *,
+        start: datetime | None,
+        end: datetime | None,
+        decision: str | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[AccessRecord]:
         """Newest first; `after` is the (checked_at, record_id) of the last row already seen."""
         query = select(AccessRecord).where(AccessRecord.venue_id == venue_id)
         if start is not None:
@@ -45,12 +53,15 @@ class AccessRecordRepository:
             at, record_id = after
             # A row-value comparison, so that the (venue_id, checked_at, record_id) index
             # serves deep pages too (an OR of two conditions does not).
-            query = query.where(tuple_(AccessRecord.checked_at, AccessRecord.record_id)
-                                < tuple_(literal(at, UTCDateTime()), literal(record_id)))
+            query = query.where(
+                tuple_(AccessRecord.checked_at, AccessRecord.record_id)
+                < tuple_(literal(at, UTCDateTime()), literal(record_id))
+            )
         query = query.order_by(AccessRecord.checked_at.desc(), AccessRecord.record_id.desc())
         return list((await self.session.scalars(query.limit(limit))).all())
 
     async def purge_before(self, cutoff: datetime) -> int:
         result = await self.session.execute(
-            delete(AccessRecord).where(AccessRecord.checked_at < cutoff))
+            delete(AccessRecord).where(AccessRecord.checked_at < cutoff)
+        )
         return max(int(result.rowcount or 0), 0)  # type: ignore[attr-defined]

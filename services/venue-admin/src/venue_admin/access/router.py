@@ -26,12 +26,18 @@ streamed, with the header
 `VENUE_ADMIN_ACCESS_RECORD_RETENTION_DAYS` days (default 28), then purged."""
 
 
-@router.get("/v1/venues/{venue_id}/access-records", response_model=AccessRecordList,
-            summary="Access records (出入记录) of the venue; JSON pages or a CSV export",
-            description=DESCRIPTION,
-            responses={200: {"content": {"text/csv": {}}}})
+@router.get(
+    "/v1/venues/{venue_id}/access-records",
+    response_model=AccessRecordList,
+    summary="Access records (出入记录) of the venue; JSON pages or a CSV export",
+    description=DESCRIPTION,
+    responses={200: {"content": {"text/csv": {}}}},
+)
 async def list_access_records(
-    venue_id: str, user: CurrentUser, venues: VenueServiceDep, request: Request,
+    venue_id: str,
+    user: CurrentUser,
+    venues: VenueServiceDep,
+    request: Request,
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
     decision: Annotated[Decision | None, Query()] = None,
@@ -43,18 +49,32 @@ async def list_access_records(
     end = to_utc(end) if end else None
     wanted = decision.value if decision else None
     if "text/csv" in request.headers.get("accept", ""):
-        body = csv_rows(request.app.state.db.sessionmaker, venue_id, start=start, end=end,
-                        decision=wanted)
-        return StreamingResponse(body, media_type="text/csv; charset=utf-8", headers={
-            "Content-Disposition": f'attachment; filename="access-records-{venue_id}.csv"'})
+        body = csv_rows(
+            request.app.state.db.sessionmaker, venue_id, start=start, end=end, decision=wanted
+        )
+        return StreamingResponse(
+            body,
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="access-records-{venue_id}.csv"'
+            },
+        )
     after = decode_cursor(cursor) if cursor else None
     rows = await AccessRecordRepository(venues.session).page(
-        venue_id, start=start, end=end, decision=wanted, after=after, limit=limit + 1)
-    items = [AccessRecordOut(record_id=r.record_id, checked_at=r.checked_at,
-                             decision=r.decision, reasons=list(r.reasons),
-                             masked_name=r.masked_name, color=r.color,
-                             scanner=Scanner(kind=r.scanner_kind, id=r.scanner_id))
-             for r in rows[:limit]]
-    return AccessRecordList(items=items,
-                            next_cursor=encode_cursor(rows[limit - 1]) if len(rows) > limit
-                            else None)
+        venue_id, start=start, end=end, decision=wanted, after=after, limit=limit + 1
+    )
+    items = [
+        AccessRecordOut(
+            record_id=r.record_id,
+            checked_at=r.checked_at,
+            decision=r.decision,
+            reasons=list(r.reasons),
+            masked_name=r.masked_name,
+            color=r.color,
+            scanner=Scanner(kind=r.scanner_kind, id=r.scanner_id),
+        )
+        for r in rows[:limit]
+    ]
+    return AccessRecordList(
+        items=items, next_cursor=encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    )

@@ -4,8 +4,16 @@ from pydantic import BaseModel
 
 from hc_common.schemas import Timestamp
 
-CSV_HEADER = ["record_id", "checked_at", "decision", "reasons", "masked_name", "color",
-              "scanner_kind", "scanner_id"]
+CSV_HEADER = [
+    "record_id",
+    "checked_at",
+    "decision",
+    "reasons",
+    "masked_name",
+    "color",
+    "scanner_kind",
+    "scanner_id",
+]
 
 
 class Decision(StrEnum):

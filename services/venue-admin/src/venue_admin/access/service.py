@@ -31,12 +31,16 @@ def row_from_event(data: dict[str, Any]) -> dict[str, Any]:
     if decision not in DECISIONS:
         raise ValueError("decision")
     return {
-        "record_id": str(data["record_id"]), "venue_id": str(data["venue_id"]),
+        "record_id": str(data["record_id"]),
+        "venue_id": str(data["venue_id"]),
         "checked_at": to_utc(datetime.fromisoformat(str(data["checked_at"]))),
-        "decision": decision, "reasons": [str(r) for r in data.get("reasons") or []],
-        "masked_name": data.get("masked_name"), "color": data.get("color"),
+        "decision": decision,
+        "reasons": [str(r) for r in data.get("reasons") or []],
+        "masked_name": data.get("masked_name"),
+        "color": data.get("color"),
         "credential_id": data.get("credential_id"),
-        "scanner_kind": str(scanner.get("kind", "")), "scanner_id": str(scanner.get("id", "")),
+        "scanner_kind": str(scanner.get("kind", "")),
+        "scanner_id": str(scanner.get("id", "")),
     }
 
 
@@ -71,16 +75,22 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         at, record_id = raw.split("|", 1)
         return to_utc(datetime.fromisoformat(at)), record_id
     except (ValueError, UnicodeDecodeError):
-        raise Unprocessable("invalid_cursor", detail="分页游标无效",
-                            detail_en="Invalid cursor") from None
+        raise Unprocessable(
+            "invalid_cursor", detail="分页游标无效", detail_en="Invalid cursor"
+        ) from None
 
 
 CSV_CHUNK = 2000
 
 
-async def csv_rows(sessionmaker: async_sessionmaker, venue_id: str, *,  # type: ignore[type-arg]
-                   start: datetime | None, end: datetime | None,
-                   decision: str | None) -> AsyncIterator[bytes]:
+async def csv_rows(
+    sessionmaker: async_sessionmaker,
+    venue_id: str,
+    *,  # type: ignore[type-arg]
+    start: datetime | None,
+    end: datetime | None,
+    decision: str | None,
+) -> AsyncIterator[bytes]:
     """Every matching record as CSV, newest first, read in keyset chunks so that memory
     stays flat however many rows there are."""
     from hc_common.clock import rfc3339
@@ -93,14 +103,25 @@ async def csv_rows(sessionmaker: async_sessionmaker, venue_id: str, *,  # type: 
     while True:
         async with sessionmaker() as session:
             rows = await AccessRecordRepository(session).page(
-                venue_id, start=start, end=end, decision=decision, after=after, limit=CSV_CHUNK)
+                venue_id, start=start, end=end, decision=decision, after=after, limit=CSV_CHUNK
+            )
         if not rows:
             return
         buffer.seek(0)
         buffer.truncate()
         for r in rows:
-            writer.writerow([r.record_id, rfc3339(r.checked_at), r.decision, ";".join(r.reasons),
-                             r.masked_name or "", r.color or "", r.scanner_kind, r.scanner_id])
+            writer.writerow(
+                [
+                    r.record_id,
+                    rfc3339(r.checked_at),
+                    r.decision,
+                    ";".join(r.reasons),
+                    r.masked_name or "",
+                    r.color or "",
+                    r.scanner_kind,
+                    r.scanner_id,
+                ]
+            )
         yield buffer.getvalue().encode()
         if len(rows) < CSV_CHUNK:
             return
@@ -111,13 +132,17 @@ async def purge(sessionmaker: async_sessionmaker, retention_days: int) -> int:  
     """Delete records checked before the retention period; returns how many."""
     async with sessionmaker() as session:
         removed = await AccessRecordRepository(session).purge_before(
-            utcnow() - timedelta(days=retention_days))
+            utcnow() - timedelta(days=retention_days)
+        )
         await session.commit()
     return removed
 
 
-async def purge_forever(sessionmaker: async_sessionmaker, retention_days: int,  # type: ignore[type-arg]
-                        interval: float) -> None:
+async def purge_forever(
+    sessionmaker: async_sessionmaker,
+    retention_days: int,  # type: ignore[type-arg]
+    interval: float,
+) -> None:
     while True:
         try:
             removed = await purge(sessionmaker, retention_days)

@@ -17,5 +17,7 @@ class IssuerClient:
             body = response.json()
             return str(body["user_id"]), str(body["masked_phone"])
         except (httpx.HTTPError, KeyError, ValueError):
-            raise ServiceUnavailable(detail="账号服务暂不可用，请稍后再试",
-                                     detail_en="The account service is unreachable") from None
+            raise ServiceUnavailable(
+                detail="账号服务暂不可用，请稍后再试",
+                detail_en="The account service is unreachable",
+            ) from None

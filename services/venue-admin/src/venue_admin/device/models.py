@@ -1,4 +1,5 @@
 """A gate device of a venue; its secret is kept only as a keyed hash."""
+
 from datetime import datetime
 
 from sqlalchemy import Boolean, ForeignKey, Integer, String

@@ -26,8 +26,12 @@ PURPOSE = "device"
 
 
 def device_event(device: Device) -> dict[str, object]:
-    return {"device_id": device.id, "venue_id": device.venue_id, "active": bool(device.active),
-            "version": device.version}
+    return {
+        "device_id": device.id,
+        "venue_id": device.venue_id,
+        "active": bool(device.active),
+        "version": device.version,
+    }
 
 
 class InvalidCredentials(Unauthorized):
@@ -50,10 +54,18 @@ class DeviceService:
         """A new device and its secret (the caller is the venue's main admin)."""
         device_id = new_id()
         secret = secrets.token_urlsafe(32)
-        device = Device(id=device_id, venue_id=venue_id, name=body.name,
-                        manufacturer=body.manufacturer, model=body.model,
-                        secret_hash=self._hash(device_id, secret), active=True, version=1,
-                        created_at=utcnow(), deleted_at=None)
+        device = Device(
+            id=device_id,
+            venue_id=venue_id,
+            name=body.name,
+            manufacturer=body.manufacturer,
+            model=body.model,
+            secret_hash=self._hash(device_id, secret),
+            active=True,
+            version=1,
+            created_at=utcnow(),
+            deleted_at=None,
+        )
         self.repo.add(device)
         add_event(self.session, OutboxEvent, subjects.DEVICE_CHANGED, device_event(device))
         await self.session.flush()
@@ -75,10 +87,17 @@ class DeviceService:
         expected = device.secret_hash if device is not None else self._hash("", "")
         given = self._hash(device_id, secret)
         if device is None or not device.active or not hmac.compare_digest(expected, given):
-            raise InvalidCredentials(detail="闸机编号或密钥错误",
-                                     detail_en="Wrong device id or secret")
+            raise InvalidCredentials(
+                detail="闸机编号或密钥错误", detail_en="Wrong device id or secret"
+            )
         now = utcnow()
-        claims = {"iss": TOKEN_ISSUER, "aud": AUDIENCE, "sub": device.id,
-                  "venue_id": device.venue_id, "typ": "device", "iat": int(now.timestamp()),
-                  "exp": int((now + timedelta(seconds=ttl)).timestamp())}
+        claims = {
+            "iss": TOKEN_ISSUER,
+            "aud": AUDIENCE,
+            "sub": device.id,
+            "venue_id": device.venue_id,
+            "typ": "device",
+            "iat": int(now.timestamp()),
+            "exp": int((now + timedelta(seconds=ttl)).timestamp()),
+        }
         return sign(ring, PURPOSE, claims)

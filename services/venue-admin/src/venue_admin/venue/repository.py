@@ -22,10 +22,14 @@ class VenueRepository:
             query = query.where(Member.user_id > after)
         return list((await self.session.scalars(query.order_by(Member.user_id).limit(limit))).all())
 
-    async def venues_of(self, user_id: str, limit: int,
-                        after: str | None) -> list[tuple[Venue, str]]:
-        query = select(Venue, Member.role).join(Member, Member.venue_id == Venue.id).where(
-            Member.user_id == user_id)
+    async def venues_of(
+        self, user_id: str, limit: int, after: str | None
+    ) -> list[tuple[Venue, str]]:
+        query = (
+            select(Venue, Member.role)
+            .join(Member, Member.venue_id == Venue.id)
+            .where(Member.user_id == user_id)
+        )
         if after:
             query = query.where(Venue.id < after)
         rows = await self.session.execute(query.order_by(Venue.id.desc()).limit(limit))

@@ -19,14 +19,25 @@ router = APIRouter(prefix="/v1/venues", tags=["venues"])
 
 
 def venue_out(venue: Venue, role: str | None = None) -> VenueOut:
-    return VenueOut(venue_id=venue.id, name=venue.name, category=venue.category,  # type: ignore[arg-type]
-                    address=venue.address, region_code=venue.region_code,
-                    created_at=venue.created_at, role=role)
+    return VenueOut(
+        venue_id=venue.id,
+        name=venue.name,
+        category=venue.category,  # type: ignore[arg-type]
+        address=venue.address,
+        region_code=venue.region_code,
+        created_at=venue.created_at,
+        role=role,
+    )
 
 
 def member_out(member: Member) -> MemberOut:
-    return MemberOut(user_id=member.user_id, masked_phone=member.masked_phone, role=member.role,
-                     permissions=member.permissions, added_at=member.added_at)  # type: ignore[arg-type]
+    return MemberOut(
+        user_id=member.user_id,
+        masked_phone=member.masked_phone,
+        role=member.role,
+        permissions=member.permissions,
+        added_at=member.added_at,
+    )  # type: ignore[arg-type]
 
 
 async def _commit(service: VenueServiceDep, request: Request) -> None:
@@ -34,23 +45,32 @@ async def _commit(service: VenueServiceDep, request: Request) -> None:
     request.app.state.runtime.notify_outbox()
 
 
-@router.post("", status_code=201, response_model=VenueOut,
-             summary="Register a venue; the caller becomes its main admin (主管理员)")
-async def create_venue(body: VenueCreate, user: CurrentUser, service: VenueServiceDep,
-                       request: Request) -> VenueOut:
+@router.post(
+    "",
+    status_code=201,
+    response_model=VenueOut,
+    summary="Register a venue; the caller becomes its main admin (主管理员)",
+)
+async def create_venue(
+    body: VenueCreate, user: CurrentUser, service: VenueServiceDep, request: Request
+) -> VenueOut:
     venue = await service.create(user.id, user.masked_phone, body)
     await _commit(service, request)
     return venue_out(venue, "main_admin")
 
 
 @router.get("", response_model=VenueList, summary="Venues where the caller is a member")
-async def list_venues(user: CurrentUser, service: VenueServiceDep,
-                      limit: int = Query(50, ge=1, le=500),
-                      cursor: str | None = Query(None)) -> VenueList:
+async def list_venues(
+    user: CurrentUser,
+    service: VenueServiceDep,
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = Query(None),
+) -> VenueList:
     rows = await service.repo.venues_of(user.id, limit + 1, cursor)
     next_cursor = rows[limit - 1][0].id if len(rows) > limit else None
-    return VenueList(items=[venue_out(v, role) for v, role in rows[:limit]],
-                     next_cursor=next_cursor)
+    return VenueList(
+        items=[venue_out(v, role) for v, role in rows[:limit]], next_cursor=next_cursor
+    )
 
 
 @router.get("/{venue_id}", response_model=VenueOut, summary="One venue (members only)")
@@ -59,54 +79,86 @@ async def get_venue(venue_id: str, user: CurrentUser, service: VenueServiceDep) 
     return venue_out(venue, member.role)
 
 
-@router.post("/{venue_id}/sub-admins/code", status_code=202,
-             summary="Send a code to a future sub-admin's phone (main admin only)")
-async def send_sub_admin_code(venue_id: str, body: SubAdminCodeRequest, user: CurrentUser,
-                              service: VenueServiceDep, request: Request) -> dict[str, int]:
+@router.post(
+    "/{venue_id}/sub-admins/code",
+    status_code=202,
+    summary="Send a code to a future sub-admin's phone (main admin only)",
+)
+async def send_sub_admin_code(
+    venue_id: str,
+    body: SubAdminCodeRequest,
+    user: CurrentUser,
+    service: VenueServiceDep,
+    request: Request,
+) -> dict[str, int]:
     expires_in = await service.send_sub_admin_code(user.id, venue_id, body.phone)
     await _commit(service, request)
     return {"expires_in": expires_in}
 
 
-@router.post("/{venue_id}/sub-admins", status_code=201, response_model=MemberOut,
-             summary="Add a sub-admin (分管员) with the code sent to their phone",
-             description="422 `invalid_code` for a wrong or expired code (5 tries). The new "
-                         "sub-admin holds `reverse_scan` and becomes a user if the number has "
-                         "none yet.")
-async def add_sub_admin(venue_id: str, body: SubAdminCreate, user: CurrentUser,
-                        service: VenueServiceDep, request: Request) -> MemberOut:
+@router.post(
+    "/{venue_id}/sub-admins",
+    status_code=201,
+    response_model=MemberOut,
+    summary="Add a sub-admin (分管员) with the code sent to their phone",
+    description="422 `invalid_code` for a wrong or expired code (5 tries). The new "
+    "sub-admin holds `reverse_scan` and becomes a user if the number has "
+    "none yet.",
+)
+async def add_sub_admin(
+    venue_id: str,
+    body: SubAdminCreate,
+    user: CurrentUser,
+    service: VenueServiceDep,
+    request: Request,
+) -> MemberOut:
     member = await service.add_sub_admin(user.id, venue_id, body.phone, body.code)
     await _commit(service, request)
     return member_out(member)
 
 
 @router.get("/{venue_id}/members", response_model=MemberList, summary="Members (members only)")
-async def list_members(venue_id: str, user: CurrentUser, service: VenueServiceDep,
-                       limit: int = Query(50, ge=1, le=500),
-                       cursor: str | None = Query(None)) -> MemberList:
+async def list_members(
+    venue_id: str,
+    user: CurrentUser,
+    service: VenueServiceDep,
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = Query(None),
+) -> MemberList:
     await service.venue_for_member(venue_id, user.id)
     rows = await service.repo.members(venue_id, limit + 1, cursor)
     next_cursor = rows[limit - 1].user_id if len(rows) > limit else None
     return MemberList(items=[member_out(m) for m in rows[:limit]], next_cursor=next_cursor)
 
 
-@router.delete("/{venue_id}/members/{member_id}", status_code=204,
-               summary="Remove a member (main admin only)")
-async def remove_member(venue_id: str, member_id: str, user: CurrentUser,
-                        service: VenueServiceDep, request: Request) -> Response:
+@router.delete(
+    "/{venue_id}/members/{member_id}", status_code=204, summary="Remove a member (main admin only)"
+)
+async def remove_member(
+    venue_id: str, member_id: str, user: CurrentUser, service: VenueServiceDep, request: Request
+) -> Response:
     await service.remove_member(user.id, venue_id, member_id)
     await _commit(service, request)
     return Response(status_code=204)
 
 
-@router.put("/{venue_id}/members/{member_id}/permissions", response_model=MemberOut,
-            summary="Replace a member's permissions (main admin only)",
-            description="Takes effect at the verifier within 2 seconds.")
-async def set_permissions(venue_id: str, member_id: str, body: PermissionsUpdate,
-                          user: CurrentUser, service: VenueServiceDep,
-                          request: Request) -> MemberOut:
-    member = await service.set_permissions(user.id, venue_id, member_id,
-                                           [p.value for p in body.permissions])
+@router.put(
+    "/{venue_id}/members/{member_id}/permissions",
+    response_model=MemberOut,
+    summary="Replace a member's permissions (main admin only)",
+    description="Takes effect at the verifier within 2 seconds.",
+)
+async def set_permissions(
+    venue_id: str,
+    member_id: str,
+    body: PermissionsUpdate,
+    user: CurrentUser,
+    service: VenueServiceDep,
+    request: Request,
+) -> MemberOut:
+    member = await service.set_permissions(
+        user.id, venue_id, member_id, [p.value for p in body.permissions]
+    )
     await _commit(service, request)
     return member_out(member)
 
@@ -116,12 +168,16 @@ async def get_rule(venue_id: str, user: CurrentUser, service: VenueServiceDep) -
     return RuleOut.model_validate(await service.rule(user.id, venue_id))
 
 
-@router.put("/{venue_id}/rule", response_model=RuleOut,
-            summary="Replace the venue's entry rule (main admin only)",
-            description="All three fields, a whole replacement; `allowed_colors` must include "
-                        "`green`. Default: green only, no NAT or vaccine requirement.")
-async def put_rule(venue_id: str, body: RuleIn, user: CurrentUser, service: VenueServiceDep,
-                   request: Request) -> RuleOut:
+@router.put(
+    "/{venue_id}/rule",
+    response_model=RuleOut,
+    summary="Replace the venue's entry rule (main admin only)",
+    description="All three fields, a whole replacement; `allowed_colors` must include "
+    "`green`. Default: green only, no NAT or vaccine requirement.",
+)
+async def put_rule(
+    venue_id: str, body: RuleIn, user: CurrentUser, service: VenueServiceDep, request: Request
+) -> RuleOut:
     rule = await service.set_rule(user.id, venue_id, body)
     await _commit(service, request)
     return RuleOut.model_validate(rule)

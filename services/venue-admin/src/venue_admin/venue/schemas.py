@@ -37,8 +37,9 @@ class Category(StrEnum):
 
 def _region_code(value: str) -> str:
     if len(value) != 6 or not value.isascii() or not value.isdigit() or not is_province_code(value):
-        raise PydanticCustomError("invalid_region_code",
-                                  "a 6-digit GB/T 2260 code of a province-level division")
+        raise PydanticCustomError(
+            "invalid_region_code", "a 6-digit GB/T 2260 code of a province-level division"
+        )
     return value
 
 

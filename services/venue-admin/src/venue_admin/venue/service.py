@@ -34,15 +34,26 @@ def next_member_version(previous: int = 0) -> int:
 
 
 def member_event(member: Member, removed: bool = False) -> dict[str, object]:
-    return {"venue_id": member.venue_id, "user_id": member.user_id, "role": member.role,
-            "permissions": [] if removed else list(member.permissions),
-            "removed": removed, "version": member.version}
+    return {
+        "venue_id": member.venue_id,
+        "user_id": member.user_id,
+        "role": member.role,
+        "permissions": [] if removed else list(member.permissions),
+        "removed": removed,
+        "version": member.version,
+    }
 
 
 def rule_event(venue_id: str, rule: VenueRule | None) -> dict[str, object]:
-    body = DEFAULT_RULE if rule is None else {
-        "allowed_colors": list(rule.allowed_colors), "max_nat_age_hours": rule.max_nat_age_hours,
-        "min_vaccine_doses": rule.min_vaccine_doses}
+    body = (
+        DEFAULT_RULE
+        if rule is None
+        else {
+            "allowed_colors": list(rule.allowed_colors),
+            "max_nat_age_hours": rule.max_nat_age_hours,
+            "min_vaccine_doses": rule.min_vaccine_doses,
+        }
+    )
     return {"venue_id": venue_id, **body, "version": rule.version if rule else 0}
 
 
@@ -58,17 +69,33 @@ class VenueService:
 
     async def create(self, user_id: str, masked_phone: str, body: VenueCreate) -> Venue:
         now = utcnow()
-        venue = Venue(id=new_id(), name=body.name, category=body.category.value,
-                      address=body.address, region_code=body.region_code, created_by=user_id,
-                      created_at=now)
+        venue = Venue(
+            id=new_id(),
+            name=body.name,
+            category=body.category.value,
+            address=body.address,
+            region_code=body.region_code,
+            created_by=user_id,
+            created_at=now,
+        )
         self.repo.add(venue)
         await self.session.flush()
-        admin = Member(venue_id=venue.id, user_id=user_id, masked_phone=masked_phone,
-                       role=MAIN_ADMIN, permissions=list(ALL_PERMISSIONS), added_at=now,
-                       version=next_member_version())
+        admin = Member(
+            venue_id=venue.id,
+            user_id=user_id,
+            masked_phone=masked_phone,
+            role=MAIN_ADMIN,
+            permissions=list(ALL_PERMISSIONS),
+            added_at=now,
+            version=next_member_version(),
+        )
         self.repo.add(admin)
-        add_event(self.session, OutboxEvent, subjects.VENUE_CHANGED,
-                  {"venue_id": venue.id, "deleted": False})
+        add_event(
+            self.session,
+            OutboxEvent,
+            subjects.VENUE_CHANGED,
+            {"venue_id": venue.id, "deleted": False},
+        )
         add_event(self.session, OutboxEvent, subjects.MEMBER_CHANGED, member_event(admin))
         await self.session.flush()
         return venue
@@ -87,8 +114,9 @@ class VenueService:
     async def require_main_admin(self, venue_id: str, user_id: str) -> Venue:
         venue, member = await self.venue_for_member(venue_id, user_id)
         if member.role != MAIN_ADMIN:
-            raise Forbidden(detail="仅主管理员可执行此操作",
-                            detail_en="Only the main admin may do this")
+            raise Forbidden(
+                detail="仅主管理员可执行此操作", detail_en="Only the main admin may do this"
+            )
         return venue
 
     @staticmethod
@@ -105,9 +133,15 @@ class VenueService:
         new_user_id, masked_phone = await self.issuer.resolve_user(phone)
         member = await self.repo.member(venue_id, new_user_id)
         if member is None:
-            member = Member(venue_id=venue_id, user_id=new_user_id, masked_phone=masked_phone,
-                            role=SUB_ADMIN, permissions=list(ALL_PERMISSIONS), added_at=utcnow(),
-                            version=next_member_version())
+            member = Member(
+                venue_id=venue_id,
+                user_id=new_user_id,
+                masked_phone=masked_phone,
+                role=SUB_ADMIN,
+                permissions=list(ALL_PERMISSIONS),
+                added_at=utcnow(),
+                version=next_member_version(),
+            )
             self.repo.add(member)
             add_event(self.session, OutboxEvent, subjects.MEMBER_CHANGED, member_event(member))
         await self.session.flush()
@@ -119,24 +153,31 @@ class VenueService:
         if member is None:
             raise NotFound(detail="成员不存在", detail_en="No such member")
         if member.role == MAIN_ADMIN:
-            raise Unprocessable("cannot_remove_main_admin", detail="不能移除主管理员",
-                                detail_en="The main admin cannot be removed")
+            raise Unprocessable(
+                "cannot_remove_main_admin",
+                detail="不能移除主管理员",
+                detail_en="The main admin cannot be removed",
+            )
         member.version = next_member_version(member.version)
-        add_event(self.session, OutboxEvent, subjects.MEMBER_CHANGED,
-                  member_event(member, removed=True))
+        add_event(
+            self.session, OutboxEvent, subjects.MEMBER_CHANGED, member_event(member, removed=True)
+        )
         await self.repo.delete(member)
         await self.session.flush()
 
-    async def set_permissions(self, user_id: str, venue_id: str, member_id: str,
-                              permissions: list[str]) -> Member:
+    async def set_permissions(
+        self, user_id: str, venue_id: str, member_id: str, permissions: list[str]
+    ) -> Member:
         await self.require_main_admin(venue_id, user_id)
         member = await self.repo.member(venue_id, member_id)
         if member is None:
             raise NotFound(detail="成员不存在", detail_en="No such member")
         if member.role == MAIN_ADMIN:
-            raise Unprocessable("cannot_change_main_admin",
-                                detail="主管理员拥有全部权限，不能修改",
-                                detail_en="The main admin holds every permission")
+            raise Unprocessable(
+                "cannot_change_main_admin",
+                detail="主管理员拥有全部权限，不能修改",
+                detail_en="The main admin holds every permission",
+            )
         member.permissions = sorted(set(permissions))
         member.version = next_member_version(member.version)
         add_event(self.session, OutboxEvent, subjects.MEMBER_CHANGED, member_event(member))
@@ -150,9 +191,11 @@ class VenueService:
     async def set_rule(self, user_id: str, venue_id: str, body: RuleIn) -> dict[str, object]:
         await self.require_main_admin(venue_id, user_id)
         rule = await self.repo.rule(venue_id)
-        values = {"allowed_colors": [c.value for c in body.allowed_colors],
-                  "max_nat_age_hours": body.max_nat_age_hours,
-                  "min_vaccine_doses": body.min_vaccine_doses}
+        values = {
+            "allowed_colors": [c.value for c in body.allowed_colors],
+            "max_nat_age_hours": body.max_nat_age_hours,
+            "min_vaccine_doses": body.min_vaccine_doses,
+        }
         if rule is None:
             rule = VenueRule(venue_id=venue_id, version=1, updated_at=utcnow(), **values)
             self.repo.add(rule)

@@ -26,16 +26,26 @@ from hc_common.events.bus import EventBus
 
 log = logging.getLogger("verifier.spool")
 
-SPOOL_PENDING = Gauge("verifier_access_records_unshipped_bytes",
-                      "Bytes of access records on local disk not yet acked by JetStream")
+SPOOL_PENDING = Gauge(
+    "verifier_access_records_unshipped_bytes",
+    "Bytes of access records on local disk not yet acked by JetStream",
+)
 
 SEGMENT_SUFFIX = ".log"
 
 
 class AccessSpool:
-    def __init__(self, directory: Path, bus: EventBus, subject: str, *,
-                 segment_bytes: int = 16 * 1024 * 1024, chunk: int = 1000,
-                 sync_interval: float = 0.2, batch_interval: float = 0.02) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        bus: EventBus,
+        subject: str,
+        *,
+        segment_bytes: int = 16 * 1024 * 1024,
+        chunk: int = 1000,
+        sync_interval: float = 0.2,
+        batch_interval: float = 0.02,
+    ) -> None:
         self.directory = directory
         self.bus = bus
         self.subject = subject
@@ -108,8 +118,7 @@ class AccessSpool:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the bus went away mid-batch, a full disk, ...
-                log.warning("access record shipping failed; will retry",
-                            extra={"error": repr(exc)})
+                log.warning("access record shipping failed; will retry", extra={"error": repr(exc)})
                 await asyncio.sleep(0.5)
             SPOOL_PENDING.set(self.unshipped_bytes())
             if self._fd >= 0 and time.monotonic() - last_sync >= self.sync_interval:

@@ -11,8 +11,9 @@ class NotKnown(Exception):
     """The upstream answered 404."""
 
 
-async def get_json(client: httpx.AsyncClient, path: str,
-                   params: dict[str, str] | None = None) -> dict[str, object]:
+async def get_json(
+    client: httpx.AsyncClient, path: str, params: dict[str, str] | None = None
+) -> dict[str, object]:
     try:
         response = await client.get(path, params=params)
     except httpx.HTTPError as exc:

@@ -6,9 +6,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 # The contract's order: `reasons` lists every failing condition in this order.
-REASON_ORDER = ("color_yellow", "color_red", "nat_missing", "nat_too_old", "nat_positive",
-                "vaccination_insufficient", "credential_revoked", "credential_expired",
-                "credential_invalid", "status_unavailable")
+REASON_ORDER = (
+    "color_yellow",
+    "color_red",
+    "nat_missing",
+    "nat_too_old",
+    "nat_positive",
+    "vaccination_insufficient",
+    "credential_revoked",
+    "credential_expired",
+    "credential_invalid",
+    "status_unavailable",
+)
 
 
 @dataclass(frozen=True, slots=True)

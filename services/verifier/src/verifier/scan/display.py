@@ -3,8 +3,11 @@
 from verifier.scan.decision import hours_since
 from verifier.scan.service import ScanResult
 
-COLORS = {"green": ("绿码", "Green code"), "yellow": ("黄码", "Yellow code"),
-          "red": ("红码", "Red code")}
+COLORS = {
+    "green": ("绿码", "Green code"),
+    "yellow": ("黄码", "Yellow code"),
+    "red": ("红码", "Red code"),
+}
 REASONS = {
     "color_yellow": ("黄码", "Yellow code"),
     "color_red": ("红码", "Red code"),
@@ -17,8 +20,11 @@ REASONS = {
     "credential_invalid": ("无效凭证", "Invalid credential"),
     "status_unavailable": ("请人工核验", "Manual check required"),
 }
-VERDICT = {"pass": ("请通行", "Please pass"), "deny": ("禁止通行", "No entry"),
-           "manual_check": ("请人工核验", "Manual check required")}
+VERDICT = {
+    "pass": ("请通行", "Please pass"),
+    "deny": ("禁止通行", "No entry"),
+    "manual_check": ("请人工核验", "Manual check required"),
+}
 
 
 def gate_lines(result: ScanResult, english: bool) -> list[str]:

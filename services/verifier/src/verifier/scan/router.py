@@ -17,8 +17,9 @@ from verifier.scan.service import ScanResult, ScanService
 router = APIRouter(tags=["scan"])
 
 
-async def _scan(request: Request, model: type[VerifyRequest] | type[GateVerifyRequest]
-                ) -> ScanResult:
+async def _scan(
+    request: Request, model: type[VerifyRequest] | type[GateVerifyRequest]
+) -> ScanResult:
     """Scanner first (401 before 422, as with a dependency), then the body, then the scan.
 
     No FastAPI dependencies or body parameter here: their resolution cost as much as the
@@ -29,13 +30,18 @@ async def _scan(request: Request, model: type[VerifyRequest] | type[GateVerifyRe
         body = model.model_validate_json(await request.body())
     except ValidationError as exc:
         raise RequestValidationError(
-            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]) from None
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        ) from None
     return await service.scan(scanner, body.qr, getattr(body, "venue_id", None))
 
 
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": model.model_json_schema()}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
 
 
 def verify_answer(result: ScanResult) -> dict[str, Any]:
@@ -44,56 +50,87 @@ def verify_answer(result: ScanResult) -> dict[str, Any]:
     credential, status = result.credential, result.status
     holder = health = credential_out = None
     if credential is not None:
-        holder = {"masked_name": credential.masked_name,
-                  "masked_id_number": credential.masked_id_number, "age": result.age or 0}
-        credential_out = {"credential_id": credential.credential_id,
-                          "version": credential.version,
-                          "expires_at": rfc3339(credential.expires_at)}
+        holder = {
+            "masked_name": credential.masked_name,
+            "masked_id_number": credential.masked_id_number,
+            "age": result.age or 0,
+        }
+        credential_out = {
+            "credential_id": credential.credential_id,
+            "version": credential.version,
+            "expires_at": rfc3339(credential.expires_at),
+        }
     if status is not None:
         nat = None
         if status.nat_result and status.nat_sample_time:
-            nat = {"result": status.nat_result, "sample_time": rfc3339(status.nat_sample_time),
-                   "hours_since_sample": hours_since(status.nat_sample_time, result.checked_at)}
-        vaccination = ({"doses": status.vaccine_doses,
-                        "last_dose_at": rfc3339(status.last_dose_at) if status.last_dose_at
-                        else None} if status.vaccine_doses else None)
+            nat = {
+                "result": status.nat_result,
+                "sample_time": rfc3339(status.nat_sample_time),
+                "hours_since_sample": hours_since(status.nat_sample_time, result.checked_at),
+            }
+        vaccination = (
+            {
+                "doses": status.vaccine_doses,
+                "last_dose_at": rfc3339(status.last_dose_at) if status.last_dose_at else None,
+            }
+            if status.vaccine_doses
+            else None
+        )
         health = {"color": status.color, "nat": nat, "vaccination": vaccination}
-    return {"decision": result.decision.decision, "reasons": result.decision.reasons,
-            "holder": holder, "health": health, "credential": credential_out,
-            "record_id": result.record_id, "checked_at": rfc3339(result.checked_at),
-            "stale": result.stale}
+    return {
+        "decision": result.decision.decision,
+        "reasons": result.decision.reasons,
+        "holder": holder,
+        "health": health,
+        "credential": credential_out,
+        "record_id": result.record_id,
+        "checked_at": rfc3339(result.checked_at),
+        "stale": result.stale,
+    }
 
 
 def _json(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-@router.post("/v1/verify", response_model=VerifyResponse, openapi_extra=_body_schema(VerifyRequest),
-             summary="Scan a credential at a venue (reverse-scan staff or a gate)",
-             description="Request faults are errors (401 `unauthorized`, 403 `forbidden`, 404 "
-                         "unknown venue, 422); everything about the holder is a decision. "
-                         "`holder` and `health` are null when the credential fails its check "
-                         "(revoked, expired, invalid). With health-records unreachable the last "
-                         "known status up to 10 minutes old is used (`stale: true`), else "
-                         "`manual_check` with `status_unavailable`; never `pass` without a "
-                         "status. Answered from memory; a status in memory is current while "
-                         "health-records is reachable and its events are followed. A deleted "
-                         "gate device's token answers 401. `venue_id` is required with a user "
-                         "token (422 otherwise).")
+@router.post(
+    "/v1/verify",
+    response_model=VerifyResponse,
+    openapi_extra=_body_schema(VerifyRequest),
+    summary="Scan a credential at a venue (reverse-scan staff or a gate)",
+    description="Request faults are errors (401 `unauthorized`, 403 `forbidden`, 404 "
+    "unknown venue, 422); everything about the holder is a decision. "
+    "`holder` and `health` are null when the credential fails its check "
+    "(revoked, expired, invalid). With health-records unreachable the last "
+    "known status up to 10 minutes old is used (`stale: true`), else "
+    "`manual_check` with `status_unavailable`; never `pass` without a "
+    "status. Answered from memory; a status in memory is current while "
+    "health-records is reachable and its events are followed. A deleted "
+    "gate device's token answers 401. `venue_id` is required with a user "
+    "token (422 otherwise).",
+)
 async def verify(request: Request) -> Response:
     return _json(verify_answer(await _scan(request, VerifyRequest)))
 
 
-@router.post("/v1/gate/verify", response_model=GateResponse,
-             openapi_extra=_body_schema(GateVerifyRequest),
-             summary="A gate's scan: the compact answer for its display",
-             description="`open` is true only for `pass`. `lines` are the screen's lines, top "
-                         "to bottom; the first is the masked name when the credential checked. "
-                         "Chinese by default, English with `Accept-Language: en`.")
+@router.post(
+    "/v1/gate/verify",
+    response_model=GateResponse,
+    openapi_extra=_body_schema(GateVerifyRequest),
+    summary="A gate's scan: the compact answer for its display",
+    description="`open` is true only for `pass`. `lines` are the screen's lines, top "
+    "to bottom; the first is the masked name when the credential checked. "
+    "Chinese by default, English with `Accept-Language: en`.",
+)
 async def gate_verify(request: Request) -> Response:
     result = await _scan(request, GateVerifyRequest)
     english = wants_english(request.headers.get("accept-language"))
-    return _json({"open": result.decision.decision == "pass",
-                  "decision": result.decision.decision,
-                  "color": result.status.color if result.status else None,
-                  "lines": gate_lines(result, english), "record_id": result.record_id})
+    return _json(
+        {
+            "open": result.decision.decision == "pass",
+            "decision": result.decision.decision,
+            "color": result.status.color if result.status else None,
+            "lines": gate_lines(result, english),
+            "record_id": result.record_id,
+        }
+    )

@@ -8,9 +8,11 @@ from hc_common.schemas import Timestamp
 class VerifyRequest(BaseModel):
     qr: str = Field(min_length=1, max_length=2048, description="The scanned text, `GXHC1:...`")
     venue_id: str | None = Field(
-        None, max_length=64,
+        None,
+        max_length=64,
         description="Required with a user token; with a device token optional, and if given it "
-                    "must be the device's venue")
+        "must be the device's venue",
+    )
 
 
 class GateVerifyRequest(BaseModel):

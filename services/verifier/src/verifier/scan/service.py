@@ -56,9 +56,12 @@ class CredentialInfo:
     @classmethod
     def from_event(cls, data: dict[str, object]) -> "CredentialInfo":
         return cls(
-            credential_id=str(data["credential_id"]), subject_id=str(data["subject_id"]),
-            version=int(data["version"]), status=str(data["status"]),  # type: ignore[call-overload]
-            masked_name=str(data["masked_name"]), masked_id_number=str(data["masked_id_number"]),
+            credential_id=str(data["credential_id"]),
+            subject_id=str(data["subject_id"]),
+            version=int(data["version"]),
+            status=str(data["status"]),  # type: ignore[call-overload]
+            masked_name=str(data["masked_name"]),
+            masked_id_number=str(data["masked_id_number"]),
             birth_date=date.fromisoformat(str(data["birth_date"])),
             expires_at=to_utc(datetime.fromisoformat(str(data["expires_at"]))),
         )
@@ -69,14 +72,20 @@ def status_from(data: dict[str, object]) -> HealthStatus:
     vaccination = data.get("vaccination") or {}
     assert isinstance(nat, dict) and isinstance(vaccination, dict)
     return HealthStatus(
-        subject_id=str(data["subject_id"]), color=str(data["color"]),
+        subject_id=str(data["subject_id"]),
+        color=str(data["color"]),
         nat_result=nat.get("result"),
-        nat_sample_time=(to_utc(datetime.fromisoformat(nat["sample_time"].replace("Z", "+00:00")))
-                         if nat.get("sample_time") else None),
+        nat_sample_time=(
+            to_utc(datetime.fromisoformat(nat["sample_time"].replace("Z", "+00:00")))
+            if nat.get("sample_time")
+            else None
+        ),
         vaccine_doses=int(vaccination.get("doses") or 0),
-        last_dose_at=(to_utc(datetime.fromisoformat(
-                          vaccination["last_dose_at"].replace("Z", "+00:00")))
-                      if vaccination.get("last_dose_at") else None),
+        last_dose_at=(
+            to_utc(datetime.fromisoformat(vaccination["last_dose_at"].replace("Z", "+00:00")))
+            if vaccination.get("last_dose_at")
+            else None
+        ),
         version=int(data.get("version") or 0),  # type: ignore[call-overload]
     )
 
@@ -150,8 +159,9 @@ class ScanService:
             else:
                 raise Unauthorized(detail="令牌无效", detail_en="Unknown token")
         except InvalidToken:
-            raise Unauthorized(detail="令牌无效或已过期",
-                               detail_en="Invalid or expired token") from None
+            raise Unauthorized(
+                detail="令牌无效或已过期", detail_en="Invalid or expired token"
+            ) from None
         self._tokens.put(token, (scanner, float(claims["exp"])))
         return scanner
 
@@ -160,9 +170,11 @@ class ScanService:
         if device is None:
             cache_counter("device", "miss").inc()
             try:
-                context = await get_json(self.state.venue_admin,
-                                         f"/internal/v1/venues/{scanner.venue_id}/scan-context",
-                                         {"device_id": scanner.id})
+                context = await get_json(
+                    self.state.venue_admin,
+                    f"/internal/v1/venues/{scanner.venue_id}/scan-context",
+                    {"device_id": scanner.id},
+                )
             except (NotKnown, Unreachable):
                 return  # the token is venue-admin's signature; a deletion arrives by event
             self._absorb_context(context)
@@ -190,45 +202,60 @@ class ScanService:
         """The venue the scan is at and its rule, or 403/404/422."""
         if scanner.kind == "device":
             if venue_id and venue_id != scanner.venue_id:
-                raise Forbidden(detail="闸机不属于该场所",
-                                detail_en="The device belongs to another venue")
+                raise Forbidden(
+                    detail="闸机不属于该场所", detail_en="The device belongs to another venue"
+                )
             venue_id = scanner.venue_id
         if not venue_id:
-            raise Unprocessable(detail="缺少 venue_id", detail_en="venue_id is required",
-                                extra={"errors": [{"field": "venue_id", "code": "missing",
-                                                   "message": "Field required"}]})
+            raise Unprocessable(
+                detail="缺少 venue_id",
+                detail_en="venue_id is required",
+                extra={
+                    "errors": [
+                        {"field": "venue_id", "code": "missing", "message": "Field required"}
+                    ]
+                },
+            )
         view = self.view
         if venue_id in view.deleted_venues:
             raise NotFound(detail="场所不存在", detail_en="No such venue")
         member = view.members.get((venue_id, scanner.id)) if scanner.kind == "user" else None
         known = venue_id in view.venues
-        needs_ask = not known or (scanner.kind == "user" and member is None
-                                  and not view.venues_complete)
+        needs_ask = not known or (
+            scanner.kind == "user" and member is None and not view.venues_complete
+        )
         cache_counter("venue", "miss" if needs_ask else "hit").inc()
         if needs_ask:
-            params = ({"user_id": scanner.id} if scanner.kind == "user"
-                      else {"device_id": scanner.id})
+            params = (
+                {"user_id": scanner.id} if scanner.kind == "user" else {"device_id": scanner.id}
+            )
             try:
-                context = await get_json(self.state.venue_admin,
-                                         f"/internal/v1/venues/{venue_id}/scan-context", params)
+                context = await get_json(
+                    self.state.venue_admin, f"/internal/v1/venues/{venue_id}/scan-context", params
+                )
             except NotKnown:
                 raise NotFound(detail="场所不存在", detail_en="No such venue") from None
             except Unreachable:
                 # Only without venue-admin's snapshot (fallback mode) is a miss a question.
                 if not view.venues_complete:
-                    raise ServiceUnavailable(detail="场所服务暂不可用",
-                                             detail_en="venue-admin unreachable") from None
+                    raise ServiceUnavailable(
+                        detail="场所服务暂不可用", detail_en="venue-admin unreachable"
+                    ) from None
                 if not known:
                     raise NotFound(detail="场所不存在", detail_en="No such venue") from None
             else:
                 self._absorb_context(context)
                 view.venues.add(venue_id)
-                member = (view.members.get((venue_id, scanner.id))
-                          if scanner.kind == "user" else None)
-        if scanner.kind == "user" and (member is None or member.removed
-                                       or "reverse_scan" not in member.permissions):
-            raise Forbidden(detail="您没有该场所的反向扫码权限",
-                            detail_en="No reverse-scan permission at this venue")
+                member = (
+                    view.members.get((venue_id, scanner.id)) if scanner.kind == "user" else None
+                )
+        if scanner.kind == "user" and (
+            member is None or member.removed or "reverse_scan" not in member.permissions
+        ):
+            raise Forbidden(
+                detail="您没有该场所的反向扫码权限",
+                detail_en="No reverse-scan permission at this venue",
+            )
         return venue_id, view.rules.get(venue_id) or DEFAULT_RULE
 
     # --- what the QR names ------------------------------------------------------------
@@ -252,7 +279,7 @@ class ScanService:
         """The credential the QR names and what is wrong with it (reasons), or None."""
         if not qr.startswith(QR_PREFIX):
             return None, ["credential_invalid"]
-        claims, expired = await self._qr_claims(qr[len(QR_PREFIX):])
+        claims, expired = await self._qr_claims(qr[len(QR_PREFIX) :])
         if claims is None:
             return None, ["credential_invalid"]
         credential_id = str(claims.get("jti"))
@@ -260,8 +287,9 @@ class ScanService:
         if info is None:
             cache_counter("credential", "miss").inc()
             try:
-                data = await get_json(self.state.issuer,
-                                      f"/internal/v1/credentials/{credential_id}")
+                data = await get_json(
+                    self.state.issuer, f"/internal/v1/credentials/{credential_id}"
+                )
             except NotKnown:
                 return None, ["credential_invalid"]
             except Unreachable:
@@ -293,8 +321,9 @@ class ScanService:
         cache_counter("status", "miss").inc()
         if cached is None or sync.health_records_up:  # type: ignore[attr-defined]
             try:
-                data = await get_json(self.state.health_records,
-                                      f"/internal/v1/subjects/{subject_id}/status")
+                data = await get_json(
+                    self.state.health_records, f"/internal/v1/subjects/{subject_id}/status"
+                )
                 status = status_from(data)
                 self.view.apply_status(status)
                 held = self.view.statuses.get(subject_id)
@@ -316,13 +345,19 @@ class ScanService:
         status, stale = None, False
         if credential is not None and not reasons:
             status, stale = await self.status(credential.subject_id)
-            reasons = (health_reasons(status, rule, now) if status is not None
-                       else ["status_unavailable"])
+            reasons = (
+                health_reasons(status, rule, now) if status is not None else ["status_unavailable"]
+            )
         decision = decide(reasons)
-        shown = credential if credential is not None and not {
-            "credential_revoked", "credential_expired"} & set(reasons) else None
-        result = ScanResult(decision, shown, status if shown else None, stale and shown is not None,
-                            new_id(), now)
+        shown = (
+            credential
+            if credential is not None
+            and not {"credential_revoked", "credential_expired"} & set(reasons)
+            else None
+        )
+        result = ScanResult(
+            decision, shown, status if shown else None, stale and shown is not None, new_id(), now
+        )
         self.record(result, venue_id, scanner)
         for reason in decision.reasons or ("none",):
             decision_counter(decision.decision, reason).inc()
@@ -335,14 +370,22 @@ class ScanService:
         envelope
         (hc_common.events.envelope.Envelope) is written with orjson: this is the hot path."""
         checked_at = result.checked_at.isoformat()
-        payload = orjson.dumps({
-            "id": result.record_id, "type": subjects.ACCESS_RECORD_CREATED,
-            "occurred_at": checked_at, "data": {
-                "record_id": result.record_id, "venue_id": venue_id, "checked_at": checked_at,
-                "decision": result.decision.decision, "reasons": result.decision.reasons,
-                "masked_name": result.credential.masked_name if result.credential else None,
-                "color": result.status.color if result.status else None,
-                "credential_id": result.credential.credential_id if result.credential else None,
-                "scanner": {"kind": scanner.kind, "id": scanner.id},
-            }})
+        payload = orjson.dumps(
+            {
+                "id": result.record_id,
+                "type": subjects.ACCESS_RECORD_CREATED,
+                "occurred_at": checked_at,
+                "data": {
+                    "record_id": result.record_id,
+                    "venue_id": venue_id,
+                    "checked_at": checked_at,
+                    "decision": result.decision.decision,
+                    "reasons": result.decision.reasons,
+                    "masked_name": result.credential.masked_name if result.credential else None,
+                    "color": result.status.color if result.status else None,
+                    "credential_id": result.credential.credential_id if result.credential else None,
+                    "scanner": {"kind": scanner.kind, "id": scanner.id},
+                },
+            }
+        )
         self.spool.append(result.record_id, payload)

@@ -107,8 +107,13 @@ class ScanView:
         held = self.members.get(key)
         if held is not None and held.version > version:
             return False
-        self.members[key] = Member(key[0], key[1], frozenset(data.get("permissions") or ()),  # type: ignore[arg-type]
-                                   bool(data.get("removed")), version)
+        self.members[key] = Member(
+            key[0],
+            key[1],
+            frozenset(data.get("permissions") or ()),  # type: ignore[arg-type]
+            bool(data.get("removed")),
+            version,
+        )
         if key[0] not in self.deleted_venues:
             self.venues.add(key[0])
         return True
@@ -119,8 +124,9 @@ class ScanView:
         held = self.devices.get(device_id)
         if held is not None and held.version > version:
             return False
-        self.devices[device_id] = Device(device_id, str(data["venue_id"]),
-                                         bool(data.get("active", True)), version)
+        self.devices[device_id] = Device(
+            device_id, str(data["venue_id"]), bool(data.get("active", True)), version
+        )
         return True
 
     def apply_rule(self, data: dict[str, object]) -> bool:
@@ -129,10 +135,12 @@ class ScanView:
         held = self.rules.get(venue_id)
         if held is not None and held.version > version:
             return False
-        self.rules[venue_id] = Rule(frozenset(data.get("allowed_colors") or ["green"]),  # type: ignore[arg-type]
-                                    data.get("max_nat_age_hours"),  # type: ignore[arg-type]
-                                    int(data.get("min_vaccine_doses") or 0),  # type: ignore[call-overload]
-                                    version)
+        self.rules[venue_id] = Rule(
+            frozenset(data.get("allowed_colors") or ["green"]),  # type: ignore[arg-type]
+            data.get("max_nat_age_hours"),  # type: ignore[arg-type]
+            int(data.get("min_vaccine_doses") or 0),  # type: ignore[call-overload]
+            version,
+        )
         if venue_id not in self.deleted_venues:
             self.venues.add(venue_id)
         return True

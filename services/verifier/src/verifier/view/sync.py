@@ -26,10 +26,17 @@ FOLLOWED = ("ISSUER", "VENUES", "HEALTH")
 
 
 class ViewSync:
-    def __init__(self, view: ScanView, bus: EventBus, *, issuer: httpx.AsyncClient,
-                 venue_admin: httpx.AsyncClient, health_records: httpx.AsyncClient,
-                 credential_from: Callable[[dict[str, object]], object],
-                 status_from: Callable[[dict[str, object]], object]) -> None:
+    def __init__(
+        self,
+        view: ScanView,
+        bus: EventBus,
+        *,
+        issuer: httpx.AsyncClient,
+        venue_admin: httpx.AsyncClient,
+        health_records: httpx.AsyncClient,
+        credential_from: Callable[[dict[str, object]], object],
+        status_from: Callable[[dict[str, object]], object],
+    ) -> None:
         self.view = view
         self.bus = bus
         self.issuer = issuer
@@ -72,8 +79,10 @@ class ViewSync:
                 for stream in FOLLOWED:
                     await self._subscribe(stream)
                 self.ready.set()
-                log.info("view loaded", extra={"members": len(self.view.members),
-                                               "revoked": len(self.view.revoked)})
+                log.info(
+                    "view loaded",
+                    extra={"members": len(self.view.members), "revoked": len(self.view.revoked)},
+                )
                 break
             except asyncio.CancelledError:
                 raise
@@ -99,8 +108,9 @@ class ViewSync:
                             await self._subscribe(stream)
                             self.live[stream] = True
                         except Exception as exc:
-                            log.warning("resubscribe failed", extra={"stream": stream,
-                                                                     "error": repr(exc)})
+                            log.warning(
+                                "resubscribe failed", extra={"stream": stream, "error": repr(exc)}
+                            )
                 STREAM_LIVE.labels(stream).set(1 if self.live[stream] else 0)
 
     async def _stream_last_seq(self, stream: str) -> int:
@@ -116,8 +126,9 @@ class ViewSync:
         # Revocations (issuer), paged.
         cursor: str | None = None
         while True:
-            page = await get_json(self.issuer, "/internal/v1/revocations",
-                                  {"after": cursor} if cursor else None)
+            page = await get_json(
+                self.issuer, "/internal/v1/revocations", {"after": cursor} if cursor else None
+            )
             view.revoked.update(str(i) for i in page.get("items", []))  # type: ignore[union-attr]
             cursor = page.get("next_cursor")  # type: ignore[assignment]
             if not cursor:
@@ -139,7 +150,8 @@ class ViewSync:
         subject_ids = list(view.statuses.data)
         for i in range(0, len(subject_ids), 5000):
             response = await self.health_records.post(
-                "/internal/v1/statuses", json={"subject_ids": subject_ids[i:i + 5000]})
+                "/internal/v1/statuses", json={"subject_ids": subject_ids[i : i + 5000]}
+            )
             if response.status_code == 200:
                 for item in response.json().get("items", []):
                     view.apply_status(self.status_from(item))  # type: ignore[arg-type]
@@ -153,25 +165,38 @@ class ViewSync:
             except Exception as exc:  # the old connection is gone; so is its subscription
                 log.debug("old subscription not removed", extra={"error": repr(exc)})
         start = self.last_seq.get(stream, 0) + 1
-        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                                opt_start_seq=start, ack_policy=AckPolicy.NONE,
-                                inactive_threshold=30, max_deliver=1)
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=30,
+            max_deliver=1,
+        )
 
         async def on_message(msg: object) -> None:
             self._handle(stream, msg)
 
         try:
             self._subs[stream] = await self.bus.js.subscribe(
-                subjects.STREAMS[stream][0], stream=stream, cb=on_message, config=config,
-                manual_ack=True)
+                subjects.STREAMS[stream][0],
+                stream=stream,
+                cb=on_message,
+                config=config,
+                manual_ack=True,
+            )
         except Exception as exc:
             if "not found" in repr(exc).lower():
                 # No stream yet: make it (same config as its owner) and follow from the start.
-                await self.bus.js.add_stream(name=stream, subjects=subjects.STREAMS[stream],
-                                             duplicate_window=120)
+                await self.bus.js.add_stream(
+                    name=stream, subjects=subjects.STREAMS[stream], duplicate_window=120
+                )
                 self._subs[stream] = await self.bus.js.subscribe(
-                    subjects.STREAMS[stream][0], stream=stream, cb=on_message, config=config,
-                    manual_ack=True)
+                    subjects.STREAMS[stream][0],
+                    stream=stream,
+                    cb=on_message,
+                    config=config,
+                    manual_ack=True,
+                )
             else:
                 raise
         self.live[stream] = True
