@@ -33,6 +33,7 @@ test-pg: install  ## the whole suite against this machine's PostgreSQL and NATS
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: install
 	$(VENV)/bin/ruff format .

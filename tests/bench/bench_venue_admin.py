@@ -127,7 +127,8 @@ async def run() -> None:
             deep = (
                 await session.execute(
                     text(
-                        "SELECT checked_at, record_id FROM access_records WHERE venue_id='bench-list' "
+                        "SELECT checked_at, record_id FROM access_records "
+                        "WHERE venue_id='bench-list' "
                         "ORDER BY checked_at DESC, record_id DESC OFFSET 900000 LIMIT 1"
                     )
                 )
