@@ -10,9 +10,7 @@ from tests.conftest import Api
 
 pytestmark = pytest.mark.e2e
 
-PHOTO_PNG = (
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-)
+PHOTO_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 AUTHORITY = {"Authorization": "Bearer dev-authority-key"}
 
 
