@@ -12,7 +12,7 @@ from hc_common.events.bus import EventBus
 from hc_common.events.consumer import Consumer
 from hc_common.events.envelope import Envelope
 from hc_common.events.outbox import OutboxMixin, OutboxRelay, add_event
-from hc_common.testing import NatsServer, test_database_url
+from hc_common.testing import NatsServer, eventually, test_database_url
 
 
 class Base(DeclarativeBase):
@@ -29,13 +29,6 @@ def nats_process() -> Iterator[NatsServer]:
     server.start()
     yield server
     server.stop()
-
-
-async def _eventually(check, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_events_survive_the_bus_going_away_and_arrive_once_in_order(
@@ -71,7 +64,7 @@ async def test_events_survive_the_bus_going_away_and_arrive_once_in_order(
         async def first_three() -> bool:
             return len(received) >= 3
 
-        await _eventually(first_three)
+        assert await eventually(first_three, 15), f"{len(received)} events arrived"
 
         nats_process.stop()
         for n in range(3, 8):
@@ -84,7 +77,7 @@ async def test_events_survive_the_bus_going_away_and_arrive_once_in_order(
         async def drained() -> bool:
             return await relay.pending() == 0 and len({e.id for e in received}) >= 8
 
-        await _eventually(drained, timeout=30)
+        assert await eventually(drained, 30), f"{await relay.pending()} events left"
         numbers = [e.data["n"] for e in received]
         assert sorted(set(numbers)) == list(range(8))
         assert numbers == sorted(numbers)  # in order
@@ -93,4 +86,31 @@ async def test_events_survive_the_bus_going_away_and_arrive_once_in_order(
         await consumer.stop()
         await relay.stop()
         await bus.close()
+        await db.dispose()
+
+
+async def test_a_commit_that_staged_events_wakes_the_relay_and_no_other(tmp_path: Path) -> None:
+    """Nobody has to tell the relay: the commit of a transaction that staged events does, and
+    a rolled-back one, or one with no events, does not."""
+    db = Database(test_database_url("outbox-wake", tmp_path))
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    wakes: list[int] = []
+    db.on_events_committed.append(lambda: wakes.append(1))
+    try:
+        async with db.sessionmaker() as session:
+            add_event(session, Outbox, "health_records.status.changed.v1", {"n": 1})
+            await session.rollback()
+            await session.commit()
+        assert wakes == []
+        async with db.sessionmaker() as session:
+            add_event(session, Outbox, "health_records.status.changed.v1", {"n": 2})
+            await session.commit()
+            assert wakes == [1]
+            await session.commit()  # nothing new staged
+        assert wakes == [1]
+        async for session in db.session():  # the request's unit of work
+            add_event(session, Outbox, "health_records.status.changed.v1", {"n": 3})
+        assert wakes == [1, 1]
+    finally:
         await db.dispose()

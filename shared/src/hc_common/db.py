@@ -1,6 +1,6 @@
 """The async database layer: engine per service, a request-scoped session, portable column types."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
 
@@ -55,12 +56,37 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
+# `session.info` key of a transaction that wrote outbox rows (hc_common.events.outbox).
+EVENTS_STAGED = "hc_events_staged"
+
+
 class Database:
-    """An engine and its session factory, made in a service's lifespan."""
+    """An engine and its session factory, made in a service's lifespan.
+
+    Whoever commits a session (the request's unit of work, a background job), the callbacks
+    in `on_events_committed` run after a commit whose transaction staged events: that is how
+    the outbox relay hears of new rows at once, with no router or service having to tell it.
+    """
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.engine = make_engine(url, **engine_kwargs)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.on_events_committed: list[Callable[[], None]] = []
+        # A Session class of this database's own, so that its listener sees only its sessions.
+        session_class = type("DatabaseSession", (Session,), {})
+        event.listen(session_class, "after_commit", self._after_commit)
+        event.listen(session_class, "after_rollback", self._after_rollback)
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=session_class
+        )
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(EVENTS_STAGED, False):
+            for callback in self.on_events_committed:
+                callback()
+
+    @staticmethod
+    def _after_rollback(session: Session) -> None:
+        session.info.pop(EVENTS_STAGED, None)
 
     async def ping(self) -> bool:
         try:

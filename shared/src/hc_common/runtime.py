@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from hc_common.db import Database
 from hc_common.events.bus import EventBus
 from hc_common.events.outbox import OutboxMixin, OutboxRelay
+from hc_common.health import ReadinessCheck
 from hc_common.logging import configure_logging
 from hc_common.settings import ServiceSettings
 
@@ -17,21 +18,25 @@ log = logging.getLogger("hc.runtime")
 
 
 class Runtime:
+    """A started service's database (None for a service that keeps none), bus and relay."""
+
     def __init__(
         self,
         settings: ServiceSettings,
         *,
         outbox: type[OutboxMixin] | None = None,
         streams: tuple[str, ...] = (),
+        database: bool = True,
     ) -> None:
         self.settings = settings
-        self.db = Database(settings.effective_database_url)
+        self.db = Database(settings.effective_database_url) if database else None
         self.bus = EventBus(settings.nats_url, settings.service_name, streams)
-        self.relay = OutboxRelay(self.db, outbox, self.bus) if outbox is not None else None
-
-    def notify_outbox(self) -> None:
-        if self.relay is not None:
-            self.relay.notify()
+        self.relay: OutboxRelay | None = None
+        if outbox is not None:
+            if self.db is None:
+                raise ValueError("an outbox needs a database")
+            self.relay = OutboxRelay(self.db, outbox, self.bus)
+            self.db.on_events_committed.append(self.relay.notify)
 
 
 @asynccontextmanager
@@ -41,18 +46,23 @@ async def service_runtime(
     *,
     outbox: type[OutboxMixin] | None = None,
     streams: tuple[str, ...] = (),
+    database: bool = True,
 ) -> AsyncIterator[Runtime]:
     configure_logging(settings.service_name, settings.log_level)
-    runtime = Runtime(settings, outbox=outbox, streams=streams)
+    runtime = Runtime(settings, outbox=outbox, streams=streams, database=database)
     app.state.settings = settings
     app.state.runtime = runtime
-    app.state.db = runtime.db
     app.state.bus = runtime.bus
 
     async def bus_ready() -> bool:
         return runtime.bus.connected
 
-    app.state.readiness = {"database": runtime.db.ping, "message_bus": bus_ready}
+    readiness: dict[str, ReadinessCheck] = {}
+    if runtime.db is not None:
+        app.state.db = runtime.db
+        readiness["database"] = runtime.db.ping
+    readiness["message_bus"] = bus_ready
+    app.state.readiness = readiness
     await runtime.bus.start(wait=3)
     if runtime.relay is not None:
         runtime.relay.start()
@@ -63,5 +73,6 @@ async def service_runtime(
         if runtime.relay is not None:
             await runtime.relay.stop()
         await runtime.bus.close()
-        await runtime.db.dispose()
+        if runtime.db is not None:
+            await runtime.db.dispose()
         log.info("stopped")

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import jwt
+import jwt.types
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from hc_common.auth.keys import KeyRing
@@ -76,7 +77,7 @@ class KeySet:
         entry = self.keys.get(str(header.get("kid")))
         if entry is None or entry[1] != purpose:
             raise InvalidToken("unknown key")
-        options = {"require": ["exp"], "verify_aud": audience is not None}
+        options: jwt.types.Options = {"require": ["exp"], "verify_aud": audience is not None}
         try:
             return jwt.decode(
                 token,
@@ -85,7 +86,7 @@ class KeySet:
                 audience=audience,
                 leeway=leeway,
                 options=options,
-            )  # type: ignore[arg-type]
+            )
         except jwt.ExpiredSignatureError as exc:
             claims = jwt.decode(
                 token,

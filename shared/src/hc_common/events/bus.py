@@ -5,9 +5,10 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import nats
+import stamina
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import StreamConfig
+from nats.js.api import PubAck, StreamConfig
 from nats.js.errors import BadRequestError
 
 from hc_common.aio import stop_task, wait_event
@@ -40,32 +41,36 @@ class EventBus:
                 log.warning("message bus not reachable yet; going on without it")
 
     async def _connect_loop(self) -> None:
-        delay = 0.2
-        while True:
-            try:
-                self.nc = await nats.connect(
-                    self.url,
-                    name=self.name,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,
-                    connect_timeout=2,
-                    allow_reconnect=True,
-                    drain_timeout=2,
-                    reconnected_cb=self._reconnected,
-                    disconnected_cb=self._disconnected,
-                )
-                self.js = self.nc.jetstream(timeout=5)
-                await self.ensure_streams()
-                self._ready.set()
-                for callback in self.on_connect:
-                    await callback()
-                return
-            except Exception as exc:  # connection refused, no JetStream yet, ...
-                log.warning("message bus connect failed", extra={"error": repr(exc)})
-                if self.nc is not None:
-                    await self._close_quietly()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5)
+        # Connection refused, no JetStream yet, ...: tried again with backoff until it works.
+        async for attempt in stamina.retry_context(
+            on=Exception, attempts=None, timeout=None, wait_initial=0.2, wait_max=5.0
+        ):
+            with attempt:
+                await self._connect()
+
+    async def _connect(self) -> None:
+        try:
+            self.nc = await nats.connect(
+                self.url,
+                name=self.name,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                connect_timeout=2,
+                allow_reconnect=True,
+                drain_timeout=2,
+                reconnected_cb=self._reconnected,
+                disconnected_cb=self._disconnected,
+            )
+            self.js = self.nc.jetstream(timeout=5)
+            await self.ensure_streams()
+        except Exception as exc:
+            log.warning("message bus connect failed", extra={"error": repr(exc)})
+            if self.nc is not None:
+                await self._close_quietly()
+            raise
+        self._ready.set()
+        for callback in self.on_connect:
+            await callback()
 
     async def _reconnected(self) -> None:
         log.info("message bus reconnected")
@@ -99,7 +104,7 @@ class EventBus:
             raise ConnectionError("message bus not connected")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        acks: list[asyncio.Future[object]] = []
+        acks: list[asyncio.Future[PubAck]] = []
         try:
             for subject, payload, msg_id in messages:
                 acks.append(

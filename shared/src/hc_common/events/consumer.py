@@ -4,6 +4,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+import stamina
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -52,47 +53,55 @@ class Consumer:
             await stop_task(self._task)
 
     async def _run(self) -> None:
+        # A lost connection or a failing handler restarts the subscription, with backoff; what
+        # was fetched and not acked is handed back first, so it is redelivered at once.
+        async for attempt in stamina.retry_context(
+            on=Exception, attempts=None, timeout=None, wait_initial=0.5, wait_max=10.0
+        ):
+            with attempt:
+                try:
+                    await self._consume()
+                except asyncio.CancelledError:
+                    await self._release_unacked()
+                    raise
+                except Exception as exc:
+                    log.warning(
+                        "consumer interrupted; restarting",
+                        extra={"durable": self.durable, "error": repr(exc)},
+                    )
+                    await self._release_unacked()
+                    raise
+
+    async def _consume(self) -> None:
+        await self.bus.wait_ready(3600)
+        assert self.bus.js is not None
+        config = ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=self.deliver_policy,
+            opt_start_seq=self.opt_start_seq,
+            ack_wait=30,
+            max_ack_pending=20000,
+        )
+        sub = await self.bus.js.pull_subscribe(
+            self.subject, durable=self.durable, stream=self.stream, config=config
+        )
         while True:
             try:
-                await self.bus.wait_ready(3600)
-                assert self.bus.js is not None
-                config = ConsumerConfig(
-                    durable_name=self.durable,
-                    ack_policy=AckPolicy.EXPLICIT,
-                    deliver_policy=self.deliver_policy,
-                    opt_start_seq=self.opt_start_seq,
-                    ack_wait=30,
-                    max_ack_pending=20000,
-                )
-                sub = await self.bus.js.pull_subscribe(
-                    self.subject, durable=self.durable, stream=self.stream, config=config
-                )
-                while True:
-                    try:
-                        messages = await sub.fetch(self.batch, timeout=1)
-                    except (NatsTimeoutError, TimeoutError):
-                        continue
-                    self._unacked = messages
-                    envelopes = []
-                    for msg in messages:
-                        try:
-                            envelopes.append(Envelope.from_bytes(msg.data))
-                        except ValueError:
-                            log.error("undecodable event dropped", extra={"subject": msg.subject})
-                    await self.handler(envelopes)
-                    for msg in messages:
-                        await msg.ack()
-                    self._unacked = []
-            except asyncio.CancelledError:
-                await self._release_unacked()
-                raise
-            except Exception as exc:
-                log.warning(
-                    "consumer interrupted; restarting",
-                    extra={"durable": self.durable, "error": repr(exc)},
-                )
-                await self._release_unacked()
-                await asyncio.sleep(0.5)
+                messages = await sub.fetch(self.batch, timeout=1)
+            except (NatsTimeoutError, TimeoutError):
+                continue
+            self._unacked = messages
+            envelopes = []
+            for msg in messages:
+                try:
+                    envelopes.append(Envelope.from_bytes(msg.data))
+                except ValueError:
+                    log.error("undecodable event dropped", extra={"subject": msg.subject})
+            await self.handler(envelopes)
+            for msg in messages:
+                await msg.ack()
+            self._unacked = []
 
     async def _release_unacked(self) -> None:
         """Hand back what was fetched but not handled, so that it is redelivered now rather

@@ -2,8 +2,10 @@
 
 Subjects are `<service>.<entity>.<event>.v1`; the envelope's id is sent as `Nats-Msg-Id`,
 so JetStream drops a duplicate publish within its window, and consumers are idempotent.
+`encode_envelope` is the one writer of the envelope; `Envelope` reads it back.
 """
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -13,15 +15,41 @@ from pydantic import BaseModel, Field
 from hc_common.clock import utcnow
 from hc_common.ids import new_id
 
+# Times as the contract writes them (RFC 3339, UTC with `Z`); orjson also writes the
+# datetimes and dates inside `data`, so producers hand over model values as they are.
+_JSON_OPTIONS = orjson.OPT_UTC_Z
+
+
+def encode_envelope(
+    subject: str,
+    data: Mapping[str, Any],
+    *,
+    event_id: str | None = None,
+    occurred_at: datetime | None = None,
+) -> tuple[str, datetime, bytes]:
+    """The envelope `{id, type, occurred_at, data}` of one event, serialised: returns its id,
+    its time and its bytes. Cheap enough for the scan path (one orjson call)."""
+    event_id = event_id or new_id()
+    occurred_at = occurred_at or utcnow()
+    payload = orjson.dumps(
+        {"id": event_id, "type": subject, "occurred_at": occurred_at, "data": data},
+        option=_JSON_OPTIONS,
+    )
+    return event_id, occurred_at, payload
+
 
 class Envelope(BaseModel):
+    """An event as received (or made by a test: `to_bytes` writes it with `encode_envelope`)."""
+
     id: str = Field(default_factory=new_id)
     type: str
     occurred_at: datetime = Field(default_factory=utcnow)
     data: dict[str, Any]
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
+        return encode_envelope(
+            self.type, self.data, event_id=self.id, occurred_at=self.occurred_at
+        )[2]
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "Envelope":

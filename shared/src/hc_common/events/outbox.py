@@ -7,7 +7,7 @@ between ack and delete) is dropped by JetStream's duplicate window and by idempo
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -17,13 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hc_common.aio import stop_task, wait_event
-from hc_common.db import Database, UTCDateTime
+from hc_common.db import EVENTS_STAGED, Database, UTCDateTime
 from hc_common.events.bus import EventBus
-from hc_common.events.envelope import Envelope
+from hc_common.events.envelope import encode_envelope
 
 log = logging.getLogger("hc.outbox")
 
-OUTBOX_PENDING = Gauge("outbox_pending_events", "Events written but not yet acked by JetStream")
+OUTBOX_BACKLOG = Gauge(
+    "outbox_backlog_events", "Events committed but not yet acked by JetStream, as of the last round"
+)
 
 
 class OutboxMixin:
@@ -38,82 +40,27 @@ class OutboxMixin:
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+def mark_events_staged(session: AsyncSession) -> None:
+    """Say that this transaction wrote outbox rows: once it commits, the database wakes the
+    relay (`Database.on_events_committed`) instead of leaving them to its next tick."""
+    session.info[EVENTS_STAGED] = True
+
+
 def add_event(
     session: AsyncSession,
     model: type[OutboxMixin],
     subject: str,
-    data: dict[str, Any],
+    data: Mapping[str, Any],
     event_id: str | None = None,
-) -> Envelope:
-    """Stage an event in the caller's transaction; it is published after the commit."""
-    envelope = (
-        Envelope(type=subject, data=data)
-        if event_id is None
-        else Envelope(id=event_id, type=subject, data=data)
-    )
+) -> str:
+    """Stage an event in the caller's transaction; it is published after the commit. Returns
+    the event's id."""
+    event_id, occurred_at, payload = encode_envelope(subject, data, event_id=event_id)
     session.add(
-        model(
-            event_id=envelope.id,
-            subject=subject,  # type: ignore[call-arg]
-            payload=envelope.to_bytes(),
-            created_at=envelope.occurred_at,
-        )
+        model(event_id=event_id, subject=subject, payload=payload, created_at=occurred_at)  # type: ignore[call-arg]
     )
-    return envelope
-
-
-async def add_events_bulk(
-    session: AsyncSession,
-    model: type[OutboxMixin],
-    subject: str,
-    datas: Sequence[dict[str, Any]],
-    event_ids: Sequence[str] | None = None,
-) -> int:
-    """Stage many events of one subject in the caller's transaction with one INSERT: the same
-    envelopes as add_event ({id, type, occurred_at, data}), built as plain dicts and serialised
-    with orjson, for a batch of thousands of changes. Datetimes inside `datas` must be in UTC;
-    they are written as the contract writes times (`2026-11-27T08:00:00Z`). Returns the count."""
-    import orjson
-    from sqlalchemy import insert, text
-
-    from hc_common.clock import utcnow
-    from hc_common.ids import new_id
-
-    if not datas:
-        return 0
-    ids = list(event_ids) if event_ids is not None else [new_id() for _ in datas]
-    now = utcnow()
-    occurred_at = now.isoformat().replace("+00:00", "Z")  # as Envelope.to_bytes writes it
-    option = orjson.OPT_UTC_Z | orjson.OPT_OMIT_MICROSECONDS
-    payloads = [
-        orjson.dumps(
-            {"id": event_id, "type": subject, "occurred_at": occurred_at, "data": data},
-            option=option,
-        )
-        for event_id, data in zip(ids, datas, strict=True)
-    ]
-    table = model.__table__  # type: ignore[attr-defined]
-    conn = await session.connection()
-    if conn.dialect.name == "postgresql":
-        # One statement over arrays: no per-row parameters; rows keep their order (seq).
-        await conn.execute(
-            text(
-                f"INSERT INTO {table.name} (event_id, subject, payload, created_at) "
-                "SELECT e, CAST(:subject AS text), p, CAST(:now AS timestamptz) "
-                "FROM unnest(CAST(:ids AS text[]), CAST(:payloads AS bytea[])) "
-                "WITH ORDINALITY AS u(e, p, n) ORDER BY n"
-            ),
-            {"subject": subject, "now": now, "ids": ids, "payloads": payloads},
-        )
-    else:
-        await conn.execute(
-            insert(table),
-            [
-                {"event_id": event_id, "subject": subject, "payload": payload, "created_at": now}
-                for event_id, payload in zip(ids, payloads, strict=True)
-            ],
-        )
-    return len(payloads)
+    mark_events_staged(session)
+    return event_id
 
 
 class OutboxRelay:
@@ -175,8 +122,8 @@ class OutboxRelay:
             if self.db.engine.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = list((await session.scalars(query)).all())
-            OUTBOX_PENDING.set(len(rows))
             if not rows:
+                OUTBOX_BACKLOG.set(0)
                 await session.rollback()
                 return 0
             # Pipelined: the batch is sent in seq order, then all acks are awaited at once.
@@ -184,4 +131,6 @@ class OutboxRelay:
             done = [row.seq for row in rows]
             await session.execute(delete(model).where(model.seq.in_(done)))
             await session.commit()
-            return len(done)
+        # A short round emptied the table (as of its start); a full one may have left more.
+        OUTBOX_BACKLOG.set(await self.pending() if len(done) >= self.batch else 0)
+        return len(done)

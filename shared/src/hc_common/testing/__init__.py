@@ -1,11 +1,14 @@
-"""Helpers for tests: valid identity numbers and phone numbers to order."""
+"""Helpers for tests: valid identity numbers and phone numbers to order, waiting for what
+happens elsewhere, service apps in process, a NATS server of a test's own."""
 
+import asyncio
 import random
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
@@ -40,6 +43,32 @@ def make_id_number(birth: date, region: str = "450103", serial: int | None = Non
 
 def make_phone() -> str:
     return "13" + f"{random.randint(0, 999_999_999):09d}"
+
+
+T = TypeVar("T")
+
+
+def poll(check: Callable[[], T], timeout: float, interval: float = 0.05) -> T:
+    """The first truthy value of `check` within `timeout` seconds, else its last value (for
+    the caller to assert on, so that a failure shows what was last seen)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], timeout: float, interval: float = 0.05
+) -> T:
+    """`poll` for a coroutine function, in a test's event loop."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(interval)
 
 
 def recreate_postgres_database(url: str) -> str:

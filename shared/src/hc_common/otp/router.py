@@ -1,0 +1,37 @@
+"""`GET /dev/sms-outbox?phone=`: what a service would have sent; included only with APP_ENV=dev."""
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from hc_common.clock import rfc3339
+from hc_common.deps import SessionDep
+from hc_common.otp.models import SmsOutboxMixin
+from hc_common.otp.repository import SmsOutboxRepository
+
+
+class Message(BaseModel):
+    phone: str
+    code: str
+    sent_at: str
+
+
+class Outbox(BaseModel):
+    messages: list[Message]
+
+
+def dev_outbox_router(model: type[SmsOutboxMixin]) -> APIRouter:
+    """The route over one service's outbox table."""
+    router = APIRouter(tags=["dev"])
+
+    @router.get(
+        "/dev/sms-outbox",
+        response_model=Outbox,
+        summary="Dev only: the SMS messages this service would have sent, newest first",
+    )
+    async def sms_outbox(session: SessionDep, phone: str | None = Query(None)) -> Outbox:
+        rows = await SmsOutboxRepository(session, model).newest(phone.strip() if phone else None)
+        return Outbox(
+            messages=[Message(phone=r.phone, code=r.code, sent_at=rfc3339(r.sent_at)) for r in rows]
+        )
+
+    return router
