@@ -2,8 +2,8 @@
 
 The card is drawn with reportlab at true ID-1 size (85.6 x 54 mm); the QR code is drawn as
 vector squares so that it stays sharp at any print resolution. The Chinese text is set in
-WenQuanYi Micro Hei, a TrueType font shipped by the `paperang-p2-fonts-cjk` package and
-embedded (subset) in every PDF, so no system font is assumed.
+WenQuanYi Micro Hei, a TrueType font kept next to this module (`fonts/`, with its licence and
+origin) and embedded (subset) in every PDF, so no system font is assumed.
 """
 
 import io
@@ -24,6 +24,7 @@ CARD_WIDTH_MM = 85.6
 CARD_HEIGHT_MM = 54.0
 CARD_TITLE = "广西健康码凭证"
 FONT_NAME = "WenQuanYiMicroHei"
+FONT_FILE = resources.files("issuer.card").joinpath("fonts/wqy-microhei.ttf")
 # Level M and no error-correction boost: the contract's promise is "version 13 or less at M".
 QR_ERROR = "m"
 MAX_QR_VERSION = 13
@@ -41,10 +42,9 @@ class CardData:
 
 @cache
 def card_font() -> str:
-    """Registers the packaged Chinese font once per process and returns its name."""
-    path = resources.files("paperang_p2_fonts_cjk").joinpath("fonts/wqy-microhei.ttc")
-    with resources.as_file(path) as font_file:
-        pdfmetrics.registerFont(TTFont(FONT_NAME, str(font_file), subfontIndex=0))
+    """Registers the card's Chinese font once per process and returns its name."""
+    with resources.as_file(FONT_FILE) as font_file:
+        pdfmetrics.registerFont(TTFont(FONT_NAME, str(font_file)))
     return FONT_NAME
 
 
