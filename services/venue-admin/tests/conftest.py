@@ -6,19 +6,22 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
 
 from hc_common.auth.keys import KeyRing, LiveKey
 from hc_common.auth.tokens import sign
 from hc_common.clock import utcnow
+from hc_common.events.envelope import Envelope
 from hc_common.ids import new_id
 from hc_common.masking import mask_phone
 from hc_common.migrations import upgrade_head
-from hc_common.testing import app_client, make_phone, test_database_url
+from hc_common.testing import app_client, eventually, make_phone, test_database_url
 from venue_admin import SERVICE_ROOT
 from venue_admin.config import Settings
 from venue_admin.main import create_app
@@ -80,7 +83,7 @@ class VenueAdmin:
 
     client: httpx.AsyncClient
     issuer: FakeIssuer
-    app: object
+    app: FastAPI
     database_url: str
 
     def user(self, phone: str | None = None) -> User:
@@ -122,6 +125,33 @@ class VenueAdmin:
         )
         assert added.status_code == 201, added.text
         return staff
+
+    async def published(self, subject: str, venue_id: str, count: int) -> list[dict[str, Any]]:
+        """The venue's events of `subject` in the VENUES stream, oldest first, once the relay
+        has published at least `count` of them (else what it has published within 10 s)."""
+        js = self.app.state.bus.js
+
+        async def read() -> list[dict[str, Any]]:
+            sub = await js.pull_subscribe(subject, stream="VENUES")  # from the stream's start
+            found = []
+            try:
+                while True:
+                    try:
+                        messages = await sub.fetch(500, timeout=0.5)
+                    except TimeoutError:  # the stream holds no more
+                        return found
+                    for message in messages:
+                        data = Envelope.from_bytes(message.data).data
+                        if data.get("venue_id") == venue_id:
+                            found.append(data)
+            finally:
+                await sub.unsubscribe()
+
+        async def enough() -> list[dict[str, Any]] | None:
+            found = await read()
+            return found if len(found) >= count else None
+
+        return await eventually(enough, timeout=10, interval=0.1) or await read()
 
 
 def make_settings(database_url: str, nats_url: str, **extra: object) -> Settings:

@@ -4,7 +4,7 @@ first with filters and cursors, exported as CSV, members only, purged after rete
 import asyncio
 import csv
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import nats
 from sqlalchemy import func, select
@@ -12,7 +12,9 @@ from sqlalchemy import func, select
 from hc_common.clock import rfc3339, utcnow
 from hc_common.events.envelope import ACCESS_RECORD_CREATED, Envelope
 from hc_common.ids import new_id
+from hc_common.testing import eventually
 from venue_admin.access import service as access_records
+from venue_admin.access.handlers import store_access_records
 from venue_admin.access.models import AccessRecord
 
 CSV_HEADER = "record_id,checked_at,decision,reasons,masked_name,color,scanner_kind,scanner_id"
@@ -53,12 +55,13 @@ async def stored(va, venue_id: str) -> list[str]:
 
 
 async def wait_for_count(va, venue_id: str, count: int, seconds: float = 20) -> list[str]:
-    for _ in range(int(seconds * 10)):
+    """The venue's stored record ids once there are at least `count`, else what there is."""
+
+    async def enough() -> list[str] | None:
         ids = await stored(va, venue_id)
-        if len(ids) >= count:
-            return ids
-        await asyncio.sleep(0.1)
-    return await stored(va, venue_id)
+        return ids if len(ids) >= count else None
+
+    return await eventually(enough, timeout=seconds, interval=0.1) or await stored(va, venue_id)
 
 
 async def test_each_record_stored_once_despite_duplicates_and_a_consumer_restart(
@@ -111,18 +114,28 @@ async def test_ingest_is_idempotent_and_keeps_the_fields(va) -> None:
     )
     envelope = Envelope(type=ACCESS_RECORD_CREATED, data=data)
     sessionmaker = va.app.state.db.sessionmaker
-    await access_records.ingest(sessionmaker, [envelope, envelope])
-    await access_records.ingest(sessionmaker, [envelope])
-    broken = Envelope(type=ACCESS_RECORD_CREATED, data={"record_id": new_id()})
-    await access_records.ingest(sessionmaker, [broken])  # dropped, does not stop the batch
+    await store_access_records(sessionmaker, [envelope, envelope])
+    await store_access_records(sessionmaker, [envelope])
+    # Payloads that do not fit the schema are dropped; the rest of their batch is stored.
+    broken = [
+        {"record_id": new_id(), "venue_id": venue_id},
+        {**record(venue_id), "decision": "maybe"},
+        {**record(venue_id), "checked_at": "yesterday"},
+        {**record(venue_id), "scanner": {"kind": "drone", "id": "d1"}},
+    ]
+    after_them = record(venue_id)
+    await store_access_records(
+        sessionmaker,
+        [Envelope(type=ACCESS_RECORD_CREATED, data=d) for d in [*broken, after_them]],
+    )
     async with sessionmaker() as session:
         rows = list(
             (
                 await session.scalars(select(AccessRecord).where(AccessRecord.venue_id == venue_id))
             ).all()
         )
-    assert len(rows) == 1
-    row = rows[0]
+    assert sorted(r.record_id for r in rows) == sorted([data["record_id"], after_them["record_id"]])
+    row = next(r for r in rows if r.record_id == data["record_id"])
     assert (row.decision, row.reasons, row.color, row.masked_name) == (
         "deny",
         ["color_red", "nat_missing"],
@@ -130,6 +143,8 @@ async def test_ingest_is_idempotent_and_keeps_the_fields(va) -> None:
         "李*华",
     )
     assert (row.scanner_kind, row.scanner_id) == ("device", "dev1")
+    assert row.credential_id == data["credential_id"]
+    assert row.checked_at == datetime.fromisoformat(data["checked_at"])
 
 
 async def _venue_with_records(va):
@@ -146,7 +161,7 @@ async def _venue_with_records(va):
         )
         for i in range(12)
     ]
-    await access_records.ingest(
+    await store_access_records(
         va.app.state.db.sessionmaker, [Envelope(type=ACCESS_RECORD_CREATED, data=r) for r in rows]
     )
     return admin, venue_id, rows, now
@@ -265,7 +280,7 @@ async def test_records_older_than_retention_are_purged(va) -> None:
     old = record(venue_id, at=now - timedelta(days=28, minutes=1))
     kept = record(venue_id, at=now - timedelta(days=27, hours=23))
     sessionmaker = va.app.state.db.sessionmaker
-    await access_records.ingest(
+    await store_access_records(
         sessionmaker, [Envelope(type=ACCESS_RECORD_CREATED, data=d) for d in (old, kept)]
     )
     assert va.app.state.settings.access_record_retention_days == 28

@@ -3,9 +3,12 @@
 import time
 
 import pytest
+from sqlalchemy import func, select
 
 from hc_common.events.envelope import MEMBER_CHANGED, RULE_CHANGED
+from hc_common.testing import eventually
 from venue_admin.db import OutboxEvent
+from venue_admin.venue.service import next_member_version
 
 CATEGORIES = [
     "train_station",
@@ -305,8 +308,6 @@ async def test_only_the_main_admin_manages(va) -> None:
 
 
 async def test_permissions_change_and_removal_are_published(va) -> None:
-    from sqlalchemy import select
-
     admin = va.user()
     venue_id = await va.venue(admin)
     staff = await va.add_sub_admin(venue_id, admin)
@@ -358,7 +359,8 @@ async def test_permissions_change_and_removal_are_published(va) -> None:
         "not_found",
     )
     # The verifier learns each change from the bus: read it from JetStream.
-    events = await _stream_events(va, MEMBER_CHANGED, venue_id)
+    # the main admin's joining, the staff's joining, two changes and the removal
+    events = await va.published(MEMBER_CHANGED, venue_id, count=5)
     mine = [e for e in events if e["user_id"] == staff.user_id]
     assert [(e["permissions"], e["removed"]) for e in mine] == [
         (["reverse_scan"], False),
@@ -368,34 +370,13 @@ async def test_permissions_change_and_removal_are_published(va) -> None:
     ]
     versions = [e["version"] for e in mine]
     assert versions == sorted(set(versions)), "each change outranks the one before"
-    async with va.app.state.db.sessionmaker() as session:  # type: ignore[attr-defined]
-        assert (await session.scalars(select(OutboxEvent))).all() == []
 
+    async def outbox_empty() -> bool:
+        async with va.app.state.db.sessionmaker() as session:
+            return await session.scalar(select(func.count()).select_from(OutboxEvent)) == 0
 
-async def _stream_events(va, subject: str, venue_id: str) -> list[dict]:
-    import asyncio
-
-    from hc_common.events.envelope import Envelope
-
-    js = va.app.state.bus.js
-    for _ in range(50):
-        sub = await js.pull_subscribe(subject, stream="VENUES")
-        found = []
-        try:
-            while True:
-                messages = await sub.fetch(500, timeout=0.5)
-                for m in messages:
-                    data = Envelope.from_bytes(m.data).data
-                    if data.get("venue_id") == venue_id:
-                        found.append(data)
-        except Exception:
-            pass
-        finally:
-            await sub.unsubscribe()
-        if found:
-            return found
-        await asyncio.sleep(0.1)
-    return []
+    # What was published leaves the outbox (deleted once JetStream acked it).
+    assert await eventually(outbox_empty, timeout=5)
 
 
 async def test_default_rule_and_whole_replacement(va) -> None:
@@ -445,14 +426,13 @@ async def test_default_rule_and_whole_replacement(va) -> None:
         "validation_error",
     )
     assert (await va.client.get(f"/v1/venues/{venue_id}/rule", headers=admin.headers)).json() == new
-    events = await _stream_events(va, RULE_CHANGED, venue_id)
+    events = await va.published(RULE_CHANGED, venue_id, count=1)
+    assert len(events) == 1  # the refused replacements published nothing
     assert events[-1]["allowed_colors"] == ["green", "yellow"]
     assert events[-1]["max_nat_age_hours"] == 48 and events[-1]["min_vaccine_doses"] == 2
 
 
 def test_member_versions_outrank_a_removal_after_re_adding() -> None:
-    from venue_admin.venue.service import next_member_version
-
     first = next_member_version()
     removal = next_member_version(next_member_version(first))  # a change, then the removal
     assert first < removal

@@ -2,13 +2,14 @@
 
 from pydantic_settings import SettingsConfigDict
 
+from hc_common.otp import OtpSettings
 from hc_common.settings import ServiceSettings
 
 DEV_KEY_ENCRYPTION_KEY = "ZGV2LXZlbnVlLWFkbWluLWtleS1lbmNyeXB0aW9uLWs"
 DEV_PEPPER = "ZGV2LXZlbnVlLWFkbWluLXBlcHBlci0zMi1ieXRlcyE"
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, OtpSettings):
     model_config = SettingsConfigDict(env_prefix="VENUE_ADMIN_", extra="ignore")
 
     service_name: str = "venue-admin"

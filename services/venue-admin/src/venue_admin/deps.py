@@ -9,8 +9,10 @@ from hc_common.auth.tokens import InvalidToken, RemoteKeySet
 from hc_common.crypto import decode_key
 from hc_common.deps import SessionDep, bearer_token
 from hc_common.errors import Unauthorized
+from venue_admin.access.service import AccessRecordService
 from venue_admin.clients.issuer import IssuerClient
 from venue_admin.device.service import DeviceService
+from venue_admin.internal.service import ScanSetupService
 from venue_admin.venue.service import VenueService
 
 
@@ -42,8 +44,26 @@ CurrentUser = Annotated[User, Depends(_current_user)]
 VenueServiceDep = Annotated[VenueService, Depends(_venue_service)]
 
 
-async def _device_service(request: Request, session: SessionDep) -> DeviceService:
-    return DeviceService(session, decode_key(request.app.state.settings.pepper))
+async def _device_service(
+    request: Request, session: SessionDep, venues: VenueServiceDep
+) -> DeviceService:
+    return DeviceService(session, decode_key(request.app.state.settings.pepper), venues)
 
 
 DeviceServiceDep = Annotated[DeviceService, Depends(_device_service)]
+
+
+async def _scan_setup_service(session: SessionDep) -> ScanSetupService:
+    return ScanSetupService(session)
+
+
+ScanSetupServiceDep = Annotated[ScanSetupService, Depends(_scan_setup_service)]
+
+
+async def _access_record_service(
+    request: Request, session: SessionDep, venues: VenueServiceDep
+) -> AccessRecordService:
+    return AccessRecordService(session, request.app.state.db.sessionmaker, venues)
+
+
+AccessRecordServiceDep = Annotated[AccessRecordService, Depends(_access_record_service)]

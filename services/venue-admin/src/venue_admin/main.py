@@ -14,11 +14,12 @@ from hc_common.auth.tokens import RemoteKeySet
 from hc_common.crypto import Sealer, decode_key
 from hc_common.errors import register_messages
 from hc_common.events.consumer import Consumer
-from hc_common.events.envelope import ACCESS_RECORD_CREATED
+from hc_common.events.envelope import ACCESS_RECORD_CREATED, Envelope
 from hc_common.http import make_client
+from hc_common.otp import DevOutboxSender, HttpSmsSender, OtpCodes, dev_outbox_router
 from hc_common.runtime import service_runtime
-from hc_common.sms import DevOutboxSender, HttpSmsSender, OtpCodes, dev_outbox_router
 from venue_admin.access import service as access_records
+from venue_admin.access.handlers import store_access_records
 from venue_admin.access.router import router as access_router
 from venue_admin.config import Settings
 from venue_admin.db import OtpCode, OutboxEvent, SigningKey, SmsMessage
@@ -70,7 +71,9 @@ def create_app(
         async with service_runtime(
             app, settings, outbox=OutboxEvent, streams=("VENUES", "ACCESS")
         ) as runtime:
-            async with runtime.db.sessionmaker() as session:
+            assert runtime.db is not None  # service_runtime makes one unless told not to
+            sessionmaker = runtime.db.sessionmaker
+            async with sessionmaker() as session:
                 app.state.ring = await load_keyring(
                     session, SigningKey, key_sealer(settings), ("device",)
                 )
@@ -94,19 +97,22 @@ def create_app(
                 )
             )
             app.state.otp = OtpCodes(
-                OtpCode, sender, decode_key(settings.pepper), invalid_code_status=422
+                OtpCode,
+                sender,
+                decode_key(settings.pepper),
+                policy=settings.otp_policy,
+                invalid_code_status=422,
             )
-            sessionmaker = runtime.db.sessionmaker
 
-            async def store_access_records(envelopes: list) -> None:  # type: ignore[type-arg]
-                await access_records.ingest(sessionmaker, envelopes)
+            async def handle_access_records(envelopes: list[Envelope]) -> None:
+                await store_access_records(sessionmaker, envelopes)
 
             app.state.access_consumer = Consumer(
                 runtime.bus,
                 stream="ACCESS",
                 durable=settings.access_consumer_durable,
                 subject=ACCESS_RECORD_CREATED,
-                handler=store_access_records,
+                handler=handle_access_records,
                 batch=500,
             )
             app.state.access_consumer.start()

@@ -1,3 +1,5 @@
+"""A venue's access records over HTTP: JSON pages or a CSV export."""
+
 from datetime import datetime
 from typing import Annotated
 
@@ -5,10 +7,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from hc_common.clock import to_utc
-from venue_admin.access.repository import AccessRecordRepository
 from venue_admin.access.schemas import AccessRecordList, AccessRecordOut, Decision, Scanner
-from venue_admin.access.service import csv_rows, decode_cursor, encode_cursor
-from venue_admin.deps import CurrentUser, VenueServiceDep
+from venue_admin.deps import AccessRecordServiceDep, CurrentUser
 
 router = APIRouter(tags=["access records"])
 
@@ -36,7 +36,7 @@ streamed, with the header
 async def list_access_records(
     venue_id: str,
     user: CurrentUser,
-    venues: VenueServiceDep,
+    service: AccessRecordServiceDep,
     request: Request,
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
@@ -44,14 +44,11 @@ async def list_access_records(
     cursor: str | None = Query(None),
     limit: int = Query(50, ge=1, le=500),
 ) -> AccessRecordList | StreamingResponse:
-    await venues.venue_for_member(venue_id, user.id)
     start = to_utc(start) if start else None
     end = to_utc(end) if end else None
     wanted = decision.value if decision else None
     if "text/csv" in request.headers.get("accept", ""):
-        body = csv_rows(
-            request.app.state.db.sessionmaker, venue_id, start=start, end=end, decision=wanted
-        )
+        body = await service.export_csv(user.id, venue_id, start=start, end=end, decision=wanted)
         return StreamingResponse(
             body,
             media_type="text/csv; charset=utf-8",
@@ -59,9 +56,8 @@ async def list_access_records(
                 "Content-Disposition": f'attachment; filename="access-records-{venue_id}.csv"'
             },
         )
-    after = decode_cursor(cursor) if cursor else None
-    rows = await AccessRecordRepository(venues.session).page(
-        venue_id, start=start, end=end, decision=wanted, after=after, limit=limit + 1
+    page = await service.page(
+        user.id, venue_id, start=start, end=end, decision=wanted, cursor=cursor, limit=limit
     )
     items = [
         AccessRecordOut(
@@ -73,8 +69,6 @@ async def list_access_records(
             color=r.color,
             scanner=Scanner(kind=r.scanner_kind, id=r.scanner_id),
         )
-        for r in rows[:limit]
+        for r in page.items
     ]
-    return AccessRecordList(
-        items=items, next_cursor=encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-    )
+    return AccessRecordList(items=items, next_cursor=page.next_cursor)

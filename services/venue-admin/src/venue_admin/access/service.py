@@ -1,67 +1,30 @@
 """The rules of access records: stored once per record id, shown to the venue's members
-newest first, kept for the retention period and then purged."""
+newest first (a page, or every row as CSV), kept for the retention period and then purged."""
 
 import asyncio
 import base64
 import csv
 import io
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
+import stamina
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hc_common.clock import to_utc, utcnow
+from hc_common.clock import rfc3339, to_utc, utcnow
 from hc_common.errors import Unprocessable
-from hc_common.events.envelope import Envelope
+from hc_common.events.schemas import AccessRecordCreated
 from venue_admin.access.models import AccessRecord
 from venue_admin.access.repository import AccessRecordRepository
 from venue_admin.access.schemas import CSV_HEADER
+from venue_admin.pages import Page, page_of
+from venue_admin.venue.service import VenueService
 
 log = logging.getLogger("venue_admin.access")
 
-DECISIONS = {"pass", "deny", "manual_check"}
-
-
-def row_from_event(data: dict[str, Any]) -> dict[str, Any]:
-    """The table row of an access-record event (the verifier's `record()` payload)."""
-    scanner = data.get("scanner") or {}
-    decision = str(data["decision"])
-    if decision not in DECISIONS:
-        raise ValueError("decision")
-    return {
-        "record_id": str(data["record_id"]),
-        "venue_id": str(data["venue_id"]),
-        "checked_at": to_utc(datetime.fromisoformat(str(data["checked_at"]))),
-        "decision": decision,
-        "reasons": [str(r) for r in data.get("reasons") or []],
-        "masked_name": data.get("masked_name"),
-        "color": data.get("color"),
-        "credential_id": data.get("credential_id"),
-        "scanner_kind": str(scanner.get("kind", "")),
-        "scanner_id": str(scanner.get("id", "")),
-    }
-
-
-async def ingest(sessionmaker: async_sessionmaker, envelopes: list[Envelope]) -> int:  # type: ignore[type-arg]
-    """Store a batch of access-record events; duplicates (same record id) are dropped.
-    Returns how many rows were new."""
-    rows: dict[str, dict[str, Any]] = {}
-    for envelope in envelopes:
-        try:
-            row = row_from_event(envelope.data)
-        except (KeyError, TypeError, ValueError):
-            # Only the event id: the payload may hold a masked name.
-            log.error("malformed access record dropped", extra={"event_id": envelope.id})
-            continue
-        rows.setdefault(row["record_id"], row)
-    if not rows:
-        return 0
-    async with sessionmaker() as session:
-        stored = await AccessRecordRepository(session).insert_new(list(rows.values()))
-        await session.commit()
-    return stored
+CSV_CHUNK = 2000
 
 
 def encode_cursor(record: AccessRecord) -> str:
@@ -70,6 +33,8 @@ def encode_cursor(record: AccessRecord) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (checked_at, record_id) of a page's last row; 422 `invalid_cursor` for anything
+    that is not a cursor this service wrote."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at, record_id = raw.split("|", 1)
@@ -80,21 +45,62 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         ) from None
 
 
-CSV_CHUNK = 2000
+@dataclass
+class AccessRecordService:
+    """A venue's records for its members. The CSV export streams after the request's session
+    is gone, so it reads with sessions of its own from `sessionmaker`."""
+
+    session: AsyncSession
+    sessionmaker: async_sessionmaker[AsyncSession]
+    venues: VenueService
+    repo: AccessRecordRepository = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.repo = AccessRecordRepository(self.session)
+
+    async def page(
+        self,
+        user_id: str,
+        venue_id: str,
+        *,
+        start: datetime | None,
+        end: datetime | None,
+        decision: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> Page[AccessRecord]:
+        """Newest first (members only); `start` inclusive, `end` exclusive."""
+        await self.venues.venue_for_member(venue_id, user_id)
+        after = decode_cursor(cursor) if cursor else None
+        rows = await self.repo.page(
+            venue_id, start=start, end=end, decision=decision, after=after, limit=limit + 1
+        )
+        return page_of(rows, limit, encode_cursor)
+
+    async def export_csv(
+        self,
+        user_id: str,
+        venue_id: str,
+        *,
+        start: datetime | None,
+        end: datetime | None,
+        decision: str | None,
+    ) -> AsyncIterator[bytes]:
+        """Every matching record as CSV (members only: checked here, before the first byte)."""
+        await self.venues.venue_for_member(venue_id, user_id)
+        return csv_rows(self.sessionmaker, venue_id, start=start, end=end, decision=decision)
 
 
 async def csv_rows(
-    sessionmaker: async_sessionmaker,
+    sessionmaker: async_sessionmaker[AsyncSession],
     venue_id: str,
-    *,  # type: ignore[type-arg]
+    *,
     start: datetime | None,
     end: datetime | None,
     decision: str | None,
 ) -> AsyncIterator[bytes]:
     """Every matching record as CSV, newest first, read in keyset chunks so that memory
     stays flat however many rows there are."""
-    from hc_common.clock import rfc3339
-
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_HEADER)
@@ -128,8 +134,26 @@ async def csv_rows(
         after = (rows[-1].checked_at, rows[-1].record_id)
 
 
-async def purge(sessionmaker: async_sessionmaker, retention_days: int) -> int:  # type: ignore[type-arg]
-    """Delete records checked before the retention period; returns how many."""
+async def store(
+    sessionmaker: async_sessionmaker[AsyncSession], records: Iterable[AccessRecordCreated]
+) -> int:
+    """Store a batch of access records in one transaction of its own (the consumer acks the
+    batch after it); a record id already stored, or twice in the batch, is kept once.
+    Returns how many rows were new."""
+    unique: dict[str, AccessRecordCreated] = {}
+    for record in records:
+        unique.setdefault(record["record_id"], record)
+    if not unique:
+        return 0
+    async with sessionmaker() as session:
+        stored = await AccessRecordRepository(session).insert_new(unique.values())
+        await session.commit()
+    return stored
+
+
+async def purge(sessionmaker: async_sessionmaker[AsyncSession], retention_days: int) -> int:
+    """Delete records checked before the retention period, in a transaction of its own;
+    returns how many."""
     async with sessionmaker() as session:
         removed = await AccessRecordRepository(session).purge_before(
             utcnow() - timedelta(days=retention_days)
@@ -139,17 +163,20 @@ async def purge(sessionmaker: async_sessionmaker, retention_days: int) -> int:  
 
 
 async def purge_forever(
-    sessionmaker: async_sessionmaker,
-    retention_days: int,  # type: ignore[type-arg]
-    interval: float,
+    sessionmaker: async_sessionmaker[AsyncSession], retention_days: int, interval: float
 ) -> None:
+    """Purge every `interval` seconds. A purge that fails (the database away) is retried with
+    backoff, up to the interval, rather than waiting a whole interval for the next round."""
     while True:
-        try:
-            removed = await purge(sessionmaker, retention_days)
-            if removed:
-                log.info("access records purged", extra={"count": removed})
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("access record purge failed; will retry", extra={"error": repr(exc)})
+        async for attempt in stamina.retry_context(
+            on=Exception,
+            attempts=None,
+            timeout=None,
+            wait_initial=1.0,
+            wait_max=max(interval, 1.0),
+        ):
+            with attempt:
+                removed = await purge(sessionmaker, retention_days)
+        if removed:
+            log.info("access records purged", extra={"count": removed})
         await asyncio.sleep(interval)

@@ -1,6 +1,9 @@
+"""Gate devices over HTTP: registration and deletion, device tokens, the keys that sign them."""
+
 from fastapi import APIRouter, Query, Request, Response
 
-from venue_admin.deps import CurrentUser, DeviceServiceDep, VenueServiceDep
+from hc_common.auth.keys import KeyRing
+from venue_admin.deps import CurrentUser, DeviceServiceDep
 from venue_admin.device.schemas import (
     DeviceCreate,
     DeviceCreated,
@@ -25,14 +28,9 @@ async def register_device(
     venue_id: str,
     body: DeviceCreate,
     user: CurrentUser,
-    venues: VenueServiceDep,
     devices: DeviceServiceDep,
-    request: Request,
 ) -> DeviceCreated:
-    await venues.require_main_admin(venue_id, user.id)
-    device, secret = await devices.register(venue_id, body)
-    await devices.session.commit()
-    request.app.state.runtime.notify_outbox()
+    device, secret = await devices.register(user.id, venue_id, body)
     return DeviceCreated(device_id=device.id, device_secret=secret)
 
 
@@ -44,13 +42,11 @@ async def register_device(
 async def list_devices(
     venue_id: str,
     user: CurrentUser,
-    venues: VenueServiceDep,
     devices: DeviceServiceDep,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = Query(None),
 ) -> DeviceList:
-    await venues.venue_for_member(venue_id, user.id)
-    rows = await devices.repo.active_of_venue(venue_id, limit + 1, cursor)
+    page = await devices.active_of_venue(user.id, venue_id, limit, cursor)
     items = [
         DeviceOut(
             device_id=d.id,
@@ -59,9 +55,9 @@ async def list_devices(
             model=d.model,
             created_at=d.created_at,
         )
-        for d in rows[:limit]
+        for d in page.items
     ]
-    return DeviceList(items=items, next_cursor=rows[limit - 1].id if len(rows) > limit else None)
+    return DeviceList(items=items, next_cursor=page.next_cursor)
 
 
 @router.delete(
@@ -76,14 +72,9 @@ async def delete_device(
     venue_id: str,
     device_id: str,
     user: CurrentUser,
-    venues: VenueServiceDep,
     devices: DeviceServiceDep,
-    request: Request,
 ) -> Response:
-    await venues.require_main_admin(venue_id, user.id)
-    await devices.delete(venue_id, device_id)
-    await devices.session.commit()
-    request.app.state.runtime.notify_outbox()
+    await devices.delete(user.id, venue_id, device_id)
     return Response(status_code=204)
 
 
@@ -114,5 +105,6 @@ keys_router = APIRouter(tags=["keys"])
     description="Ed25519 keys (`alg` `EdDSA`) with their `kid` and `purpose` "
     "(`device`). Every key not retired is listed.",
 )
-async def jwks(request: Request) -> dict[str, object]:
-    return request.app.state.ring.jwks()  # type: ignore[no-any-return]
+async def jwks(request: Request) -> dict[str, list[dict[str, str]]]:
+    ring: KeyRing = request.app.state.ring
+    return ring.jwks()

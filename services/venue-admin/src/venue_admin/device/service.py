@@ -3,7 +3,7 @@ id and secret for a short-lived EdDSA token; every change is an event for the ve
 
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,25 +13,16 @@ from hc_common.auth.tokens import AUDIENCE, sign
 from hc_common.clock import utcnow
 from hc_common.crypto import keyed_hash
 from hc_common.errors import NotFound, Unauthorized
-from hc_common.events import envelope as subjects
-from hc_common.events.outbox import add_event
 from hc_common.ids import new_id
-from venue_admin.db import OutboxEvent
+from venue_admin.device import events
 from venue_admin.device.models import Device
 from venue_admin.device.repository import DeviceRepository
 from venue_admin.device.schemas import DeviceCreate
+from venue_admin.pages import Page, page_of
+from venue_admin.venue.service import VenueService
 
 TOKEN_ISSUER = "hc-venue-admin"
 PURPOSE = "device"
-
-
-def device_event(device: Device) -> dict[str, object]:
-    return {
-        "device_id": device.id,
-        "venue_id": device.venue_id,
-        "active": bool(device.active),
-        "version": device.version,
-    }
 
 
 class InvalidCredentials(Unauthorized):
@@ -42,16 +33,18 @@ class InvalidCredentials(Unauthorized):
 class DeviceService:
     session: AsyncSession
     pepper: bytes
+    venues: VenueService
+    repo: DeviceRepository = field(init=False)
 
-    @property
-    def repo(self) -> DeviceRepository:
-        return DeviceRepository(self.session)
+    def __post_init__(self) -> None:
+        self.repo = DeviceRepository(self.session)
 
     def _hash(self, device_id: str, secret: str) -> str:
         return keyed_hash(self.pepper, f"device\x1f{device_id}\x1f{secret}")
 
-    async def register(self, venue_id: str, body: DeviceCreate) -> tuple[Device, str]:
-        """A new device and its secret (the caller is the venue's main admin)."""
+    async def register(self, user_id: str, venue_id: str, body: DeviceCreate) -> tuple[Device, str]:
+        """A new device and its secret (main admin only)."""
+        await self.venues.require_main_admin(venue_id, user_id)
         device_id = new_id()
         secret = secrets.token_urlsafe(32)
         device = Device(
@@ -67,18 +60,29 @@ class DeviceService:
             deleted_at=None,
         )
         self.repo.add(device)
-        add_event(self.session, OutboxEvent, subjects.DEVICE_CHANGED, device_event(device))
+        events.device_changed(self.session, device)
         await self.session.flush()
         return device, secret
 
-    async def delete(self, venue_id: str, device_id: str) -> None:
+    async def active_of_venue(
+        self, user_id: str, venue_id: str, limit: int, cursor: str | None
+    ) -> Page[Device]:
+        """The venue's devices not deleted, by id (members only)."""
+        await self.venues.venue_for_member(venue_id, user_id)
+        rows = await self.repo.active_of_venue(venue_id, limit + 1, cursor)
+        return page_of(rows, limit, lambda device: device.id)
+
+    async def delete(self, user_id: str, venue_id: str, device_id: str) -> None:
+        """Deactivate the device (main admin only): it gets no more tokens, and the verifier
+        refuses the ones it holds once the event reaches it."""
+        await self.venues.require_main_admin(venue_id, user_id)
         device = await self.repo.get(device_id)
         if device is None or device.venue_id != venue_id or not device.active:
             raise NotFound(detail="闸机不存在", detail_en="No such device")
         device.active = False
         device.version += 1
         device.deleted_at = utcnow()
-        add_event(self.session, OutboxEvent, subjects.DEVICE_CHANGED, device_event(device))
+        events.device_changed(self.session, device)
         await self.session.flush()
 
     async def token(self, ring: KeyRing, device_id: str, secret: str, ttl: int) -> str:

@@ -1,4 +1,6 @@
-from fastapi import APIRouter, Query, Request, Response
+"""Venues, members, sub-admins and the entry rule over HTTP (`/v1/venues`)."""
+
+from fastapi import APIRouter, Query, Response
 
 from venue_admin.deps import CurrentUser, VenueServiceDep
 from venue_admin.venue.models import Member, Venue
@@ -22,7 +24,7 @@ def venue_out(venue: Venue, role: str | None = None) -> VenueOut:
     return VenueOut(
         venue_id=venue.id,
         name=venue.name,
-        category=venue.category,  # type: ignore[arg-type]
+        category=venue.category,
         address=venue.address,
         region_code=venue.region_code,
         created_at=venue.created_at,
@@ -37,12 +39,7 @@ def member_out(member: Member) -> MemberOut:
         role=member.role,
         permissions=member.permissions,
         added_at=member.added_at,
-    )  # type: ignore[arg-type]
-
-
-async def _commit(service: VenueServiceDep, request: Request) -> None:
-    await service.session.commit()
-    request.app.state.runtime.notify_outbox()
+    )
 
 
 @router.post(
@@ -51,11 +48,8 @@ async def _commit(service: VenueServiceDep, request: Request) -> None:
     response_model=VenueOut,
     summary="Register a venue; the caller becomes its main admin (主管理员)",
 )
-async def create_venue(
-    body: VenueCreate, user: CurrentUser, service: VenueServiceDep, request: Request
-) -> VenueOut:
+async def create_venue(body: VenueCreate, user: CurrentUser, service: VenueServiceDep) -> VenueOut:
     venue = await service.create(user.id, user.masked_phone, body)
-    await _commit(service, request)
     return venue_out(venue, "main_admin")
 
 
@@ -66,10 +60,9 @@ async def list_venues(
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = Query(None),
 ) -> VenueList:
-    rows = await service.repo.venues_of(user.id, limit + 1, cursor)
-    next_cursor = rows[limit - 1][0].id if len(rows) > limit else None
+    page = await service.venues_of(user.id, limit, cursor)
     return VenueList(
-        items=[venue_out(v, role) for v, role in rows[:limit]], next_cursor=next_cursor
+        items=[venue_out(venue, role) for venue, role in page.items], next_cursor=page.next_cursor
     )
 
 
@@ -89,10 +82,8 @@ async def send_sub_admin_code(
     body: SubAdminCodeRequest,
     user: CurrentUser,
     service: VenueServiceDep,
-    request: Request,
 ) -> dict[str, int]:
     expires_in = await service.send_sub_admin_code(user.id, venue_id, body.phone)
-    await _commit(service, request)
     return {"expires_in": expires_in}
 
 
@@ -110,10 +101,8 @@ async def add_sub_admin(
     body: SubAdminCreate,
     user: CurrentUser,
     service: VenueServiceDep,
-    request: Request,
 ) -> MemberOut:
     member = await service.add_sub_admin(user.id, venue_id, body.phone, body.code)
-    await _commit(service, request)
     return member_out(member)
 
 
@@ -125,20 +114,17 @@ async def list_members(
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = Query(None),
 ) -> MemberList:
-    await service.venue_for_member(venue_id, user.id)
-    rows = await service.repo.members(venue_id, limit + 1, cursor)
-    next_cursor = rows[limit - 1].user_id if len(rows) > limit else None
-    return MemberList(items=[member_out(m) for m in rows[:limit]], next_cursor=next_cursor)
+    page = await service.members(user.id, venue_id, limit, cursor)
+    return MemberList(items=[member_out(m) for m in page.items], next_cursor=page.next_cursor)
 
 
 @router.delete(
     "/{venue_id}/members/{member_id}", status_code=204, summary="Remove a member (main admin only)"
 )
 async def remove_member(
-    venue_id: str, member_id: str, user: CurrentUser, service: VenueServiceDep, request: Request
+    venue_id: str, member_id: str, user: CurrentUser, service: VenueServiceDep
 ) -> Response:
     await service.remove_member(user.id, venue_id, member_id)
-    await _commit(service, request)
     return Response(status_code=204)
 
 
@@ -154,12 +140,10 @@ async def set_permissions(
     body: PermissionsUpdate,
     user: CurrentUser,
     service: VenueServiceDep,
-    request: Request,
 ) -> MemberOut:
     member = await service.set_permissions(
         user.id, venue_id, member_id, [p.value for p in body.permissions]
     )
-    await _commit(service, request)
     return member_out(member)
 
 
@@ -176,8 +160,7 @@ async def get_rule(venue_id: str, user: CurrentUser, service: VenueServiceDep) -
     "`green`. Default: green only, no NAT or vaccine requirement.",
 )
 async def put_rule(
-    venue_id: str, body: RuleIn, user: CurrentUser, service: VenueServiceDep, request: Request
+    venue_id: str, body: RuleIn, user: CurrentUser, service: VenueServiceDep
 ) -> RuleOut:
     rule = await service.set_rule(user.id, venue_id, body)
-    await _commit(service, request)
     return RuleOut.model_validate(rule)

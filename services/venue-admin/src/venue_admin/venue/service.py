@@ -2,18 +2,18 @@
 join by a code sent to their phone, every change is an event for the verifier."""
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hc_common.clock import utcnow
 from hc_common.errors import Forbidden, NotFound, Unprocessable
-from hc_common.events import envelope as subjects
-from hc_common.events.outbox import add_event
+from hc_common.events.schemas import RuleChanged
 from hc_common.ids import new_id
-from hc_common.sms import OtpCodes
+from hc_common.otp import OtpCodes
 from venue_admin.clients.issuer import IssuerClient
-from venue_admin.db import OutboxEvent
+from venue_admin.pages import Page, page_of
+from venue_admin.venue import events
 from venue_admin.venue.models import Member, Venue, VenueRule
 from venue_admin.venue.repository import VenueRepository
 from venue_admin.venue.schemas import RuleIn, VenueCreate
@@ -21,7 +21,6 @@ from venue_admin.venue.schemas import RuleIn, VenueCreate
 MAIN_ADMIN = "main_admin"
 SUB_ADMIN = "sub_admin"
 ALL_PERMISSIONS = ["reverse_scan"]
-DEFAULT_RULE = {"allowed_colors": ["green"], "max_nat_age_hours": None, "min_vaccine_doses": 0}
 
 
 def next_member_version(previous: int = 0) -> int:
@@ -33,39 +32,15 @@ def next_member_version(previous: int = 0) -> int:
     return max(previous + 1, time.time_ns() // 1000)
 
 
-def member_event(member: Member, removed: bool = False) -> dict[str, object]:
-    return {
-        "venue_id": member.venue_id,
-        "user_id": member.user_id,
-        "role": member.role,
-        "permissions": [] if removed else list(member.permissions),
-        "removed": removed,
-        "version": member.version,
-    }
-
-
-def rule_event(venue_id: str, rule: VenueRule | None) -> dict[str, object]:
-    body = (
-        DEFAULT_RULE
-        if rule is None
-        else {
-            "allowed_colors": list(rule.allowed_colors),
-            "max_nat_age_hours": rule.max_nat_age_hours,
-            "min_vaccine_doses": rule.min_vaccine_doses,
-        }
-    )
-    return {"venue_id": venue_id, **body, "version": rule.version if rule else 0}
-
-
 @dataclass
 class VenueService:
     session: AsyncSession
     otp: OtpCodes
     issuer: IssuerClient
+    repo: VenueRepository = field(init=False)
 
-    @property
-    def repo(self) -> VenueRepository:
-        return VenueRepository(self.session)
+    def __post_init__(self) -> None:
+        self.repo = VenueRepository(self.session)
 
     async def create(self, user_id: str, masked_phone: str, body: VenueCreate) -> Venue:
         now = utcnow()
@@ -90,15 +65,17 @@ class VenueService:
             version=next_member_version(),
         )
         self.repo.add(admin)
-        add_event(
-            self.session,
-            OutboxEvent,
-            subjects.VENUE_CHANGED,
-            {"venue_id": venue.id, "deleted": False},
-        )
-        add_event(self.session, OutboxEvent, subjects.MEMBER_CHANGED, member_event(admin))
+        events.venue_created(self.session, venue)
+        events.member_changed(self.session, admin)
         await self.session.flush()
         return venue
+
+    async def venues_of(
+        self, user_id: str, limit: int, cursor: str | None
+    ) -> Page[tuple[Venue, str]]:
+        """The user's venues (newest first) with the user's role at each."""
+        rows = await self.repo.venues_of(user_id, limit + 1, cursor)
+        return page_of(rows, limit, lambda row: row[0].id)
 
     async def venue_for_member(self, venue_id: str, user_id: str) -> tuple[Venue, Member]:
         """The venue if the user is a member of it; 404 if it does not exist, 403 if not a
@@ -119,6 +96,14 @@ class VenueService:
             )
         return venue
 
+    async def members(
+        self, user_id: str, venue_id: str, limit: int, cursor: str | None
+    ) -> Page[Member]:
+        """The venue's members by user id (members only)."""
+        await self.venue_for_member(venue_id, user_id)
+        rows = await self.repo.members(venue_id, limit + 1, cursor)
+        return page_of(rows, limit, lambda member: member.user_id)
+
     @staticmethod
     def code_scope(venue_id: str) -> str:
         return "sub-admin:" + venue_id
@@ -129,6 +114,7 @@ class VenueService:
 
     async def add_sub_admin(self, user_id: str, venue_id: str, phone: str, code: str) -> Member:
         await self.require_main_admin(venue_id, user_id)
+        # A wrong code is committed there before it raises, so the try budget holds.
         await self.otp.check(self.session, phone, self.code_scope(venue_id), code)
         new_user_id, masked_phone = await self.issuer.resolve_user(phone)
         member = await self.repo.member(venue_id, new_user_id)
@@ -143,7 +129,7 @@ class VenueService:
                 version=next_member_version(),
             )
             self.repo.add(member)
-            add_event(self.session, OutboxEvent, subjects.MEMBER_CHANGED, member_event(member))
+            events.member_changed(self.session, member)
         await self.session.flush()
         return member
 
@@ -159,9 +145,7 @@ class VenueService:
                 detail_en="The main admin cannot be removed",
             )
         member.version = next_member_version(member.version)
-        add_event(
-            self.session, OutboxEvent, subjects.MEMBER_CHANGED, member_event(member, removed=True)
-        )
+        events.member_changed(self.session, member, removed=True)
         await self.repo.delete(member)
         await self.session.flush()
 
@@ -180,31 +164,29 @@ class VenueService:
             )
         member.permissions = sorted(set(permissions))
         member.version = next_member_version(member.version)
-        add_event(self.session, OutboxEvent, subjects.MEMBER_CHANGED, member_event(member))
+        events.member_changed(self.session, member)
         await self.session.flush()
         return member
 
-    async def rule(self, user_id: str, venue_id: str) -> dict[str, object]:
+    async def rule(self, user_id: str, venue_id: str) -> RuleChanged:
+        """The venue's entry rule (members only); the default one where none was set."""
         await self.venue_for_member(venue_id, user_id)
-        return rule_event(venue_id, await self.repo.rule(venue_id))
+        return events.rule_payload(venue_id, await self.repo.rule(venue_id))
 
-    async def set_rule(self, user_id: str, venue_id: str, body: RuleIn) -> dict[str, object]:
+    async def set_rule(self, user_id: str, venue_id: str, body: RuleIn) -> RuleChanged:
+        """Replace the venue's rule as a whole (main admin only); each change a new version."""
         await self.require_main_admin(venue_id, user_id)
         rule = await self.repo.rule(venue_id)
-        values = {
-            "allowed_colors": [c.value for c in body.allowed_colors],
-            "max_nat_age_hours": body.max_nat_age_hours,
-            "min_vaccine_doses": body.min_vaccine_doses,
-        }
+        colors = [color.value for color in body.allowed_colors]
         if rule is None:
-            rule = VenueRule(venue_id=venue_id, version=1, updated_at=utcnow(), **values)
+            rule = VenueRule(venue_id=venue_id, version=1)
             self.repo.add(rule)
         else:
-            for key, value in values.items():
-                setattr(rule, key, value)
             rule.version += 1
-            rule.updated_at = utcnow()
-        event = rule_event(venue_id, rule)
-        add_event(self.session, OutboxEvent, subjects.RULE_CHANGED, event)
+        rule.allowed_colors = colors
+        rule.max_nat_age_hours = body.max_nat_age_hours
+        rule.min_vaccine_doses = body.min_vaccine_doses
+        rule.updated_at = utcnow()
+        payload = events.rule_changed(self.session, rule)
         await self.session.flush()
-        return event
+        return payload
