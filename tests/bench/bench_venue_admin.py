@@ -14,6 +14,7 @@ from sqlalchemy import insert, text
 from hc_common.clock import utcnow
 from hc_common.db import Database
 from hc_common.events.envelope import ACCESS_RECORD_CREATED, Envelope
+from hc_common.events.schemas import parse_payload
 from hc_common.ids import new_id
 from hc_common.migrations import upgrade_head
 from hc_common.testing import recreate_postgres_database
@@ -46,15 +47,15 @@ def _events(venue_id: str, n: int) -> list[Envelope]:
 
 
 async def run() -> None:
+    from venue_admin.access.handlers import store_access_records
     from venue_admin.access.models import AccessRecord
-    from venue_admin.access.repository import AccessRecordRepository
-    from venue_admin.access.service import ingest, row_from_event
+    from venue_admin.access.repository import AccessRecordRepository, row_of
 
     db = Database(URL)
     try:
         # Baseline: the same rows, plain INSERT (no conflict handling, no event decoding).
         events = _events("bench-baseline", INGEST_ROWS)
-        rows = [row_from_event(e.data) for e in events]
+        rows = [row_of(parse_payload(ACCESS_RECORD_CREATED, e.data)) for e in events]
         started = time.perf_counter()
         for i in range(0, len(rows), BATCH):
             async with db.sessionmaker() as session:
@@ -64,16 +65,16 @@ async def run() -> None:
                 await session.commit()
         baseline = time.perf_counter() - started
 
-        # The consumer's path: envelopes -> rows -> INSERT ... ON CONFLICT DO NOTHING, each
-        # batch published twice (every record a duplicate once).
+        # The consumer's path: envelopes -> validated payloads -> INSERT ... ON CONFLICT DO
+        # NOTHING, each batch published twice (every record a duplicate once).
         events = _events("bench-ingest", INGEST_ROWS)
         started = time.perf_counter()
         for i in range(0, len(events), BATCH):
-            await ingest(db.sessionmaker, events[i : i + BATCH])
+            await store_access_records(db.sessionmaker, events[i : i + BATCH])
         ours = time.perf_counter() - started
         started = time.perf_counter()
         for i in range(0, len(events), BATCH):
-            await ingest(db.sessionmaker, events[i : i + BATCH])
+            await store_access_records(db.sessionmaker, events[i : i + BATCH])
         replay = time.perf_counter() - started
         async with db.sessionmaker() as session:
             count = await session.scalar(
@@ -83,7 +84,7 @@ async def run() -> None:
         print(f"ingest {INGEST_ROWS} rows in batches of {BATCH}:")
         print(f"  baseline plain bulk INSERT        {INGEST_ROWS / baseline:10.0f} rows/s")
         print(
-            f"  ingest() ON CONFLICT DO NOTHING   {INGEST_ROWS / ours:10.0f} rows/s"
+            f"  handler ON CONFLICT DO NOTHING    {INGEST_ROWS / ours:10.0f} rows/s"
             f"  ratio to baseline {baseline / ours:.2f}"
         )
         print(f"  replay of the same (all dupes)    {INGEST_ROWS / replay:10.0f} rows/s")
