@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from PIL import Image
 
 from hc_common.migrations import upgrade_head
@@ -50,8 +51,13 @@ def years_before(day: date, years: int) -> date:
 @dataclass
 class Issuer:
     client: httpx.AsyncClient
-    app: object
+    app: FastAPI
     database_url: str
+
+    @property
+    def service_key(self) -> dict[str, str]:
+        """The headers of another service of ours calling `/internal/v1`."""
+        return {"Authorization": "Bearer " + self.app.state.settings.service_key}
 
     async def sign_in(self, phone: str | None = None) -> dict[str, str]:
         phone = phone or make_phone()

@@ -19,6 +19,7 @@ from hc_common.auth.keys import create_key
 from hc_common.auth.tokens import InvalidToken, KeySet
 from hc_common.clock import CST, cst_today, end_of_cst_day, rfc3339
 from hc_common.db import Database
+from hc_common.events.schemas import CredentialChanged, parse_payload
 from hc_common.testing import make_id_number
 from issuer import keys
 from issuer.credential.service import last_valid_day
@@ -362,17 +363,18 @@ async def test_reissue_and_revoke_publish_revocations(issuer: Issuer, nats_url: 
         while len(seen) < 2:
             message = await sub.next_msg(timeout=10)
             envelope = json.loads(message.data)
-            seen.add(envelope["data"]["credential_id"])
-            assert envelope["data"]["status"] == "revoked"
+            # What a consumer validates it against: the shared payload type of the subject.
+            data: CredentialChanged = parse_payload(envelope["type"], envelope["data"])
+            assert envelope["type"] == message.subject == "issuer.credential.revoked.v1"
+            assert data["status"] == "revoked" and data["revoked_at"] is not None
+            assert data["masked_name"] == "李*华" and "id_number" not in data
+            seen.add(data["credential_id"])
         assert seen == {old["credential_id"], new["credential_id"]}
     finally:
         await nc.close()
     revoked = (
-        await issuer.client.get(
-            "/internal/v1/revocations",
-            headers={"Authorization": "Bearer " + issuer.app.state.settings.service_key},
-        )
-    ).json()  # type: ignore[attr-defined]
+        await issuer.client.get("/internal/v1/revocations", headers=issuer.service_key)
+    ).json()
     assert {old["credential_id"], new["credential_id"]} <= set(revoked["items"])
 
 

@@ -7,9 +7,10 @@ import httpx
 import jwt
 import pytest
 
-import hc_common.sms as sms
+import hc_common.otp.senders as otp_senders
+import hc_common.otp.service as otp_service
 from hc_common.auth.tokens import KeySet
-from hc_common.sms import HttpSmsSender
+from hc_common.otp import HttpSmsSender
 from hc_common.testing import make_phone
 
 from .conftest import Issuer
@@ -27,7 +28,8 @@ class Clock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     # Noon China time: the whole test stays inside one CST calendar day.
     fake = Clock(datetime.now(UTC).replace(hour=4, minute=0, second=0, microsecond=0))
-    monkeypatch.setattr(sms, "utcnow", fake)
+    monkeypatch.setattr(otp_service, "utcnow", fake)
+    monkeypatch.setattr(otp_senders, "utcnow", fake)
     return fake
 
 
@@ -192,7 +194,7 @@ async def test_http_sms_sender_posts_phone_template_and_code_with_the_key() -> N
 async def test_the_sms_gateway_is_used_and_its_failure_is_503_not_a_spent_limit(
     issuer: Issuer,
 ) -> None:
-    state = issuer.app.state  # type: ignore[attr-defined]
+    state = issuer.app.state
     status = {"code": 500}
     sent: list[dict[str, object]] = []
 

@@ -5,7 +5,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from hc_common.auth.keys import SigningKeyMixin
 from hc_common.events.outbox import OutboxMixin
-from hc_common.sms import OtpCodeMixin, SmsOutboxMixin
+from hc_common.otp import OtpCodeMixin, SmsOutboxMixin
 
 
 class Base(DeclarativeBase):

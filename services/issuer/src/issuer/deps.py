@@ -1,4 +1,5 @@
-"""Dependencies of the issuer's routes, as `Annotated` aliases."""
+"""Dependencies of the issuer's routes, as `Annotated` aliases: settings, keys, the signed-in
+user, and the domain services on the request's session."""
 
 from typing import Annotated
 
@@ -6,22 +7,36 @@ from fastapi import Depends, Request
 
 from hc_common.auth.keys import KeyRing
 from hc_common.auth.tokens import InvalidToken, KeySet
-from hc_common.deps import bearer_token
+from hc_common.deps import SessionDep, bearer_token
 from hc_common.errors import Unauthorized
-from hc_common.sms import OtpCodes
+from hc_common.otp import OtpCodes
+from issuer.account.service import AccountService
+from issuer.appeal.service import AppealService
+from issuer.clients.health_records import HealthRecordsClient
 from issuer.config import Settings
+from issuer.credential.service import CredentialService
+from issuer.crypto import pepper_of
+from issuer.facecheck.service import FaceChecks
 
 
 async def _settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 async def _ring(request: Request) -> KeyRing:
-    return request.app.state.ring  # type: ignore[no-any-return]
+    ring: KeyRing = request.app.state.ring
+    return ring
 
 
 async def _otp(request: Request) -> OtpCodes:
-    return request.app.state.otp  # type: ignore[no-any-return]
+    otp: OtpCodes = request.app.state.otp
+    return otp
+
+
+async def _face_checks(request: Request) -> FaceChecks:
+    face_checks: FaceChecks = request.app.state.face_checks
+    return face_checks
 
 
 async def _current_user(request: Request) -> str:
@@ -38,4 +53,36 @@ async def _current_user(request: Request) -> str:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 RingDep = Annotated[KeyRing, Depends(_ring)]
 OtpDep = Annotated[OtpCodes, Depends(_otp)]
+FaceChecksDep = Annotated[FaceChecks, Depends(_face_checks)]
 CurrentUser = Annotated[str, Depends(_current_user)]
+
+
+async def _account_service(
+    session: SessionDep, otp: OtpDep, ring: RingDep, settings: SettingsDep
+) -> AccountService:
+    return AccountService(session, otp, ring, settings.access_token_ttl_seconds)
+
+
+async def _credential_service(
+    request: Request,
+    session: SessionDep,
+    ring: RingDep,
+    settings: SettingsDep,
+    face_checks: FaceChecksDep,
+) -> CredentialService:
+    return CredentialService(
+        session,
+        ring,
+        pepper_of(settings),
+        face_checks,
+        HealthRecordsClient(request.app.state.health_records_http),
+    )
+
+
+async def _appeal_service(session: SessionDep) -> AppealService:
+    return AppealService(session)
+
+
+AccountServiceDep = Annotated[AccountService, Depends(_account_service)]
+CredentialServiceDep = Annotated[CredentialService, Depends(_credential_service)]
+AppealServiceDep = Annotated[AppealService, Depends(_appeal_service)]

@@ -11,7 +11,7 @@ keys at start, so restart them (rolling) after a rotation.
 import asyncio
 import sys
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from sqlalchemy import select
 
 from hc_common.auth.keys import create_key, retire_key
@@ -19,6 +19,7 @@ from hc_common.db import Database
 from issuer.config import Settings
 from issuer.crypto import key_sealer
 from issuer.db import SigningKey
+from issuer.deps import RingDep
 
 PURPOSES = ("access", "credential")
 
@@ -31,8 +32,8 @@ router = APIRouter(tags=["keys"])
     description="Each key has its `kid`, and a `purpose` member: `credential` keys "
     "sign QR codes, `access` keys sign access tokens.",
 )
-async def jwks(request: Request) -> dict[str, object]:
-    return request.app.state.ring.jwks()  # type: ignore[no-any-return]
+async def jwks(ring: RingDep) -> dict[str, list[dict[str, str]]]:
+    return ring.jwks()
 
 
 async def _main(argv: list[str]) -> int:

@@ -10,8 +10,8 @@ from hc_common.auth.keys import load_keyring
 from hc_common.auth.tokens import KeySet
 from hc_common.errors import register_messages
 from hc_common.http import make_client
+from hc_common.otp import DevOutboxSender, HttpSmsSender, OtpCodes, dev_outbox_router
 from hc_common.runtime import service_runtime
-from hc_common.sms import DevOutboxSender, HttpSmsSender, OtpCodes, dev_outbox_router
 from issuer import keys
 from issuer.account.router import router as account_router
 from issuer.appeal.router import router as appeal_router
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with service_runtime(
             app, settings, outbox=OutboxEvent, streams=("ISSUER",)
         ) as runtime:
+            assert runtime.db is not None  # the issuer keeps a database
             async with runtime.db.sessionmaker() as session:
                 app.state.ring = await load_keyring(
                     session, SigningKey, key_sealer(settings), keys.PURPOSES

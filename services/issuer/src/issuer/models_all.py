@@ -2,8 +2,9 @@
 
 from issuer.account.models import User
 from issuer.appeal.models import Appeal
-from issuer.credential.models import Credential, FaceCheckUse
+from issuer.credential.models import Credential
 from issuer.db import Base, OtpCode, OutboxEvent, SigningKey, SmsMessage
+from issuer.facecheck.models import FaceCheckUse
 
 __all__ = [
     "Appeal",

@@ -1,14 +1,9 @@
+"""Phone sign-in: a code by SMS, then an access token."""
+
 from fastapi import APIRouter
 
-from hc_common.deps import SessionDep
-from issuer.account.schemas import (
-    AccessToken,
-    OtpRequest,
-    OtpSent,
-    TokenRequest,
-)
-from issuer.account.service import AccountService
-from issuer.deps import OtpDep, RingDep, SettingsDep
+from issuer.account.schemas import AccessToken, OtpRequest, OtpSent, TokenRequest
+from issuer.deps import AccountServiceDep
 
 router = APIRouter(tags=["sign-in"])
 
@@ -21,10 +16,7 @@ router = APIRouter(tags=["sign-in"])
     description="At most one code a minute and 10 a day per number (429 with "
     "`Retry-After`). Codes live 5 minutes.",
 )
-async def send_code(
-    body: OtpRequest, session: SessionDep, otp: OtpDep, ring: RingDep, settings: SettingsDep
-) -> OtpSent:
-    service = AccountService(session, otp, ring, settings.access_token_ttl_seconds)
+async def send_code(body: OtpRequest, service: AccountServiceDep) -> OtpSent:
     return OtpSent(expires_in=await service.send_code(body.phone))
 
 
@@ -35,11 +27,6 @@ async def send_code(
     description="A wrong or expired code is 401 `invalid_code`; after 5 wrong tries the "
     "code is dead. The first sign-in of a number creates the user.",
 )
-async def token(
-    body: TokenRequest, session: SessionDep, otp: OtpDep, ring: RingDep, settings: SettingsDep
-) -> AccessToken:
-    service = AccountService(session, otp, ring, settings.access_token_ttl_seconds)
+async def token(body: TokenRequest, service: AccountServiceDep) -> AccessToken:
     access_token, user = await service.sign_in(body.phone, body.code)
-    return AccessToken(
-        access_token=access_token, expires_in=settings.access_token_ttl_seconds, user_id=user.id
-    )
+    return AccessToken(access_token=access_token, expires_in=service.token_ttl, user_id=user.id)

@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hc_common.auth.keys import KeyRing
@@ -12,8 +11,9 @@ from hc_common.clock import utcnow
 from hc_common.errors import ServiceUnavailable
 from hc_common.ids import new_id
 from hc_common.masking import mask_phone
-from hc_common.sms import OtpCodes
+from hc_common.otp import OtpCodes
 from issuer.account.models import User
+from issuer.account.repository import UserRepository
 
 SIGNIN_SCOPE = "signin"
 ISSUER_NAME = "hc-issuer"
@@ -25,6 +25,7 @@ class AccountService:
         self.otp = otp
         self.ring = ring
         self.token_ttl = token_ttl
+        self._users = UserRepository(session)
 
     async def send_code(self, phone: str) -> int:
         try:
@@ -38,6 +39,9 @@ class AccountService:
             ) from None
 
     async def sign_in(self, phone: str, code: str) -> tuple[str, User]:
+        """An access token for the number's user (created at the first sign-in). A wrong code
+        is 401 `invalid_code`; `check` commits its counted try before raising, so that five
+        wrong tries kill the code even though the request is rolled back."""
         await self.otp.check(self.session, phone, SIGNIN_SCOPE, code)
         user = await self.resolve_user(phone)
         return self.access_token(user), user
@@ -45,7 +49,7 @@ class AccountService:
     async def resolve_user(self, phone: str) -> User:
         """The user of this number, created if there is none yet."""
         phone_hash = self.otp.phone_hash(phone)
-        user = await self.session.scalar(select(User).where(User.phone_hash == phone_hash))
+        user = await self._users.by_phone_hash(phone_hash)
         if user is None:
             user = User(
                 id=new_id(),
@@ -53,8 +57,7 @@ class AccountService:
                 masked_phone=mask_phone(phone),
                 created_at=utcnow(),
             )
-            self.session.add(user)
-            await self.session.flush()
+            await self._users.add(user)
         return user
 
     def access_token(self, user: User) -> str:

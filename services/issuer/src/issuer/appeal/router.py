@@ -1,30 +1,21 @@
-from typing import Annotated
+"""Appeals: file one, list one's own."""
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from hc_common.deps import SessionDep
 from issuer.appeal.models import Appeal
-from issuer.appeal.schemas import AppealCreate, AppealList, AppealOut
-from issuer.appeal.service import AppealService
-from issuer.deps import CurrentUser
+from issuer.appeal.schemas import AppealCategory, AppealCreate, AppealList, AppealOut, AppealStatus
+from issuer.deps import AppealServiceDep, CurrentUser
 
 router = APIRouter(prefix="/v1/appeals", tags=["appeals"])
-
-
-async def _service(session: SessionDep) -> AppealService:
-    return AppealService(session)
-
-
-ServiceDep = Annotated[AppealService, Depends(_service)]
 
 
 def appeal_out(appeal: Appeal) -> AppealOut:
     return AppealOut(
         appeal_id=appeal.id,
-        category=appeal.category,  # type: ignore[arg-type]
+        category=AppealCategory(appeal.category),
         description=appeal.description,
         credential_id=appeal.credential_id,
-        status=appeal.status,  # type: ignore[arg-type]
+        status=AppealStatus(appeal.status),
         created_at=appeal.created_at,
         updated_at=appeal.updated_at,
     )
@@ -41,7 +32,9 @@ def appeal_out(appeal: Appeal) -> AppealOut:
     "appeal is `open`; staff move it to `in_progress`, `resolved` or "
     "`rejected`.",
 )
-async def file_appeal(body: AppealCreate, user_id: CurrentUser, service: ServiceDep) -> AppealOut:
+async def file_appeal(
+    body: AppealCreate, user_id: CurrentUser, service: AppealServiceDep
+) -> AppealOut:
     return appeal_out(await service.file(user_id, body))
 
 
@@ -54,9 +47,9 @@ async def file_appeal(body: AppealCreate, user_id: CurrentUser, service: Service
 )
 async def list_appeals(
     user_id: CurrentUser,
-    service: ServiceDep,
+    service: AppealServiceDep,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = Query(None, max_length=26),
 ) -> AppealList:
-    rows, next_cursor = await service.list(user_id, limit, cursor)
-    return AppealList(items=[appeal_out(a) for a in rows], next_cursor=next_cursor)
+    page = await service.list_for_user(user_id, limit, cursor)
+    return AppealList(items=[appeal_out(a) for a in page.items], next_cursor=page.next_cursor)

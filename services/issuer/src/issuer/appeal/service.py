@@ -1,6 +1,6 @@
 """The rules of appeals: a user files them, about one of their own credentials or none."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,19 +11,22 @@ from issuer.appeal.models import Appeal
 from issuer.appeal.repository import AppealRepository
 from issuer.appeal.schemas import AppealCreate, AppealStatus
 from issuer.credential.repository import CredentialRepository
+from issuer.pages import Page, page_of
 
 
 @dataclass
 class AppealService:
     session: AsyncSession
+    _appeals: AppealRepository = field(init=False)
+    _credentials: CredentialRepository = field(init=False)
 
-    @property
-    def repo(self) -> AppealRepository:
-        return AppealRepository(self.session)
+    def __post_init__(self) -> None:
+        self._appeals = AppealRepository(self.session)
+        self._credentials = CredentialRepository(self.session)
 
     async def file(self, user_id: str, body: AppealCreate) -> Appeal:
         if body.credential_id is not None:
-            credential = await CredentialRepository(self.session).get(body.credential_id)
+            credential = await self._credentials.get(body.credential_id)
             if credential is None or credential.user_id != user_id:
                 raise NotFound(detail="凭证不存在", detail_en="No such credential")
         now = utcnow()
@@ -37,13 +40,10 @@ class AppealService:
             created_at=now,
             updated_at=now,
         )
-        self.repo.add(appeal)
-        await self.session.flush()
+        self._appeals.add(appeal)
         return appeal
 
-    async def list(
-        self, user_id: str, limit: int, cursor: str | None
-    ) -> tuple[list[Appeal], str | None]:
-        rows = await self.repo.list_for_user(user_id, limit + 1, cursor)
-        next_cursor = rows[limit - 1].id if len(rows) > limit else None
-        return rows[:limit], next_cursor
+    async def list_for_user(self, user_id: str, limit: int, cursor: str | None) -> Page[Appeal]:
+        """The user's appeals, newest first."""
+        rows = await self._appeals.list_for_user(user_id, limit + 1, cursor)
+        return page_of(rows, limit, lambda appeal: appeal.id)

@@ -50,7 +50,9 @@ def card_font() -> str:
 
 def make_qr(text: str) -> segno.QRCode:
     qr = segno.make_qr(text, error=QR_ERROR, boost_error=False)
-    if qr.version > MAX_QR_VERSION:  # 300 characters fit in version 13; a longer text is a bug
+    # A full QR code's version is a number (only Micro QR's are "M1".."M4"); 300 characters
+    # fit in version 13, so a longer text is a bug.
+    if not isinstance(qr.version, int) or qr.version > MAX_QR_VERSION:
         raise ValueError(f"QR text needs version {qr.version}")
     return qr
 

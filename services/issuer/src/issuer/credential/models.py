@@ -1,10 +1,14 @@
 from datetime import date, datetime
+from typing import Literal
 
 from sqlalchemy import Date, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hc_common.db import UTCDateTime
 from issuer.db import Base
+
+# What is stored; `expired` is derived from `expires_at` when a credential is shown.
+StoredStatus = Literal["active", "revoked"]
 
 
 class Credential(Base):
@@ -23,18 +27,9 @@ class Credential(Base):
     relationship: Mapped[str] = mapped_column(String(16))
     photo: Mapped[bytes] = mapped_column(LargeBinary)
     photo_type: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16))  # active | revoked (expired is derived)
+    status: Mapped[StoredStatus] = mapped_column(String(16))
     version: Mapped[int] = mapped_column(Integer)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     qr: Mapped[str] = mapped_column(Text)
-
-
-class FaceCheckUse(Base):
-    """Face check tokens already spent (single use)."""
-
-    __tablename__ = "face_check_uses"
-
-    token_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    used_at: Mapped[datetime] = mapped_column(UTCDateTime)

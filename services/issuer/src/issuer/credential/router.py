@@ -1,12 +1,12 @@
-from typing import Annotated, Literal
+"""Family credentials: apply, list, show, print, reissue, revoke; and the dev face check."""
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from typing import Literal
+
+from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from hc_common.clock import CST, age_on, cst_today
-from hc_common.deps import SessionDep
-from issuer.card.render import CardData, card_pdf, qr_png, qr_svg
-from issuer.clients.health_records import HealthRecordsClient
+from hc_common.clock import age_on, cst_today
+from issuer.card.render import card_pdf, qr_png, qr_svg
 from issuer.credential.models import Credential
 from issuer.credential.schemas import (
     CredentialCreate,
@@ -15,27 +15,12 @@ from issuer.credential.schemas import (
     FaceCheckRequest,
     FaceCheckToken,
     Holder,
+    Relationship,
 )
-from issuer.credential.service import CredentialService, credential_status
-from issuer.crypto import pepper_of
-from issuer.deps import CurrentUser, RingDep
-from issuer.facecheck.service import FaceChecks
+from issuer.credential.service import card_data, credential_status
+from issuer.deps import CredentialServiceDep, CurrentUser, FaceChecksDep
 
 router = APIRouter(prefix="/v1/family/credentials", tags=["family credentials"])
-
-
-async def _service(request: Request, session: SessionDep, ring: RingDep) -> CredentialService:
-    state = request.app.state
-    return CredentialService(
-        session,
-        ring,
-        pepper_of(state.settings),
-        state.face_checks,
-        HealthRecordsClient(state.health_records_http),
-    )
-
-
-ServiceDep = Annotated[CredentialService, Depends(_service)]
 
 
 def credential_out(credential: Credential) -> CredentialOut:
@@ -46,8 +31,8 @@ def credential_out(credential: Credential) -> CredentialOut:
             masked_name=credential.masked_name,
             masked_id_number=credential.masked_id_number,
             age=age_on(credential.birth_date, cst_today()),
-            relationship=credential.relationship,
-        ),  # type: ignore[arg-type]
+            relationship=Relationship(credential.relationship),
+        ),
         issued_at=credential.issued_at,
         expires_at=credential.expires_at,
         qr=credential.qr,
@@ -65,24 +50,22 @@ def credential_out(credential: Credential) -> CredentialOut:
     "409 `credential_exists` when the person already holds an active one.",
 )
 async def apply(
-    body: CredentialCreate, user_id: CurrentUser, service: ServiceDep, request: Request
+    body: CredentialCreate, user_id: CurrentUser, service: CredentialServiceDep
 ) -> CredentialOut:
-    credential = await service.apply(user_id, body)
-    await service.session.commit()
-    request.app.state.runtime.notify_outbox()
-    return credential_out(credential)
+    return credential_out(await service.apply(user_id, body))
 
 
 @router.get("", response_model=CredentialList, summary="The signed-in user's family list")
 async def list_credentials(
     user_id: CurrentUser,
-    service: ServiceDep,
+    service: CredentialServiceDep,
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = Query(None),
 ) -> CredentialList:
-    rows = await service.repo.list_for_user(user_id, limit + 1, cursor)
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return CredentialList(items=[credential_out(c) for c in rows[:limit]], next_cursor=next_cursor)
+    page = await service.list_for_user(user_id, limit, cursor)
+    return CredentialList(
+        items=[credential_out(c) for c in page.items], next_cursor=page.next_cursor
+    )
 
 
 @router.get(
@@ -91,7 +74,7 @@ async def list_credentials(
     summary="One credential (another user's is 404)",
 )
 async def get_credential(
-    credential_id: str, user_id: CurrentUser, service: ServiceDep
+    credential_id: str, user_id: CurrentUser, service: CredentialServiceDep
 ) -> CredentialOut:
     return credential_out(await service.get_own(user_id, credential_id))
 
@@ -111,7 +94,7 @@ PRINT_NOTE = (
     responses={200: {"content": {"image/png": {}}}},
 )
 async def credential_qr_png(
-    credential_id: str, user_id: CurrentUser, service: ServiceDep
+    credential_id: str, user_id: CurrentUser, service: CredentialServiceDep
 ) -> Response:
     credential = await service.get_own(user_id, credential_id)
     return Response(qr_png(credential.qr), media_type="image/png", headers=PRIVATE)
@@ -125,7 +108,7 @@ async def credential_qr_png(
     responses={200: {"content": {"image/svg+xml": {}}}},
 )
 async def credential_qr_svg(
-    credential_id: str, user_id: CurrentUser, service: ServiceDep
+    credential_id: str, user_id: CurrentUser, service: CredentialServiceDep
 ) -> Response:
     credential = await service.get_own(user_id, credential_id)
     return Response(qr_svg(credential.qr), media_type="image/svg+xml", headers=PRIVATE)
@@ -146,19 +129,11 @@ async def credential_qr_svg(
 async def credential_card_pdf(
     credential_id: str,
     user_id: CurrentUser,
-    service: ServiceDep,
+    service: CredentialServiceDep,
     layout: Literal["card", "a4"] = Query("card"),
 ) -> Response:
     credential = await service.get_own(user_id, credential_id)
-    card = CardData(
-        qr=credential.qr,
-        masked_name=credential.masked_name,
-        masked_id_number=credential.masked_id_number,
-        last_valid_day=credential.expires_at.astimezone(CST).date(),
-        photo=credential.photo,
-        version=credential.version,
-    )
-    pdf = await run_in_threadpool(card_pdf, card, layout)
+    pdf = await run_in_threadpool(card_pdf, card_data(credential), layout)
     return Response(
         pdf,
         media_type="application/pdf",
@@ -176,21 +151,21 @@ async def credential_card_pdf(
     summary="Reissue (a lost card): version + 1, the old one revoked at once",
 )
 async def reissue(
-    credential_id: str, user_id: CurrentUser, service: ServiceDep, request: Request
+    credential_id: str, user_id: CurrentUser, service: CredentialServiceDep
 ) -> CredentialOut:
-    credential = await service.reissue(user_id, credential_id)
-    await service.session.commit()
-    request.app.state.runtime.notify_outbox()
-    return credential_out(credential)
+    return credential_out(await service.reissue(user_id, credential_id))
 
 
-@router.delete("/{credential_id}", status_code=204, summary="Revoke a credential")
+@router.delete(
+    "/{credential_id}",
+    status_code=204,
+    summary="Revoke a credential",
+    description="Revoking one already revoked is a 204 too; another user's is 404.",
+)
 async def revoke(
-    credential_id: str, user_id: CurrentUser, service: ServiceDep, request: Request
+    credential_id: str, user_id: CurrentUser, service: CredentialServiceDep
 ) -> Response:
     await service.revoke(user_id, credential_id)
-    await service.session.commit()
-    request.app.state.runtime.notify_outbox()
     return Response(status_code=204)
 
 
@@ -204,6 +179,5 @@ dev_router = APIRouter(tags=["dev"])
     description="Name and ID number are checked as in an application; the token "
     "lives 10 minutes and is good for one application of that person.",
 )
-async def dev_face_check(body: FaceCheckRequest, request: Request) -> FaceCheckToken:
-    face_checks: FaceChecks = request.app.state.face_checks
+async def dev_face_check(body: FaceCheckRequest, face_checks: FaceChecksDep) -> FaceCheckToken:
     return FaceCheckToken(face_check_token=face_checks.issue(body.name, body.id_number))

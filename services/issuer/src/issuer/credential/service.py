@@ -3,27 +3,27 @@
 import base64
 import binascii
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hc_common.auth.keys import KeyRing
 from hc_common.auth.tokens import sign
-from hc_common.clock import age_on, birthday_in, cst_today, end_of_cst_day, to_utc, utcnow
+from hc_common.clock import CST, age_on, birthday_in, cst_today, end_of_cst_day, to_utc, utcnow
 from hc_common.crypto import keyed_hash
-from hc_common.errors import Conflict, DomainError, NotFound, Unprocessable
-from hc_common.events import envelope as subjects
-from hc_common.events.outbox import add_event
+from hc_common.errors import Conflict, NotFound, Unprocessable
 from hc_common.idnumber import parse_id_number
 from hc_common.ids import new_id
 from hc_common.masking import mask_id_number, mask_name
+from issuer.card.render import CardData
 from issuer.clients.health_records import HealthRecordsClient
+from issuer.credential import events
 from issuer.credential.models import Credential
 from issuer.credential.repository import CredentialRepository
 from issuer.credential.schemas import CredentialCreate
-from issuer.db import OutboxEvent
 from issuer.facecheck.service import FaceChecks
+from issuer.pages import Page, page_of
 
 QR_PREFIX = "GXHC1:"
 MAX_PHOTO_BYTES = 2 * 1024 * 1024
@@ -51,6 +51,18 @@ def credential_status(credential: Credential, now: datetime | None = None) -> st
     return "active"
 
 
+def card_data(credential: Credential) -> CardData:
+    """What the printed card shows: the last valid day is the China-time day of expiry."""
+    return CardData(
+        qr=credential.qr,
+        masked_name=credential.masked_name,
+        masked_id_number=credential.masked_id_number,
+        last_valid_day=credential.expires_at.astimezone(CST).date(),
+        photo=credential.photo,
+        version=credential.version,
+    )
+
+
 def decode_photo(photo: str) -> tuple[bytes, str]:
     """The photo as normalised JPEG bytes, or 422 invalid_photo."""
     from PIL import Image, UnidentifiedImageError
@@ -76,10 +88,10 @@ def decode_photo(photo: str) -> tuple[bytes, str]:
             if image.format not in {"JPEG", "PNG"}:
                 raise invalid
             image.load()
-            image = image.convert("RGB")
-            image.thumbnail((600, 800))
+            rgb = image.convert("RGB")
+            rgb.thumbnail((600, 800))
             out = io.BytesIO()
-            image.save(out, "JPEG", quality=85)
+            rgb.save(out, "JPEG", quality=85)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         raise invalid from None
     return out.getvalue(), "image/jpeg"
@@ -92,10 +104,10 @@ class CredentialService:
     pepper: bytes
     face_checks: FaceChecks
     health_records: HealthRecordsClient
+    _credentials: CredentialRepository = field(init=False)
 
-    @property
-    def repo(self) -> CredentialRepository:
-        return CredentialRepository(self.session)
+    def __post_init__(self) -> None:
+        self._credentials = CredentialRepository(self.session)
 
     def person_key(self, id_number: str) -> str:
         return keyed_hash(self.pepper, "person:" + id_number)
@@ -111,11 +123,12 @@ class CredentialService:
                 detail_en="Only people aged 16 or under or 60 or over are eligible",
             )
         photo, photo_type = decode_photo(body.photo)
+        # Spent in this transaction: an error below rolls the spending back with it.
         await self.face_checks.spend(
             self.session, body.face_check_token, body.name, id_number.value
         )
         person_key = self.person_key(id_number.value)
-        if await self.repo.active_for_person(person_key) is not None:
+        if await self._credentials.active_for_person(person_key) is not None:
             raise Conflict(
                 "credential_exists",
                 detail="此人已有有效凭证，请补办",
@@ -132,7 +145,7 @@ class CredentialService:
             relationship=body.relationship.value,
             photo=photo,
             photo_type=photo_type,
-            version=await self.repo.latest_version(person_key) + 1,
+            version=await self._credentials.latest_version(person_key) + 1,
         )
 
     def _issue(
@@ -181,47 +194,52 @@ class CredentialService:
             revoked_at=None,
             qr=QR_PREFIX + token,
         )
-        self.repo.add(credential)
-        add_event(
-            self.session, OutboxEvent, subjects.CREDENTIAL_ISSUED, credential_event(credential)
-        )
+        self._credentials.add(credential)
+        events.stage_issued(self.session, credential)
         return credential
 
     async def get_own(self, user_id: str, credential_id: str) -> Credential:
-        credential = await self.repo.get(credential_id)
+        """One of the user's credentials; another user's is as unknown as a missing one."""
+        credential = await self._credentials.get(credential_id)
         if credential is None or credential.user_id != user_id:
             raise NotFound(detail="凭证不存在", detail_en="No such credential")
         return credential
 
+    async def list_for_user(self, user_id: str, limit: int, cursor: str | None) -> Page[Credential]:
+        """The user's credentials, newest first, any status."""
+        rows = await self._credentials.list_for_user(user_id, limit + 1, cursor)
+        return page_of(rows, limit, lambda credential: credential.id)
+
     async def revoke(self, user_id: str, credential_id: str) -> Credential:
+        """Revokes one of the user's credentials; one already revoked stays as it is."""
         credential = await self.get_own(user_id, credential_id)
+        self._revoke(credential)
+        return credential
+
+    def _revoke(self, credential: Credential) -> None:
         if credential.status != "revoked":
             credential.status = "revoked"
             credential.revoked_at = utcnow()
-            add_event(
-                self.session, OutboxEvent, subjects.CREDENTIAL_REVOKED, credential_event(credential)
-            )
-        return credential
+            events.stage_revoked(self.session, credential)
 
     async def reissue(self, user_id: str, credential_id: str) -> Credential:
+        """A lost card: the credential is revoked at once and a new one, its version + 1,
+        issued to the same holder in the same transaction."""
         old = await self.get_own(user_id, credential_id)
-        newer = await self.repo.active_for_person(old.person_key)
+        newer = await self._credentials.active_for_person(old.person_key)
         if newer is not None and newer.id != old.id:
             raise Conflict(
                 "credential_exists",
                 detail="已有更新的有效凭证",
                 detail_en="A newer active credential exists; reissue that one",
             )
-        today = cst_today()
-        if not is_eligible(age_on(old.birth_date, today)):
-            raise DomainError(
+        if not is_eligible(age_on(old.birth_date, cst_today())):
+            raise Unprocessable(
                 "not_eligible",
-                status=422,
                 detail="持有人已不符合申领条件",
                 detail_en="The holder is no longer eligible",
             )
-        await self.revoke(user_id, credential_id)
-        await self.session.flush()
+        self._revoke(old)
         return self._issue(
             user_id=user_id,
             person_key=old.person_key,
@@ -232,20 +250,17 @@ class CredentialService:
             relationship=old.relationship,
             photo=old.photo,
             photo_type=old.photo_type,
-            version=await self.repo.latest_version(old.person_key) + 1,
+            version=await self._credentials.latest_version(old.person_key) + 1,
         )
 
+    # --- for the other services -----------------------------------------------------------
+    async def get(self, credential_id: str) -> Credential:
+        credential = await self._credentials.get(credential_id)
+        if credential is None:
+            raise NotFound()
+        return credential
 
-def credential_event(credential: Credential) -> dict[str, object]:
-    """What the verifier keeps of a credential: masked data only, never the ID number."""
-    return {
-        "credential_id": credential.id,
-        "subject_id": credential.subject_id,
-        "version": credential.version,
-        "status": credential.status,
-        "masked_name": credential.masked_name,
-        "masked_id_number": credential.masked_id_number,
-        "birth_date": credential.birth_date.isoformat(),
-        "expires_at": credential.expires_at.isoformat(),
-        "revoked_at": credential.revoked_at.isoformat() if credential.revoked_at else None,
-    }
+    async def revoked_ids(self, limit: int, after: str | None) -> Page[str]:
+        """Every revoked credential's id, expired ones included, in id order."""
+        rows = await self._credentials.revoked_ids(limit + 1, after)
+        return page_of(rows, limit, lambda credential_id: credential_id)

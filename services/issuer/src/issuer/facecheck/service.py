@@ -12,7 +12,8 @@ from hc_common.clock import utcnow
 from hc_common.crypto import keyed_hash
 from hc_common.errors import DomainError
 from hc_common.ids import new_id
-from issuer.credential.models import FaceCheckUse
+from issuer.facecheck.models import FaceCheckUse
+from issuer.facecheck.repository import FaceCheckUseRepository
 
 ISSUER = "hc-face-check"
 
@@ -69,7 +70,8 @@ class FaceChecks:
         bound = self._bind(name, id_number)
         if claims.get("pid") != bound["pid"] or claims.get("nh") != bound["nh"]:
             raise face_check_failed()
-        if await session.get(FaceCheckUse, str(claims["jti"])) is not None:
+        uses = FaceCheckUseRepository(session)
+        token_id = str(claims["jti"])
+        if await uses.is_spent(token_id):
             raise face_check_failed()
-        session.add(FaceCheckUse(token_id=str(claims["jti"]), used_at=utcnow()))
-        await session.flush()
+        await uses.add(FaceCheckUse(token_id=token_id, used_at=utcnow()))

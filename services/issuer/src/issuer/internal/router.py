@@ -1,43 +1,55 @@
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
-from sqlalchemy import select
+"""`/internal/v1`, for the other services (service key): what the verifier keeps of a
+credential, the revocations for its cold start, and the user of a phone number."""
 
-from hc_common.deps import ServiceKeyDep, SessionDep
-from hc_common.errors import NotFound
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from hc_common.deps import ServiceKeyDep
+from hc_common.events.schemas import CredentialChanged
 from hc_common.phone import Phone
-from issuer.account.service import AccountService
-from issuer.credential.models import Credential
-from issuer.credential.service import credential_event
+from issuer.credential.events import credential_changed
+from issuer.deps import AccountServiceDep, CredentialServiceDep
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"], dependencies=[ServiceKeyDep])
 
 
-@router.get("/credentials/{credential_id}", summary="What the verifier keeps of a credential")
-async def credential(credential_id: str, session: SessionDep) -> dict[str, object]:
-    row = await session.get(Credential, credential_id)
-    if row is None:
-        raise NotFound()
-    return credential_event(row)
+@router.get(
+    "/credentials/{credential_id}",
+    summary="What the verifier keeps of a credential (the data of its events)",
+)
+async def credential(credential_id: str, service: CredentialServiceDep) -> CredentialChanged:
+    return credential_changed(await service.get(credential_id))
 
 
-@router.get("/revocations", summary="Revoked credentials that have not expired (cold start)")
+class Revocations(BaseModel):
+    items: list[str]
+    next_cursor: str | None
+
+
+@router.get(
+    "/revocations",
+    summary="The ids of all revoked credentials, expired ones included (cold start)",
+    description="In id order; `after` is the previous page's `next_cursor`.",
+)
 async def revocations(
-    session: SessionDep, after: str | None = Query(None), limit: int = Query(5000, ge=1, le=50000)
-) -> dict[str, object]:
-    query = select(Credential.id).where(Credential.status == "revoked")
-    if after:
-        query = query.where(Credential.id > after)
-    ids = list((await session.scalars(query.order_by(Credential.id).limit(limit))).all())
-    return {"items": ids, "next_cursor": ids[-1] if len(ids) == limit else None}
+    service: CredentialServiceDep,
+    after: str | None = Query(None),
+    limit: int = Query(5000, ge=1, le=50000),
+) -> Revocations:
+    page = await service.revoked_ids(limit, after)
+    return Revocations(items=page.items, next_cursor=page.next_cursor)
 
 
 class ResolveUser(BaseModel):
     phone: Phone
 
 
+class ResolvedUser(BaseModel):
+    user_id: str
+    masked_phone: str
+
+
 @router.post("/users/resolve", summary="The user id of a phone number, created if none yet")
-async def resolve_user(body: ResolveUser, session: SessionDep, request: Request) -> dict[str, str]:
-    state = request.app.state
-    service = AccountService(session, state.otp, state.ring, 0)
+async def resolve_user(body: ResolveUser, service: AccountServiceDep) -> ResolvedUser:
     user = await service.resolve_user(body.phone)
-    return {"user_id": user.id, "masked_phone": user.masked_phone}
+    return ResolvedUser(user_id=user.id, masked_phone=user.masked_phone)
