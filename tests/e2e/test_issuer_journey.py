@@ -3,7 +3,6 @@ the card lost, revoke, appeal; and what a verifier at a venue then makes of each
 
 import base64
 import json
-import time
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -11,23 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
-from hc_common.testing import make_id_number, make_phone
+from hc_common.testing import make_id_number, make_phone, poll
 from tests.conftest import Api
 from tests.e2e.test_slice import PHOTO_PNG, sign_in
 
 pytestmark = pytest.mark.e2e
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def poll(check: Callable[[], Any], timeout: float) -> Any:
-    """The first truthy value of `check` within `timeout` seconds, else its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 def jws_header(token: str) -> dict[str, Any]:
