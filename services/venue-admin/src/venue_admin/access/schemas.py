@@ -1,3 +1,5 @@
+"""The access-record API's bodies, and the columns of the CSV export."""
+
 from enum import StrEnum
 
 from pydantic import BaseModel

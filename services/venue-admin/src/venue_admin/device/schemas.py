@@ -1,3 +1,5 @@
+"""The device API's bodies: registration, the list, device tokens."""
+
 from pydantic import BaseModel, Field
 
 from hc_common.schemas import Timestamp

@@ -1,3 +1,5 @@
+"""Venues, their members (main admin, sub-admins) and their entry rule, as tables."""
+
 from datetime import datetime
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text

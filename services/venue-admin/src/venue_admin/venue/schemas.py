@@ -1,3 +1,5 @@
+"""The venue API's bodies: venues, members, permissions and the entry rule."""
+
 from enum import StrEnum
 from typing import Annotated
 
