@@ -107,8 +107,7 @@ def memory_per_entry() -> tuple[float, float]:
     """Bytes one cached status and one cached credential take in the verifier's view."""
     from hc_common.ids import new_id
     from verifier.scan.decision import HealthStatus
-    from verifier.scan.service import CredentialInfo
-    from verifier.view.state import ScanView
+    from verifier.view.state import CredentialInfo, ScanView
 
     n = 50_000
     now = datetime.datetime.now(datetime.UTC)

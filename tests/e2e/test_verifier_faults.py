@@ -11,9 +11,9 @@ import nats
 import pytest
 
 from hc_common.devstack import SERVICES, Stack, free_port
-from hc_common.testing import test_database_url
+from hc_common.testing import poll, test_database_url
 from tests.conftest import Api
-from tests.e2e.test_verifier_scan import apply, until, venue, verify
+from tests.e2e.test_verifier_scan import EVENTS, apply, venue, verify
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +23,8 @@ def own() -> Iterator[tuple[Stack, Api]]:
     run_dir = Path(tempfile.mkdtemp(prefix="hc-verifier-faults-"))
     env = {"APP_ENV": "dev"}
     for name, (_package, prefix) in SERVICES.items():
-        env[f"{prefix}_DATABASE_URL"] = test_database_url(f"faults-{name}", run_dir)
+        if name != "verifier":  # it keeps no database
+            env[f"{prefix}_DATABASE_URL"] = test_database_url(f"faults-{name}", run_dir)
     stack = Stack(
         run_dir,
         ports={n: free_port() for n in SERVICES},
@@ -47,7 +48,9 @@ def test_health_records_down_known_is_stale_unknown_is_manual_check(own) -> None
     assert first["decision"] == "pass" and first["stale"] is False
     stack.stop_process("health-records")
     try:
-        body = until(lambda: (b := verify(api, admin, known["qr"], venue_id).json())["stale"] and b)
+        body = poll(
+            lambda: (b := verify(api, admin, known["qr"], venue_id).json())["stale"] and b, EVENTS
+        )
         assert body and body["decision"] == "pass" and body["health"]["color"] == "green"
         answer = verify(api, admin, unknown["qr"], venue_id)
         assert answer.status_code == 200
@@ -57,7 +60,9 @@ def test_health_records_down_known_is_stale_unknown_is_manual_check(own) -> None
     finally:
         stack.start_service("health-records")
         stack.wait_ready(60, ["health-records"])
-    assert until(lambda: verify(api, admin, unknown["qr"], venue_id).json()["decision"] == "pass")
+    assert poll(
+        lambda: verify(api, admin, unknown["qr"], venue_id).json()["decision"] == "pass", EVENTS
+    )
 
 
 async def _access_ids(nats_url: str, expected: int) -> list[str]:
@@ -100,7 +105,7 @@ def test_nats_killed_during_scans_every_record_delivered_once(own) -> None:
         ids = asyncio.run(_access_ids(stack.nats_url or "", len(wanted)))
         return ids if wanted <= set(ids) else None
 
-    ids = until(delivered, timeout=30)
+    ids = poll(delivered, timeout=30)
     assert ids, "every access record reaches the ACCESS stream"
     mine = [i for i in ids if i in wanted]
     assert len(mine) == len(wanted) == 40  # none lost, none doubled
@@ -118,7 +123,7 @@ def test_nats_killed_during_scans_every_record_delivered_once(own) -> None:
             if not cursor:
                 return records if wanted <= set(records) else None
 
-    records = until(stored, timeout=30)
+    records = poll(stored, timeout=30)
     assert records is not None, "every access record is stored at venue-admin"
     assert sorted(records) == sorted(wanted)  # stored once each, nothing else at this venue
 

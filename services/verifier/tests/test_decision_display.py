@@ -14,8 +14,8 @@ from verifier.scan.decision import (
     hours_since,
 )
 from verifier.scan.display import gate_lines
-from verifier.scan.service import CredentialInfo, ScanResult
-from verifier.view.state import LRU, ScanView
+from verifier.scan.service import ScanResult
+from verifier.view.state import LRU, CredentialInfo
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 
@@ -124,32 +124,6 @@ def test_gate_lines_of_a_denial_and_an_invalid_credential() -> None:
     assert invalid == ["Invalid credential", "No entry"]
     manual = gate_lines(result(Decision("manual_check", ["status_unavailable"]), None), False)
     assert manual[0] == "李*华" and manual[-1] == "请人工核验"
-
-
-def test_view_applies_by_version_never_backwards() -> None:
-    view = ScanView(status_capacity=10)
-    assert view.apply_status(status("red", version=3))
-    assert not view.apply_status(status("green", version=2))
-    assert view.statuses.get("s1").status.color == "red"  # type: ignore[union-attr]
-    view.apply_member(
-        {
-            "venue_id": "v",
-            "user_id": "u",
-            "permissions": ["reverse_scan"],
-            "removed": False,
-            "version": 5,
-        }
-    )
-    view.apply_member({"venue_id": "v", "user_id": "u", "permissions": [], "version": 4})
-    assert view.members[("v", "u")].permissions == {"reverse_scan"}
-    view.apply_rule({"venue_id": "v", "allowed_colors": ["green", "yellow"], "version": 2})
-    view.apply_rule({"venue_id": "v", "allowed_colors": ["green"], "version": 1})
-    assert view.rules["v"].allowed_colors == {"green", "yellow"}
-    active = CredentialInfo("c1", "s1", 1, "active", "李*华", "x", date(1950, 1, 1), NOW)
-    revoked = CredentialInfo("c1", "s1", 1, "revoked", "李*华", "x", date(1950, 1, 1), NOW)
-    view.apply_credential(revoked)
-    view.apply_credential(active)
-    assert view.credentials.get("c1").status == "revoked"  # type: ignore[union-attr]
 
 
 def test_status_cache_is_bounded() -> None:

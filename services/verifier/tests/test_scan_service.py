@@ -1,125 +1,150 @@
-"""ScanService's credential and status checks, with the upstreams faked (one module under test):
-expiry and revocation of a credential, and the 10-minute bound on a stale status."""
+"""The scan from the credential on: expiry and revocation of a credential, the 10-minute bound
+on a stale status, and the access record each decision leaves in the journal."""
 
 import time
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from collections.abc import Callable
+from datetime import timedelta
 
-import httpx
 import pytest
 
-from hc_common.auth.keys import KeyRing, LiveKey
-from hc_common.auth.tokens import RemoteKeySet, sign
 from hc_common.clock import utcnow
+from hc_common.events import envelope as subjects
+from hc_common.events.envelope import Envelope
+from hc_common.events.schemas import AccessRecordCreated, parse_payload
 from verifier.scan.decision import HealthStatus
-from verifier.scan.service import CredentialInfo, ScanService, ScanState
-from verifier.view.state import ScanView
+from verifier.scan.service import Scanner
+from verifier.view import handlers
+
+from .conftest import Upstreams, Verifier, credential, member, status
+
+VENUE = "venue-1"
 
 
-def _ring() -> KeyRing:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    private = Ed25519PrivateKey.generate()
-    public = private.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
-    return KeyRing([LiveKey("ctestkey01", "credential", private, public, utcnow())])
-
-
-@dataclass
-class FakeSync:
-    health_current: bool = False
-    health_records_up: bool = False
-    health_confirmed_at: float = 0.0
+def journal(verifier: Verifier) -> list[AccessRecordCreated]:
+    """The access records in the journal, read back as venue-admin reads them."""
+    records: list[AccessRecordCreated] = []
+    for segment in verifier.spool.segments():
+        for line in segment.read_bytes().splitlines():
+            record_id, _, raw = line.partition(b" ")
+            envelope = Envelope.from_bytes(raw)
+            assert envelope.type == subjects.ACCESS_RECORD_CREATED
+            assert envelope.id == record_id.decode()
+            records.append(parse_payload(envelope.type, envelope.data))
+    return records
 
 
-def _unreachable(request: httpx.Request) -> httpx.Response:
-    raise httpx.ConnectError("down", request=request)
+@pytest.fixture
+def verifier(upstreams: Upstreams, make_verifier: Callable[[Upstreams], Verifier]) -> Verifier:
+    upstreams.add_venue(VENUE, members=[member(VENUE, "user-staff", ["reverse_scan"])])
+    return make_verifier(upstreams)
 
 
-def service(view: ScanView, ring: KeyRing, sync: FakeSync) -> ScanService:
-    down = httpx.AsyncClient(transport=httpx.MockTransport(_unreachable), base_url="http://x")
-    keys = RemoteKeySet(down, "/.well-known/jwks.json")
-    keys.load(ring.jwks())
-    keys.fetched_at = time.monotonic()
-    state = ScanState(
-        issuer_keys=keys,
-        device_keys=keys,
-        issuer=down,
-        venue_admin=down,
-        health_records=down,
-        stale_after_seconds=600,
-        view=view,
-        sync=sync,
-    )
-    return ScanService(state, spool=None)  # type: ignore[arg-type]
-
-
-def credential(expires_at: datetime, status: str = "active") -> CredentialInfo:
-    return CredentialInfo(
-        "cred1", "subj1", 1, status, "李*华", "450103********1234", date(1950, 3, 8), expires_at
-    )
-
-
-def qr(ring: KeyRing, expires_at: datetime) -> str:
-    return "GXHC1:" + sign(
-        ring,
-        "credential",
-        {"sub": "subj1", "jti": "cred1", "ver": 1, "exp": int(expires_at.timestamp())},
-        compact_header=True,
-    )
-
-
-async def test_an_expired_credential_is_credential_expired() -> None:
-    ring, view = _ring(), ScanView()
-    expired = utcnow() - timedelta(days=1)
-    view.apply_credential(credential(expired))
-    info, reasons = await service(view, ring, FakeSync()).credential(qr(ring, expired))
+async def test_an_expired_credential_is_credential_expired(verifier: Verifier) -> None:
+    info = credential("cred1", "subj1", expires_at=utcnow() - timedelta(days=1))
+    verifier.view.apply_credential(handlers.parse_credential(info))
+    found, reasons = await verifier.service.credential(verifier.upstreams.qr(info))
     assert reasons == ["credential_expired"]
-    assert info is not None and info.credential_id == "cred1"
+    assert found is not None and found.credential_id == "cred1"
 
 
-async def test_revoked_and_expired_lists_both_in_the_contracts_order() -> None:
-    ring, view = _ring(), ScanView()
-    expired = utcnow() - timedelta(days=1)
-    view.apply_credential(credential(expired, status="revoked"))
-    _, reasons = await service(view, ring, FakeSync()).credential(qr(ring, expired))
+async def test_revoked_and_expired_lists_both_in_the_contracts_order(verifier: Verifier) -> None:
+    info = credential("cred1", "subj1", status="revoked", expires_at=utcnow() - timedelta(days=1))
+    verifier.view.apply_credential(handlers.parse_credential(info))
+    _, reasons = await verifier.service.credential(verifier.upstreams.qr(info))
     assert reasons == ["credential_revoked", "credential_expired"]
 
 
-async def test_a_live_credential_has_no_reasons_and_an_unknown_one_without_issuer_is_no_pass() -> (
-    None
-):
-    ring, view = _ring(), ScanView()
-    later = utcnow() + timedelta(days=300)
-    view.apply_credential(credential(later))
-    assert (await service(view, ring, FakeSync()).credential(qr(ring, later)))[1] == []
-    # Not in memory and the issuer unreachable: no decision on a credential we cannot see.
-    _, reasons = await service(ScanView(), ring, FakeSync()).credential(qr(ring, later))
-    assert reasons == ["status_unavailable"]
-
-
-@pytest.mark.parametrize(("age_seconds", "expected_stale"), [(60, True), (599, True)])
-async def test_health_records_down_answers_a_status_up_to_10_minutes_old(
-    age_seconds: float, expected_stale: bool
+async def test_a_live_credential_has_no_reasons_and_one_not_in_memory_is_asked_for(
+    verifier: Verifier,
 ) -> None:
-    view = ScanView()
-    known = HealthStatus("subj1", "green", None, None, 0, None, 3)
-    view.apply_status(known, now=time.monotonic() - age_seconds)
-    status, stale = await service(view, _ring(), FakeSync()).status("subj1")
-    assert status == known and stale is expected_stale
-
-
-async def test_a_status_older_than_10_minutes_is_not_used() -> None:
-    view = ScanView()
-    view.apply_status(
-        HealthStatus("subj1", "green", None, None, 0, None, 3), now=time.monotonic() - 601
+    info = credential("cred1", "subj1")
+    verifier.upstreams.credentials["cred1"] = info
+    assert (await verifier.service.credential(verifier.upstreams.qr(info)))[1] == []
+    assert verifier.view.credentials.get("cred1") is not None  # kept for the next scan
+    # Not in memory and the issuer unreachable: no decision on a credential we cannot see.
+    other = credential("cred2", "subj2")
+    verifier.upstreams.down.add("issuer")
+    assert await verifier.service.credential(verifier.upstreams.qr(other)) == (
+        None,
+        ["status_unavailable"],
     )
-    status, stale = await service(view, _ring(), FakeSync()).status("subj1")
-    assert status is None and stale is False  # -> status_unavailable, manual_check
 
 
-async def test_an_unknown_subject_with_health_records_down_has_no_status() -> None:
-    status, _ = await service(ScanView(), _ring(), FakeSync()).status("nobody")
-    assert status is None
+async def test_a_credential_the_issuer_does_not_know_is_invalid(verifier: Verifier) -> None:
+    info = credential("cred-unknown", "subj1")
+    assert await verifier.service.credential(verifier.upstreams.qr(info)) == (
+        None,
+        ["credential_invalid"],
+    )
+
+
+@pytest.mark.parametrize(("age_seconds", "used"), [(60, True), (599, True), (601, False)])
+async def test_health_records_down_a_status_up_to_10_minutes_old_is_used_marked_stale(
+    verifier: Verifier, age_seconds: float, used: bool
+) -> None:
+    verifier.upstreams.down.add("health-records")
+    verifier.sync.health_records_up = False
+    verifier.sync.health_confirmed_at = 0.0
+    known = HealthStatus("subj1", "green", None, None, 0, None, 3)
+    verifier.view.apply_status(known, now=time.monotonic() - age_seconds)
+    found = await verifier.service.status("subj1")
+    # Older: no status at all (-> status_unavailable, manual_check), never a pass on it.
+    assert found == ((known, True) if used else (None, False))
+
+
+async def test_a_status_in_memory_is_not_used_while_its_stream_is_not_followed(
+    verifier: Verifier,
+) -> None:
+    """Not current (the HEALTH stream not followed): health-records is asked, and its answer
+    replaces what memory held."""
+    verifier.view.apply_status(HealthStatus("subj1", "green", None, None, 0, None, 3))
+    verifier.upstreams.statuses["subj1"] = status("subj1", "red", version=4)
+    found, stale = await verifier.service.status("subj1")
+    assert found is not None and found.color == "red" and stale is False
+    verifier.sync.live["HEALTH"] = True
+    verifier.upstreams.statuses["subj1"] = status("subj1", "yellow", version=5)
+    found, _ = await verifier.service.status("subj1")
+    assert found is not None and found.color == "red"  # current: from memory
+
+
+async def test_an_unknown_subject_with_health_records_down_has_no_status(
+    verifier: Verifier,
+) -> None:
+    verifier.upstreams.down.add("health-records")
+    assert await verifier.service.status("nobody") == (None, False)
+
+
+async def test_every_decision_leaves_one_access_record_in_the_journal(verifier: Verifier) -> None:
+    upstreams, service = verifier.upstreams, verifier.service
+    live = credential("cred1", "subj1")
+    revoked = credential("cred2", "subj2", status="revoked")
+    upstreams.credentials.update({"cred1": live, "cred2": revoked})
+    upstreams.statuses["subj1"] = status("subj1", "yellow")
+    staff = Scanner("user", "user-staff", None)
+
+    denied = await service.scan(staff, upstreams.qr(live), VENUE)
+    assert denied.decision.decision == "deny" and denied.decision.reasons == ["color_yellow"]
+    gone = await service.scan(staff, upstreams.qr(revoked), VENUE)
+    assert gone.decision.reasons == ["credential_revoked"] and gone.credential is None
+    upstreams.statuses["subj1"] = status("subj1", "green", version=2)
+    passed = await service.scan(staff, upstreams.qr(live), VENUE)
+    assert passed.decision.decision == "pass"
+
+    records = journal(verifier)
+    assert [r["record_id"] for r in records] == [
+        denied.record_id,
+        gone.record_id,
+        passed.record_id,
+    ]
+    first, second, third = records
+    assert first["venue_id"] == VENUE and first["checked_at"] == denied.checked_at
+    assert (first["decision"], first["reasons"]) == ("deny", ["color_yellow"])
+    assert (first["masked_name"], first["color"], first["credential_id"]) == (
+        "李*华",
+        "yellow",
+        "cred1",
+    )
+    assert first["scanner"] == {"kind": "user", "id": "user-staff"}
+    # A revoked credential's holder is not shown, nor recorded.
+    assert (second["masked_name"], second["color"], second["credential_id"]) == (None, None, None)
+    assert (third["decision"], third["color"]) == ("pass", "green")

@@ -16,7 +16,7 @@ from hc_common.runtime import service_runtime
 from verifier.access.spool import AccessSpool
 from verifier.config import Settings
 from verifier.scan.router import router as scan_router
-from verifier.scan.service import CredentialInfo, ScanService, ScanState, status_from
+from verifier.scan.service import ScanService, ScanState
 from verifier.view.state import ScanView
 from verifier.view.sync import ViewSync
 
@@ -47,8 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Access records go through the local journal (access/spool.py), not the outbox.
-        async with service_runtime(app, settings, streams=("ACCESS",)) as runtime:
+        # No database: the view lives in memory and access records go through the local
+        # journal (access/spool.py).
+        async with service_runtime(app, settings, streams=("ACCESS",), database=False) as runtime:
             timeout = settings.upstream_timeout_seconds
             issuer = make_client(
                 settings.issuer_url, service_key=settings.service_key, timeout=timeout
@@ -66,8 +67,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 issuer=issuer,
                 venue_admin=venue_admin,
                 health_records=health_records,
-                credential_from=CredentialInfo.from_event,
-                status_from=status_from,
             )
             state = ScanState(
                 issuer_keys=RemoteKeySet(issuer, "/.well-known/jwks.json"),
@@ -100,7 +99,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async def view_loaded() -> bool:
                 return sync.ready.is_set()
 
-            app.state.readiness["view"] = view_loaded
+            # Ready = able to answer scans = the view is loaded. Not the message bus: without
+            # it scans are still answered from memory, and their records wait in the journal.
+            app.state.readiness = {"view": view_loaded}
             try:
                 yield
             finally:

@@ -1,4 +1,6 @@
-"""Typed wrappers of the other services' internal endpoints; each raises `Unreachable`."""
+"""Reads of the other services' internal endpoints: a JSON object, `NotKnown` or `Unreachable`."""
+
+from typing import Any
 
 import httpx
 
@@ -13,7 +15,7 @@ class NotKnown(Exception):
 
 async def get_json(
     client: httpx.AsyncClient, path: str, params: dict[str, str] | None = None
-) -> dict[str, object]:
+) -> dict[str, Any]:
     try:
         response = await client.get(path, params=params)
     except httpx.HTTPError as exc:
@@ -23,6 +25,9 @@ async def get_json(
     if response.status_code >= 400:
         raise Unreachable(f"{path}: {response.status_code}")
     try:
-        return response.json()  # type: ignore[no-any-return]
+        body = response.json()
     except ValueError:
         raise Unreachable(f"{path}: not JSON") from None
+    if not isinstance(body, dict):
+        raise Unreachable(f"{path}: not a JSON object")
+    return body

@@ -4,6 +4,11 @@ Pure functions: no I/O, so every rule of the contract is tested directly."""
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
+
+from hc_common.events.schemas import Color
+
+DecisionKind = Literal["pass", "deny", "manual_check"]
 
 # The contract's order: `reasons` lists every failing condition in this order.
 REASON_ORDER = (
@@ -31,7 +36,7 @@ class Rule:
 @dataclass(frozen=True, slots=True)
 class HealthStatus:
     subject_id: str
-    color: str
+    color: Color
     nat_result: str | None
     nat_sample_time: datetime | None
     vaccine_doses: int
@@ -41,7 +46,7 @@ class HealthStatus:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    decision: str
+    decision: DecisionKind
     reasons: list[str] = field(default_factory=list)
 
 

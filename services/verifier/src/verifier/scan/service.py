@@ -5,13 +5,14 @@ decision. The verifier never answers `pass` on a status it does not have."""
 
 import time
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
+from typing import Any, Literal
 
 import httpx
-import orjson
+from pydantic import ValidationError
 
 from hc_common.auth.tokens import InvalidToken, RemoteKeySet
-from hc_common.clock import age_on, cst_today, to_utc, utcnow
+from hc_common.clock import age_on, cst_today, utcnow
 from hc_common.errors import (
     Forbidden,
     NotFound,
@@ -20,74 +21,25 @@ from hc_common.errors import (
     Unprocessable,
 )
 from hc_common.events import envelope as subjects
+from hc_common.events.envelope import encode_envelope
+from hc_common.events.schemas import AccessRecordCreated
 from hc_common.ids import new_id
 from verifier.access.spool import AccessSpool
 from verifier.clients import NotKnown, Unreachable, get_json
 from verifier.scan.decision import Decision, HealthStatus, Rule, decide, health_reasons
+from verifier.view import handlers
 from verifier.view.metrics import SCAN_LATENCY, cache_counter, decision_counter
-from verifier.view.state import LRU, ScanView
+from verifier.view.state import LRU, CredentialInfo, ScanView
+from verifier.view.sync import ViewSync
 
 QR_PREFIX = "GXHC1:"
 
 
 @dataclass(frozen=True, slots=True)
 class Scanner:
-    kind: str  # user | device
+    kind: Literal["user", "device"]
     id: str
     venue_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class CredentialInfo:
-    credential_id: str
-    subject_id: str
-    version: int
-    status: str
-    masked_name: str
-    masked_id_number: str
-    birth_date: date
-    expires_at: datetime
-
-    @property
-    def version_key(self) -> tuple[int, bool]:
-        # A revocation keeps the version; it wins over the same version still active.
-        return self.version, self.status == "revoked"
-
-    @classmethod
-    def from_event(cls, data: dict[str, object]) -> "CredentialInfo":
-        return cls(
-            credential_id=str(data["credential_id"]),
-            subject_id=str(data["subject_id"]),
-            version=int(data["version"]),
-            status=str(data["status"]),  # type: ignore[call-overload]
-            masked_name=str(data["masked_name"]),
-            masked_id_number=str(data["masked_id_number"]),
-            birth_date=date.fromisoformat(str(data["birth_date"])),
-            expires_at=to_utc(datetime.fromisoformat(str(data["expires_at"]))),
-        )
-
-
-def status_from(data: dict[str, object]) -> HealthStatus:
-    nat = data.get("nat") or {}
-    vaccination = data.get("vaccination") or {}
-    assert isinstance(nat, dict) and isinstance(vaccination, dict)
-    return HealthStatus(
-        subject_id=str(data["subject_id"]),
-        color=str(data["color"]),
-        nat_result=nat.get("result"),
-        nat_sample_time=(
-            to_utc(datetime.fromisoformat(nat["sample_time"].replace("Z", "+00:00")))
-            if nat.get("sample_time")
-            else None
-        ),
-        vaccine_doses=int(vaccination.get("doses") or 0),
-        last_dose_at=(
-            to_utc(datetime.fromisoformat(vaccination["last_dose_at"].replace("Z", "+00:00")))
-            if vaccination.get("last_dose_at")
-            else None
-        ),
-        version=int(data.get("version") or 0),  # type: ignore[call-overload]
-    )
 
 
 @dataclass
@@ -117,7 +69,7 @@ class ScanState:
     health_records: httpx.AsyncClient
     stale_after_seconds: int
     view: ScanView
-    sync: "object"  # verifier.view.sync.ViewSync (health_current, health_records_up, ...)
+    sync: ViewSync  # is health-records up and its stream followed (health_current, ...)
 
 
 DEFAULT_RULE = Rule()
@@ -130,7 +82,7 @@ class ScanService:
         self.spool = spool
         # Verified tokens by their exact text: a signature is checked once, not on every scan.
         self._tokens: LRU[str, tuple[Scanner, float]] = LRU(200_000)
-        self._qrs: LRU[str, tuple[dict[str, object], float]] = LRU(200_000)
+        self._qrs: LRU[str, tuple[dict[str, Any], float]] = LRU(200_000)
 
     # --- who scans --------------------------------------------------------------------
     async def scanner(self, token: str) -> Scanner:
@@ -170,33 +122,30 @@ class ScanService:
         if device is None:
             cache_counter("device", "miss").inc()
             try:
-                context = await get_json(
-                    self.state.venue_admin,
-                    f"/internal/v1/venues/{scanner.venue_id}/scan-context",
-                    {"device_id": scanner.id},
-                )
+                await self._ask_scan_context(str(scanner.venue_id), {"device_id": scanner.id})
             except (NotKnown, Unreachable):
                 return  # the token is venue-admin's signature; a deletion arrives by event
-            self._absorb_context(context)
             device = self.view.devices.get(scanner.id)
-            if device is None and "device" not in context:
-                return  # venue-admin does not keep devices in its scan context
         else:
             cache_counter("device", "hit").inc()
         if device is None or not device.active or device.venue_id != scanner.venue_id:
             raise Unauthorized(detail="闸机已停用", detail_en="The device can no longer scan")
 
     # --- where ------------------------------------------------------------------------
-    def _absorb_context(self, context: dict[str, object]) -> None:
-        view = self.view
-        if isinstance(context.get("member"), dict):
-            view.apply_member(context["member"])  # type: ignore[arg-type]
-        if isinstance(context.get("device"), dict):
-            view.apply_device(context["device"])  # type: ignore[arg-type]
-        if isinstance(context.get("rule"), dict):
-            view.apply_rule(context["rule"])  # type: ignore[arg-type]
-        elif context.get("venue_id"):
-            view.venues.add(str(context["venue_id"]))
+    async def _ask_scan_context(self, venue_id: str, params: dict[str, str]) -> None:
+        """venue-admin's scan context of one venue (its rule, and the member or device asked
+        about, if it is one of the venue's), taken into the view; NotKnown, Unreachable."""
+        context = await get_json(
+            self.state.venue_admin, f"/internal/v1/venues/{venue_id}/scan-context", params
+        )
+        try:
+            if context["member"] is not None:
+                handlers.apply_member(self.view, context["member"])
+            if context["device"] is not None:
+                handlers.apply_device(self.view, context["device"])
+            handlers.apply_rule(self.view, context["rule"])
+        except (KeyError, ValidationError) as exc:
+            raise Unreachable(f"scan context of {venue_id}: {exc!r}") from None
 
     async def authorize(self, scanner: Scanner, venue_id: str | None) -> tuple[str, Rule]:
         """The venue the scan is at and its rule, or 403/404/422."""
@@ -230,9 +179,7 @@ class ScanService:
                 {"user_id": scanner.id} if scanner.kind == "user" else {"device_id": scanner.id}
             )
             try:
-                context = await get_json(
-                    self.state.venue_admin, f"/internal/v1/venues/{venue_id}/scan-context", params
-                )
+                await self._ask_scan_context(venue_id, params)
             except NotKnown:
                 raise NotFound(detail="场所不存在", detail_en="No such venue") from None
             except Unreachable:
@@ -244,7 +191,6 @@ class ScanService:
                 if not known:
                     raise NotFound(detail="场所不存在", detail_en="No such venue") from None
             else:
-                self._absorb_context(context)
                 view.venues.add(venue_id)
                 member = (
                     view.members.get((venue_id, scanner.id)) if scanner.kind == "user" else None
@@ -259,7 +205,7 @@ class ScanService:
         return venue_id, view.rules.get(venue_id) or DEFAULT_RULE
 
     # --- what the QR names ------------------------------------------------------------
-    async def _qr_claims(self, token: str) -> tuple[dict[str, object] | None, bool]:
+    async def _qr_claims(self, token: str) -> tuple[dict[str, Any] | None, bool]:
         """Verified claims of a credential token and whether it has expired; None if invalid."""
         cached = self._qrs.get(token)
         if cached is not None:
@@ -272,8 +218,9 @@ class ScanService:
             if not exc.expired or exc.claims is None:
                 return None, False
             claims = exc.claims
-        self._qrs.put(token, (claims, float(claims.get("exp") or 0)))  # type: ignore[arg-type]
-        return claims, time.time() >= float(claims.get("exp") or 0)  # type: ignore[arg-type]
+        expires = float(claims.get("exp") or 0)
+        self._qrs.put(token, (claims, expires))
+        return claims, time.time() >= expires
 
     async def credential(self, qr: str) -> tuple[CredentialInfo | None, list[str]]:
         """The credential the QR names and what is wrong with it (reasons), or None."""
@@ -290,19 +237,18 @@ class ScanService:
                 data = await get_json(
                     self.state.issuer, f"/internal/v1/credentials/{credential_id}"
                 )
+                fetched = handlers.parse_credential(data)
             except NotKnown:
                 return None, ["credential_invalid"]
-            except Unreachable:
+            except (Unreachable, ValidationError):
                 return None, ["status_unavailable"]
-            info = CredentialInfo.from_event(data)
-            self.view.apply_credential(info)
-            info = self.view.credentials.get(credential_id) or info
+            self.view.apply_credential(fetched)
+            info = self.view.credentials.get(credential_id) or fetched
         else:
             cache_counter("credential", "hit").inc()
-        assert isinstance(info, CredentialInfo)
         if info.subject_id != claims.get("sub") or info.version != claims.get("ver"):
             return None, ["credential_invalid"]
-        reasons = []
+        reasons: list[str] = []
         if info.status == "revoked" or credential_id in self.view.revoked:
             reasons.append("credential_revoked")
         if expired or utcnow() > info.expires_at:
@@ -315,23 +261,24 @@ class ScanService:
         `stale_after_seconds` old when health-records cannot be reached (stale)."""
         sync = self.state.sync
         cached = self.view.statuses.get(subject_id)
-        if cached is not None and sync.health_current:  # type: ignore[attr-defined]
+        if cached is not None and sync.health_current:
             cache_counter("status", "hit").inc()
             return cached.status, False
         cache_counter("status", "miss").inc()
-        if cached is None or sync.health_records_up:  # type: ignore[attr-defined]
+        if cached is None or sync.health_records_up:
             try:
                 data = await get_json(
                     self.state.health_records, f"/internal/v1/subjects/{subject_id}/status"
                 )
-                status = status_from(data)
+                status = handlers.parse_status(data)
+            except (Unreachable, NotKnown, ValidationError):
+                pass
+            else:
                 self.view.apply_status(status)
                 held = self.view.statuses.get(subject_id)
                 return (held.status if held else status), False
-            except (Unreachable, NotKnown):
-                pass
         if cached is not None:
-            known_at = max(cached.fetched_at, sync.health_confirmed_at)  # type: ignore[attr-defined]
+            known_at = max(cached.fetched_at, sync.health_confirmed_at)
             if time.monotonic() - known_at <= self.state.stale_after_seconds:
                 return cached.status, True
         return None, False
@@ -366,26 +313,23 @@ class ScanService:
 
     def record(self, result: ScanResult, venue_id: str, scanner: Scanner) -> None:
         """One access record per decision, in the local journal before the answer; the
-        journal's shipper delivers it to JetStream with the record id as its message id. The
-        envelope
-        (hc_common.events.envelope.Envelope) is written with orjson: this is the hot path."""
-        checked_at = result.checked_at.isoformat()
-        payload = orjson.dumps(
-            {
-                "id": result.record_id,
-                "type": subjects.ACCESS_RECORD_CREATED,
-                "occurred_at": checked_at,
-                "data": {
-                    "record_id": result.record_id,
-                    "venue_id": venue_id,
-                    "checked_at": checked_at,
-                    "decision": result.decision.decision,
-                    "reasons": result.decision.reasons,
-                    "masked_name": result.credential.masked_name if result.credential else None,
-                    "color": result.status.color if result.status else None,
-                    "credential_id": result.credential.credential_id if result.credential else None,
-                    "scanner": {"kind": scanner.kind, "id": scanner.id},
-                },
-            }
+        journal's shipper delivers it to JetStream with the record id as its message id."""
+        credential, status = result.credential, result.status
+        record: AccessRecordCreated = {
+            "record_id": result.record_id,
+            "venue_id": venue_id,
+            "checked_at": result.checked_at,
+            "decision": result.decision.decision,
+            "reasons": result.decision.reasons,
+            "masked_name": credential.masked_name if credential else None,
+            "color": status.color if status else None,
+            "credential_id": credential.credential_id if credential else None,
+            "scanner": {"kind": scanner.kind, "id": scanner.id},
+        }
+        _, _, envelope = encode_envelope(
+            subjects.ACCESS_RECORD_CREATED,
+            record,
+            event_id=result.record_id,
+            occurred_at=result.checked_at,
         )
-        self.spool.append(result.record_id, payload)
+        self.spool.append(result.record_id, envelope)

@@ -5,7 +5,8 @@ than what is held is ignored, so events and snapshots may arrive in any order.""
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from datetime import date, datetime
+from typing import Generic, Literal, TypeVar
 
 from verifier.scan.decision import HealthStatus, Rule
 
@@ -37,6 +38,25 @@ class LRU(Generic[K, V]):
 
 
 @dataclass(frozen=True, slots=True)
+class CredentialInfo:
+    """What the verifier keeps of a credential (the issuer's masked data, never more)."""
+
+    credential_id: str
+    subject_id: str
+    version: int
+    status: Literal["active", "revoked"]
+    masked_name: str
+    masked_id_number: str
+    birth_date: date
+    expires_at: datetime
+
+    @property
+    def version_key(self) -> tuple[int, bool]:
+        # A revocation keeps the version; it wins over the same version still active.
+        return self.version, self.status == "revoked"
+
+
+@dataclass(frozen=True, slots=True)
 class Member:
     venue_id: str
     user_id: str
@@ -63,7 +83,7 @@ class CachedStatus:
 class ScanView:
     status_capacity: int = 1_000_000
     credential_capacity: int = 2_000_000
-    credentials: LRU[str, object] = field(init=False)
+    credentials: LRU[str, CredentialInfo] = field(init=False)
     statuses: LRU[str, CachedStatus] = field(init=False)
     revoked: set[str] = field(default_factory=set)
     members: dict[tuple[str, str], Member] = field(default_factory=dict)
@@ -91,63 +111,44 @@ class ScanView:
         return True
 
     # --- issuer ---------------------------------------------------------------------
-    def apply_credential(self, info: "object") -> bool:
-        held = self.credentials.get(info.credential_id)  # type: ignore[attr-defined]
-        if held is not None and held.version_key > info.version_key:  # type: ignore[attr-defined]
+    def apply_credential(self, info: CredentialInfo) -> bool:
+        held = self.credentials.get(info.credential_id)
+        if held is not None and held.version_key > info.version_key:
             return False
-        self.credentials.put(info.credential_id, info)  # type: ignore[attr-defined]
-        if info.status == "revoked":  # type: ignore[attr-defined]
-            self.revoked.add(info.credential_id)  # type: ignore[attr-defined]
+        self.credentials.put(info.credential_id, info)
+        if info.status == "revoked":
+            self.revoked.add(info.credential_id)
         return True
 
     # --- venue-admin ----------------------------------------------------------------
-    def apply_member(self, data: dict[str, object]) -> bool:
-        key = (str(data["venue_id"]), str(data["user_id"]))
-        version = int(data.get("version") or 0)  # type: ignore[call-overload]
+    def apply_member(self, member: Member) -> bool:
+        key = (member.venue_id, member.user_id)
         held = self.members.get(key)
-        if held is not None and held.version > version:
+        if held is not None and held.version > member.version:
             return False
-        self.members[key] = Member(
-            key[0],
-            key[1],
-            frozenset(data.get("permissions") or ()),  # type: ignore[arg-type]
-            bool(data.get("removed")),
-            version,
-        )
-        if key[0] not in self.deleted_venues:
-            self.venues.add(key[0])
+        self.members[key] = member
+        if member.venue_id not in self.deleted_venues:
+            self.venues.add(member.venue_id)
         return True
 
-    def apply_device(self, data: dict[str, object]) -> bool:
-        device_id = str(data["device_id"])
-        version = int(data.get("version") or 0)  # type: ignore[call-overload]
-        held = self.devices.get(device_id)
-        if held is not None and held.version > version:
+    def apply_device(self, device: Device) -> bool:
+        held = self.devices.get(device.device_id)
+        if held is not None and held.version > device.version:
             return False
-        self.devices[device_id] = Device(
-            device_id, str(data["venue_id"]), bool(data.get("active", True)), version
-        )
+        self.devices[device.device_id] = device
         return True
 
-    def apply_rule(self, data: dict[str, object]) -> bool:
-        venue_id = str(data["venue_id"])
-        version = int(data.get("version") or 0)  # type: ignore[call-overload]
+    def apply_rule(self, venue_id: str, rule: Rule) -> bool:
         held = self.rules.get(venue_id)
-        if held is not None and held.version > version:
+        if held is not None and held.version > rule.version:
             return False
-        self.rules[venue_id] = Rule(
-            frozenset(data.get("allowed_colors") or ["green"]),  # type: ignore[arg-type]
-            data.get("max_nat_age_hours"),  # type: ignore[arg-type]
-            int(data.get("min_vaccine_doses") or 0),  # type: ignore[call-overload]
-            version,
-        )
+        self.rules[venue_id] = rule
         if venue_id not in self.deleted_venues:
             self.venues.add(venue_id)
         return True
 
-    def apply_venue(self, data: dict[str, object]) -> None:
-        venue_id = str(data["venue_id"])
-        if data.get("deleted"):
+    def apply_venue(self, venue_id: str, *, deleted: bool) -> None:
+        if deleted:
             self.deleted_venues.add(venue_id)
             self.venues.discard(venue_id)
             self.rules.pop(venue_id, None)
