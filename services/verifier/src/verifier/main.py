@@ -93,8 +93,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 else None
             )
             app.state.scan_service = ScanService(state, spool)
-            app.state.access_spool = spool
-            app.state.view_sync = sync
 
             async def view_loaded() -> bool:
                 return sync.ready.is_set()
