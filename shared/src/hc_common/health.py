@@ -21,7 +21,10 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Database and message bus reachable (503 otherwise)",
+    summary="Ready to serve: what the service needs is reachable or loaded (503 otherwise)",
+    description="The checks are the service's own: its database and the message bus for a "
+    "service that writes, the loaded view for the verifier (which answers scans from memory "
+    "while the bus is away).",
     responses={503: {"description": "Not ready"}},
 )
 async def readyz(request: Request) -> Response:

@@ -28,6 +28,8 @@ class Runtime:
         streams: tuple[str, ...] = (),
         database: bool = True,
     ) -> None:
+        # Without a database (the verifier) there is no outbox either; `app.state.readiness`
+        # then holds the bus only, which the service may replace with what it means by ready.
         self.settings = settings
         self.db = Database(settings.effective_database_url) if database else None
         self.bus = EventBus(settings.nats_url, settings.service_name, streams)
