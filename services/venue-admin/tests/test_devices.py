@@ -22,6 +22,17 @@ async def _register(va, venue_id: str, admin) -> dict:
     return response.json()
 
 
+async def scan_context(va, venue_id: str, device_id: str) -> dict:
+    """What the verifier reads of a device at a venue."""
+    response = await va.client.get(
+        f"/internal/v1/venues/{venue_id}/scan-context",
+        headers=SERVICE,
+        params={"device_id": device_id},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 async def test_device_gets_a_token_signed_by_the_published_key(va) -> None:
     admin = va.user()
     venue_id = await va.venue(admin)
@@ -66,20 +77,14 @@ async def test_deleted_device_gets_no_token_and_the_verifier_sees_it_inactive(va
     venue_id = await va.venue(admin)
     device = await _register(va, venue_id, admin)
     device_id = device["device_id"]
-    context = await va.client.get(
-        f"/internal/v1/venues/{venue_id}/scan-context",
-        headers=SERVICE,
-        params={"device_id": device_id},
-    )
-    assert context.json()["device"] == {
+    context = await scan_context(va, venue_id, device_id)
+    assert context["device"] == {
         "device_id": device_id,
         "venue_id": venue_id,
         "active": True,
         "version": 1,
     }
-    assert context.json()["member"] is None and context.json()["rule"]["allowed_colors"] == [
-        "green"
-    ]
+    assert context["member"] is None and context["rule"]["allowed_colors"] == ["green"]
     staff = await va.add_sub_admin(venue_id, admin)
     forbidden = await va.client.delete(
         f"/v1/venues/{venue_id}/devices/{device_id}", headers=staff.headers
@@ -97,23 +102,14 @@ async def test_deleted_device_gets_no_token_and_the_verifier_sees_it_inactive(va
     assert (await va.client.post("/v1/devices/token", json=device)).json()[
         "code"
     ] == "invalid_credentials"
-    context = await va.client.get(
-        f"/internal/v1/venues/{venue_id}/scan-context",
-        headers=SERVICE,
-        params={"device_id": device_id},
-    )
-    assert context.json()["device"] == {
+    context = await scan_context(va, venue_id, device_id)
+    assert context["device"] == {
         "device_id": device_id,
         "venue_id": venue_id,
         "active": False,
         "version": 2,
     }
-    elsewhere = await va.client.get(
-        f"/internal/v1/venues/{other_venue}/scan-context",
-        headers=SERVICE,
-        params={"device_id": device_id},
-    )
-    assert elsewhere.json()["device"] is None
+    assert (await scan_context(va, other_venue, device_id))["device"] is None
     again = await va.client.delete(
         f"/v1/venues/{venue_id}/devices/{device_id}", headers=admin.headers
     )

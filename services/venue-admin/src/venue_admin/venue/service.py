@@ -133,17 +133,30 @@ class VenueService:
         await self.session.flush()
         return member
 
-    async def remove_member(self, user_id: str, venue_id: str, member_id: str) -> None:
+    async def _member_to_manage(
+        self, user_id: str, venue_id: str, member_id: str, main_admin_refusal: Unprocessable
+    ) -> Member:
+        """The member the main admin (`user_id`) acts on: 404 if there is none, and
+        `main_admin_refusal` for the main admin, whose membership and permissions are fixed."""
         await self.require_main_admin(venue_id, user_id)
         member = await self.repo.member(venue_id, member_id)
         if member is None:
             raise NotFound(detail="成员不存在", detail_en="No such member")
         if member.role == MAIN_ADMIN:
-            raise Unprocessable(
+            raise main_admin_refusal
+        return member
+
+    async def remove_member(self, user_id: str, venue_id: str, member_id: str) -> None:
+        member = await self._member_to_manage(
+            user_id,
+            venue_id,
+            member_id,
+            Unprocessable(
                 "cannot_remove_main_admin",
                 detail="不能移除主管理员",
                 detail_en="The main admin cannot be removed",
-            )
+            ),
+        )
         member.version = next_member_version(member.version)
         events.member_changed(self.session, member, removed=True)
         await self.repo.delete(member)
@@ -152,16 +165,16 @@ class VenueService:
     async def set_permissions(
         self, user_id: str, venue_id: str, member_id: str, permissions: list[str]
     ) -> Member:
-        await self.require_main_admin(venue_id, user_id)
-        member = await self.repo.member(venue_id, member_id)
-        if member is None:
-            raise NotFound(detail="成员不存在", detail_en="No such member")
-        if member.role == MAIN_ADMIN:
-            raise Unprocessable(
+        member = await self._member_to_manage(
+            user_id,
+            venue_id,
+            member_id,
+            Unprocessable(
                 "cannot_change_main_admin",
                 detail="主管理员拥有全部权限，不能修改",
                 detail_en="The main admin holds every permission",
-            )
+            ),
+        )
         member.permissions = sorted(set(permissions))
         member.version = next_member_version(member.version)
         events.member_changed(self.session, member)
