@@ -303,9 +303,9 @@ async def test_bulk_insert_skips_a_row_inserted_meanwhile(hr: httpx.AsyncClient)
     # meets the unique key, and the rows go in with ON CONFLICT DO NOTHING instead.
     from datetime import UTC, datetime
 
-    from health_records.dialect import insert_new_rows
     from health_records.nat.models import NatResult
     from health_records.nat.repository import COLUMNS
+    from health_records.person.repository import insert_new_rows
 
     now = datetime.now(UTC).replace(microsecond=0)
 
@@ -364,39 +364,6 @@ async def test_results_stored_meanwhile_are_duplicates_and_change_nothing(
     assert response.json() == {"accepted": 1, "duplicates": 1, "rejected": []}
     assert await status_of(hr, person) == before
     assert (await status_of(hr, other))["color"] == "red"
-
-
-def test_nat_fast_checks_agree_with_the_row_checks() -> None:
-    # The inline checks of a lab's batch give what the field-by-field checks give, row by row.
-    from hc_common.clock import cst_today, utcnow
-    from health_records.batch import validate_rows
-    from health_records.nat.schemas import NatRow, row_checks, row_rule, validate_nat_rows
-
-    base = nat_row(new_id_number())
-    odd: list[object] = [
-        base,
-        dict(base, report_id="  r1  ", name=" 李 "),
-        "row",
-        None,
-        dict(base, report_id=""),
-        dict(base, report_id="r" * 65),
-        dict(base, name="n" * 51),
-        dict(base, institution="\x00"),
-        dict(base, report_id=7),
-        dict(base, result="Negative"),
-        dict(base, sample_time="2026-01-01T00:00:00"),
-        dict(base, sample_time="2999-01-01T00:00:00Z"),
-        dict(base, report_time="2000-01-01T00:00:00+08:00"),
-        dict(base, sample_time=base["sample_time"].replace("Z", "+08:00")),
-        dict(base, id_number=base["id_number"].lower()),
-        dict(base, id_number="110101190001011234"),
-        dict(base, id_number=5),
-        {k: v for k, v in base.items() if k != "name"},
-    ]
-    today, now = cst_today(), utcnow()
-    good, rejected = validate_rows(odd, row_checks(today), row_rule(now))
-    assert validate_nat_rows(odd, today, now) == ([NatRow(*g) for g in good], rejected)
-    assert len(good) == 4 and len(rejected) == len(odd) - 4
 
 
 async def test_a_batch_names_a_known_person_without_a_name(hr: httpx.AsyncClient) -> None:

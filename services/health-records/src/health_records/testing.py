@@ -68,6 +68,7 @@ def vaccination_row(
         "dose_number": dose,
         "administered_at": iso(at),
         "site": "青秀区接种点",
+        **extra,
     }
 
 

@@ -1,11 +1,15 @@
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter
 
 from hc_common.deps import ServiceKeyDep
-from hc_common.errors import NotFound
 from health_records.deps import PersonServiceDep
-from health_records.person.schemas import Status, Subject, SubjectRequest
-from health_records.person.service import status_of
+from health_records.person.schemas import (
+    Status,
+    StatusList,
+    StatusQuery,
+    Subject,
+    SubjectRequest,
+    status_of,
+)
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"], dependencies=[ServiceKeyDep])
 
@@ -15,10 +19,8 @@ router = APIRouter(prefix="/internal/v1", tags=["internal"], dependencies=[Servi
     response_model=Subject,
     summary="The pseudonymous subject id of a person (created on first ask)",
 )
-async def subject(body: SubjectRequest, service: PersonServiceDep, request: Request) -> Subject:
-    person = await service.get_or_create(body.id_number, body.name)
-    await service.session.commit()
-    return Subject(subject_id=person.subject_id)
+async def subject(body: SubjectRequest, service: PersonServiceDep) -> Subject:
+    return Subject(subject_id=await service.subject_id(body.id_number, body.name))
 
 
 @router.get(
@@ -27,18 +29,7 @@ async def subject(body: SubjectRequest, service: PersonServiceDep, request: Requ
     summary="Live status of a subject (the verifier's cache miss)",
 )
 async def subject_status(subject_id: str, service: PersonServiceDep) -> Status:
-    person = await service.repo.by_subject(subject_id)
-    if person is None:
-        raise NotFound()
-    return status_of(person)
-
-
-class StatusQuery(BaseModel):
-    subject_ids: list[str] = Field(max_length=10000)
-
-
-class StatusList(BaseModel):
-    items: list[Status]
+    return status_of(await service.by_subject(subject_id))
 
 
 @router.post(
@@ -47,5 +38,4 @@ class StatusList(BaseModel):
     summary="Live statuses of many subjects at once (a verifier warming up)",
 )
 async def statuses(body: StatusQuery, service: PersonServiceDep) -> StatusList:
-    persons = await service.repo.by_subjects(body.subject_ids)
-    return StatusList(items=[status_of(p) for p in persons])
+    return StatusList(items=[status_of(p) for p in await service.by_subjects(body.subject_ids)])

@@ -4,8 +4,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from health_records.dialect import insert_new_rows, is_postgres, pg_existing
 from health_records.nat.models import NatResult
+from health_records.person.repository import insert_new_rows, is_postgres, pg_existing
 
 # The columns of a record given to insert_new, in order.
 COLUMNS = (

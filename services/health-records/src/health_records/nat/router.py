@@ -1,9 +1,9 @@
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from hc_common.clock import cst_today, utcnow
-from health_records.batch import MAX_ROWS, BatchResult, read_rows
-from health_records.deps import LabDep, NatServiceDep
+from hc_common.clock import utcnow
+from health_records.deps import LabDep, NatRowsDep, NatServiceDep
 from health_records.nat.schemas import NatBatch, validate_nat_rows
+from health_records.person.schemas import MAX_ROWS, BatchResult
 
 router = APIRouter(tags=["nat-results"])
 
@@ -43,10 +43,7 @@ authority's colour. `report_time` before `sample_time` is `invalid_value`.""",
         }
     },
 )
-async def push_nat_results(request: Request, service: NatServiceDep) -> BatchResult:
-    rows = await read_rows(request, "results")
-    good, rejected = validate_nat_rows(rows, cst_today(), utcnow())
+async def push_nat_results(rows: NatRowsDep, service: NatServiceDep) -> BatchResult:
+    good, rejected = validate_nat_rows(rows, utcnow())
     accepted, duplicates = await service.ingest(good)
-    await service.persons.session.commit()
-    request.app.state.runtime.notify_outbox()
     return BatchResult(accepted=accepted, duplicates=duplicates, rejected=rejected)

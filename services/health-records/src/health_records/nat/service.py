@@ -1,24 +1,33 @@
 """The rules of a lab's batch: idempotent by report id, the latest result by sample time
 becomes the person's NAT status (and a positive one turns the code red)."""
 
-import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hc_common.clock import utcnow
 from health_records.nat.repository import NatResultRepository
 from health_records.nat.schemas import NatRow
-from health_records.person.service import PersonService, PersonState
+from health_records.person.service import (
+    Change,
+    People,
+    PersonService,
+    PersonState,
+    Work,
+    overlap,
+)
 
 
 @dataclass
 class NatService:
+    session: AsyncSession
     persons: PersonService
+    repo: NatResultRepository = field(init=False)
 
-    @property
-    def repo(self) -> NatResultRepository:
-        return NatResultRepository(self.persons.session)
+    def __post_init__(self) -> None:
+        self.repo = NatResultRepository(self.session)
 
     async def ingest(self, rows: list[NatRow]) -> tuple[int, int]:
         """Store the new rows and update the persons they change; returns (accepted,
@@ -33,37 +42,19 @@ class NatService:
         # Report-id order: two batches sharing report ids take their locks in the same order.
         ordered = [unique[report_id] for report_id in sorted(unique)]
         # The database looks up the report ids while the persons' keys are worked out here.
-        looked_up = asyncio.ensure_future(self.repo.known([row.report_id for row in ordered]))
-        try:
-            key_of = await self.persons.person_keys([row.id_number for row in ordered])
-        finally:
-            known = await looked_up
-        now = utcnow()
+        known, key_of = await overlap(
+            self.repo.known([row.report_id for row in ordered]),
+            self.persons.person_keys([row.id_number for row in ordered]),
+        )
         if known:
             ordered = [row for row in ordered if row.report_id not in known]
         if not ordered:
             return 0, duplicates + len(unique)
         # The database locks the persons while the results' rows and the plan are made here.
-        locking = asyncio.ensure_future(
-            self.persons.lock(sorted({key_of[row.id_number] for row in ordered}))
+        locked, (records, (people, change)) = await overlap(
+            self.persons.lock(sorted({key_of[row.id_number] for row in ordered})),
+            self._records(ordered, key_of, utcnow()),
         )
-        try:
-            await asyncio.sleep(0)
-            records = [
-                (
-                    r.report_id,
-                    key_of[r.id_number],
-                    r.result,
-                    r.sample_time,
-                    r.report_time,
-                    r.institution,
-                    now,
-                )
-                for r in ordered
-            ]
-            people, change = self._plan(ordered, key_of)
-        finally:
-            locked = await locking
         inserted: set[str] = set()
 
         async def store() -> bool:
@@ -81,15 +72,32 @@ class NatService:
             )
         return len(inserted), duplicates + len(unique) - len(inserted)
 
+    def _records(
+        self, rows: list[NatRow], key_of: dict[str, str], now: datetime
+    ) -> Work[tuple[list[tuple[Any, ...]], tuple[People, Change]]]:
+        """The results' rows (NatResultRepository.COLUMNS), then the plan (_plan)."""
+        records = [
+            (
+                row.report_id,
+                key_of[row.id_number],
+                row.result,
+                row.sample_time,
+                row.report_time,
+                row.institution,
+                now,
+            )
+            for row in rows
+        ]
+        yield
+        return records, self._plan(rows, key_of)
+
     @staticmethod
-    def _plan(
-        rows: list[NatRow], key_of: dict[str, str]
-    ) -> tuple[dict[str, tuple[str, str | None]], Callable[[PersonState], dict[str, Any] | None]]:
+    def _plan(rows: list[NatRow], key_of: dict[str, str]) -> tuple[People, Change]:
         """The persons of stored rows (key -> ID number, name) and the change of each: the
         latest result by sample time (a later report time breaks a tie), unless the person's
         status shows a later one already."""
         latest: dict[str, NatRow] = {}
-        people: dict[str, tuple[str, str | None]] = {}
+        people: People = {}
         for row in rows:
             key = key_of[row.id_number]
             people.setdefault(key, (row.id_number, row.name))

@@ -1,8 +1,7 @@
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from health_records.deps import AuthorityDep, PersonServiceDep
-from health_records.person.schemas import CodeSet, Status
-from health_records.person.service import status_of
+from health_records.person.schemas import CodeSet, Status, status_of
 
 router = APIRouter(tags=["codes"])
 
@@ -16,8 +15,6 @@ router = APIRouter(tags=["codes"])
     "while the person's latest NAT result is positive, whatever is set. "
     "A person nobody reported on has a green code.",
 )
-async def set_code(body: CodeSet, service: PersonServiceDep, request: Request) -> Status:
+async def set_code(body: CodeSet, service: PersonServiceDep) -> Status:
     person = await service.set_color(body.id_number, body.color.value, body.reason)
-    await service.session.commit()
-    request.app.state.runtime.notify_outbox()
     return status_of(person, body.id_number)

@@ -4,7 +4,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from health_records.dialect import insert_new_rows
+from health_records.person.repository import insert_new_rows
 from health_records.vaccination.models import VaccinationRecord
 
 # The columns of a record given to insert_new, in order.

@@ -1,15 +1,10 @@
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from hc_common.clock import cst_today, utcnow
-from health_records.batch import BatchResult, read_rows, validate_rows
-from health_records.deps import VaccinationServiceDep, VaccinationSiteDep
+from hc_common.clock import utcnow
+from health_records.deps import VaccinationRowsDep, VaccinationServiceDep, VaccinationSiteDep
 from health_records.nat.router import BATCH_RULES
-from health_records.vaccination.schemas import (
-    VaccinationBatch,
-    VaccinationRow,
-    row_checks,
-    row_rule,
-)
+from health_records.person.schemas import BatchResult
+from health_records.vaccination.schemas import VaccinationBatch, validate_vaccination_rows
 
 router = APIRouter(tags=["vaccinations"])
 
@@ -39,10 +34,9 @@ person's vaccination summary is `doses` = the highest `dose_number` reported for
         }
     },
 )
-async def push_vaccinations(request: Request, service: VaccinationServiceDep) -> BatchResult:
-    rows = await read_rows(request, "records")
-    good, rejected = validate_rows(rows, row_checks(cst_today()), row_rule(utcnow()))
-    accepted, duplicates = await service.ingest([VaccinationRow(*values) for values in good])
-    await service.persons.session.commit()
-    request.app.state.runtime.notify_outbox()
+async def push_vaccinations(
+    rows: VaccinationRowsDep, service: VaccinationServiceDep
+) -> BatchResult:
+    good, rejected = validate_vaccination_rows(rows, utcnow())
+    accepted, duplicates = await service.ingest(good)
     return BatchResult(accepted=accepted, duplicates=duplicates, rejected=rejected)

@@ -1,12 +1,20 @@
-from datetime import date, datetime
-from typing import Annotated, Any, NamedTuple
+"""A vaccination site's batch: VaccinationIn, the documented row and the definition of a valid
+one, and the batch's rows checked against it."""
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from datetime import UTC, datetime
+from typing import Any, NamedTuple, Self
 
-from hc_common.clock import utcnow
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+
 from hc_common.idnumber import IdNumberField
-from health_records.batch import Check, RowRule, aware_datetime, id_number, strict_int, text
-from health_records.nat.schemas import CLOCK_SKEW, Text
+from health_records.person.schemas import (
+    CLOCK_SKEW,
+    MAX_ROWS,
+    RejectedRow,
+    RowText,
+    present,
+    validate_row,
+)
 
 
 class VaccinationIn(BaseModel):
@@ -14,18 +22,18 @@ class VaccinationIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    record_id: Annotated[Text, StringConstraints(max_length=64)]
+    record_id: RowText = Field(max_length=64)
     id_number: IdNumberField
-    name: Annotated[Text, StringConstraints(max_length=50)]
-    vaccine: Annotated[Text, StringConstraints(max_length=100)]
-    manufacturer: Annotated[Text, StringConstraints(max_length=100)]
+    name: RowText = Field(max_length=50)
+    vaccine: RowText = Field(max_length=100)
+    manufacturer: RowText = Field(max_length=100)
     dose_number: int = Field(ge=1, le=10, strict=True)
     administered_at: AwareDatetime
-    site: Annotated[Text, StringConstraints(max_length=200)]
+    site: RowText = Field(max_length=200)
 
     @model_validator(mode="after")
-    def _time(self) -> "VaccinationIn":
-        if self.administered_at > utcnow() + CLOCK_SKEW:
+    def _time(self, info: ValidationInfo) -> Self:
+        if self.administered_at > present(info) + CLOCK_SKEW:
             raise ValueError("administered_at is in the future")
         return self
 
@@ -33,11 +41,11 @@ class VaccinationIn(BaseModel):
 class VaccinationBatch(BaseModel):
     """The request body (documentation; rows are validated one by one)."""
 
-    records: list[VaccinationIn] = Field(max_length=10_000)
+    records: list[VaccinationIn] = Field(max_length=MAX_ROWS)
 
 
 class VaccinationRow(NamedTuple):
-    """A row that passed the checks (time aware, in UTC)."""
+    """A valid row (time in UTC)."""
 
     record_id: str
     id_number: str
@@ -49,25 +57,28 @@ class VaccinationRow(NamedTuple):
     site: str
 
 
-def row_checks(today: date) -> list[tuple[str, Check]]:
-    """VaccinationIn's field rules as cheap checks, in VaccinationRow's order."""
-    return [
-        ("record_id", text(64)),
-        ("id_number", id_number(today)),
-        ("name", text(50)),
-        ("vaccine", text(100)),
-        ("manufacturer", text(100)),
-        ("dose_number", strict_int(1, 10)),
-        ("administered_at", aware_datetime),
-        ("site", text(200)),
-    ]
-
-
-def row_rule(now: datetime) -> RowRule:
-    """VaccinationIn's rule over the whole row."""
-    latest = now + CLOCK_SKEW
-
-    def rule(values: list[Any]) -> str | None:
-        return "administered_at is in the future" if values[6] > latest else None
-
-    return rule
+def validate_vaccination_rows(
+    rows: list[Any], now: datetime
+) -> tuple[list[VaccinationRow], list[RejectedRow]]:
+    """Each row of a vaccination site's batch alone, as VaccinationIn judges it at `now`: the
+    valid rows, and a RejectedRow (validate_row's) for each of the others."""
+    good: list[VaccinationRow] = []
+    rejected: list[RejectedRow] = []
+    for index, row in enumerate(rows):
+        checked = validate_row(VaccinationIn, row, index, now)
+        if isinstance(checked, RejectedRow):
+            rejected.append(checked)
+            continue
+        good.append(
+            VaccinationRow(
+                checked.record_id,
+                checked.id_number,
+                checked.name,
+                checked.vaccine,
+                checked.manufacturer,
+                checked.dose_number,
+                checked.administered_at.astimezone(UTC),
+                checked.site,
+            )
+        )
+    return good, rejected

@@ -1,23 +1,26 @@
 """The rules of a vaccination site's batch: idempotent by record id; a person's summary is
 the highest dose number reported and the time of the latest dose."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from hc_common.clock import utcnow
-from health_records.person.service import PersonService, PersonState
+from health_records.person.service import People, PersonService, PersonState
 from health_records.vaccination.repository import VaccinationRepository
 from health_records.vaccination.schemas import VaccinationRow
 
 
 @dataclass
 class VaccinationService:
+    session: AsyncSession
     persons: PersonService
+    repo: VaccinationRepository = field(init=False)
 
-    @property
-    def repo(self) -> VaccinationRepository:
-        return VaccinationRepository(self.persons.session)
+    def __post_init__(self) -> None:
+        self.repo = VaccinationRepository(self.session)
 
     async def ingest(self, rows: list[VaccinationRow]) -> tuple[int, int]:
         """Store the new rows and update the persons they change; returns (accepted,
@@ -53,7 +56,7 @@ class VaccinationService:
         )
         duplicates += len(unique) - len(inserted)
         summary: dict[str, tuple[int, datetime]] = {}
-        people: dict[str, tuple[str, str | None]] = {}
+        people: People = {}
         for row in ordered:
             if row.record_id not in inserted:
                 continue
