@@ -12,9 +12,8 @@ import asyncio
 import sys
 
 from fastapi import APIRouter
-from sqlalchemy import select
 
-from hc_common.auth.keys import create_key, retire_key
+from hc_common.auth.keys import create_key, list_keys, retire_key
 from hc_common.db import Database
 from issuer.config import Settings
 from issuer.crypto import key_sealer
@@ -42,8 +41,7 @@ async def _main(argv: list[str]) -> int:
     try:
         async with db.sessionmaker() as session:
             if argv[:1] == ["list"]:
-                keys = await session.scalars(select(SigningKey).order_by(SigningKey.created_at))
-                for key in keys:
+                for key in await list_keys(session, SigningKey):
                     state = "retired" if key.retired_at else "live"
                     print(f"{key.kid}\t{key.purpose}\t{key.created_at.isoformat()}\t{state}")
             elif argv[:1] == ["rotate"] and len(argv) == 2 and argv[1] in PURPOSES:

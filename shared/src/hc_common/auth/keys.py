@@ -103,6 +103,11 @@ async def create_key(
     return kid
 
 
+async def list_keys(session: AsyncSession, model: type[SigningKeyMixin]) -> list[SigningKeyMixin]:
+    """Every key of the table, live and retired, oldest first."""
+    return list((await session.scalars(select(model).order_by(model.created_at))).all())
+
+
 async def retire_key(session: AsyncSession, model: type[SigningKeyMixin], kid: str) -> bool:
     key = await session.get(model, kid)
     if key is None or key.retired_at is not None:

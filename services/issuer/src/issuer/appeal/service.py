@@ -7,11 +7,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hc_common.clock import utcnow
 from hc_common.errors import NotFound
 from hc_common.ids import new_id
+from hc_common.pagination import Page, page_of
 from issuer.appeal.models import Appeal
 from issuer.appeal.repository import AppealRepository
 from issuer.appeal.schemas import AppealCreate, AppealStatus
 from issuer.credential.repository import CredentialRepository
-from issuer.pages import Page, page_of
 
 
 @dataclass

@@ -16,6 +16,7 @@ from hc_common.errors import Conflict, NotFound, Unprocessable
 from hc_common.idnumber import parse_id_number
 from hc_common.ids import new_id
 from hc_common.masking import mask_id_number, mask_name
+from hc_common.pagination import Page, page_of
 from issuer.card.render import CardData
 from issuer.clients.health_records import HealthRecordsClient
 from issuer.credential import events
@@ -23,7 +24,6 @@ from issuer.credential.models import Credential
 from issuer.credential.repository import CredentialRepository
 from issuer.credential.schemas import CredentialCreate
 from issuer.facecheck.service import FaceChecks
-from issuer.pages import Page, page_of
 
 QR_PREFIX = "GXHC1:"
 MAX_PHOTO_BYTES = 2 * 1024 * 1024
