@@ -2,6 +2,7 @@
 
 from pydantic_settings import SettingsConfigDict
 
+from hc_common.otp import OtpSettings
 from hc_common.settings import ServiceSettings
 
 DEV_KEY_ENCRYPTION_KEY = "ZGV2LWlzc3Vlci1rZXktZW5jcnlwdGlvbi1rZXktMzI"
@@ -9,7 +10,7 @@ DEV_FACE_CHECK_SECRET = "dev-face-check-secret-not-for-production"
 DEV_PEPPER = "ZGV2LWlzc3Vlci1wZXBwZXItZm9yLWxvb2stdXAta2U"
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, OtpSettings):
     model_config = SettingsConfigDict(env_prefix="ISSUER_", extra="ignore")
 
     service_name: str = "issuer"

@@ -68,7 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     sms_http, settings.sms_endpoint, settings.sms_api_key, settings.sms_template
                 )
             )
-            app.state.otp = OtpCodes(OtpCode, sender, pepper_of(settings))
+            app.state.otp = OtpCodes(
+                OtpCode, sender, pepper_of(settings), policy=settings.otp_policy
+            )
             app.state.face_checks = FaceChecks(
                 settings.face_check_secret.encode(),
                 pepper_of(settings),
