@@ -9,8 +9,8 @@ import pytest
 from hc_common.clock import utcnow
 from hc_common.errors import Forbidden, NotFound, Unprocessable
 from hc_common.events.envelope import MEMBER_CHANGED, RULE_CHANGED, Envelope
+from hc_common.pagination import page_of
 from venue_admin.db import OutboxEvent
-from venue_admin.pages import page_of
 from venue_admin.venue.events import member_payload, rule_payload
 from venue_admin.venue.models import Member, Venue, VenueRule
 from venue_admin.venue.schemas import Color, RuleIn

@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hc_common.clock import rfc3339, to_utc, utcnow
 from hc_common.errors import Unprocessable
 from hc_common.events.schemas import AccessRecordCreated
+from hc_common.pagination import Page, page_of
 from venue_admin.access.models import AccessRecord
 from venue_admin.access.repository import AccessRecordRepository
 from venue_admin.access.schemas import CSV_HEADER
-from venue_admin.pages import Page, page_of
 from venue_admin.venue.service import VenueService
 
 log = logging.getLogger("venue_admin.access")

@@ -14,11 +14,11 @@ from hc_common.clock import utcnow
 from hc_common.crypto import keyed_hash
 from hc_common.errors import NotFound, Unauthorized
 from hc_common.ids import new_id
+from hc_common.pagination import Page, page_of
 from venue_admin.device import events
 from venue_admin.device.models import Device
 from venue_admin.device.repository import DeviceRepository
 from venue_admin.device.schemas import DeviceCreate
-from venue_admin.pages import Page, page_of
 from venue_admin.venue.service import VenueService
 
 TOKEN_ISSUER = "hc-venue-admin"

@@ -11,8 +11,8 @@ from hc_common.errors import Forbidden, NotFound, Unprocessable
 from hc_common.events.schemas import RuleChanged
 from hc_common.ids import new_id
 from hc_common.otp import OtpCodes
+from hc_common.pagination import Page, page_of
 from venue_admin.clients.issuer import IssuerClient
-from venue_admin.pages import Page, page_of
 from venue_admin.venue import events
 from venue_admin.venue.models import Member, Venue, VenueRule
 from venue_admin.venue.repository import VenueRepository
