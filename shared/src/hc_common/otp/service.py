@@ -2,6 +2,7 @@
 five minutes of life, consumed once. Codes are stored as HMACs, never in clear."""
 
 import hashlib
+import math
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -76,7 +77,8 @@ class OtpCodes:
         phone_hash = self.phone_hash(phone)
         last = await codes.last_sent_at(phone_hash)
         if last is not None and now - last < self.policy.min_interval:
-            wait = int((self.policy.min_interval - (now - last)).total_seconds())
+            # Rounded up: a client that waits exactly Retry-After is then let through.
+            wait = math.ceil((self.policy.min_interval - (now - last)).total_seconds())
             raise TooManyRequests(
                 detail="验证码发送过于频繁，请稍后再试",
                 detail_en="Codes are sent at most once a minute",
@@ -84,7 +86,7 @@ class OtpCodes:
             )
         day_start_cst = now.astimezone(CST).replace(hour=0, minute=0, second=0, microsecond=0)
         if await codes.count_sent_since(phone_hash, day_start_cst) >= self.policy.per_day:
-            wait = int((day_start_cst + timedelta(days=1) - now).total_seconds())
+            wait = math.ceil((day_start_cst + timedelta(days=1) - now).total_seconds())
             raise TooManyRequests(
                 detail="今日验证码发送次数已达上限",
                 detail_en="At most 10 codes a day per number",
