@@ -22,11 +22,7 @@ class Settings(ServiceSettings, OtpSettings):
     face_check_ttl_seconds: int = 600
     # Key of the face-verification provider's signed results (HS256 shared secret).
     face_check_secret: str = DEV_FACE_CHECK_SECRET
-    # Production SMS gateway; the dev outbox is used when APP_ENV=dev and no endpoint is set.
-    sms_endpoint: str = ""
-    sms_api_key: str = ""
     sms_template: str = "HC_SIGNIN"
-    sms_outbox: bool = True
 
     def dev_secrets_in_use(self) -> list[str]:
         found = super().dev_secrets_in_use()

@@ -10,7 +10,7 @@ from hc_common.auth.keys import load_keyring
 from hc_common.auth.tokens import KeySet
 from hc_common.errors import register_messages
 from hc_common.http import make_client
-from hc_common.otp import DevOutboxSender, HttpSmsSender, OtpCodes, dev_outbox_router
+from hc_common.otp import OtpCodes, dev_outbox_router, make_sender
 from hc_common.runtime import service_runtime
 from issuer import keys
 from issuer.account.router import router as account_router
@@ -61,12 +61,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 timeout=settings.upstream_timeout_seconds,
             )
             sms_http = make_client(settings.sms_endpoint or "http://sms.invalid", timeout=5)
-            sender = (
-                DevOutboxSender(SmsMessage)
-                if settings.sms_outbox and settings.is_dev
-                else HttpSmsSender(
-                    sms_http, settings.sms_endpoint, settings.sms_api_key, settings.sms_template
-                )
+            sender = make_sender(
+                outbox=settings.sms_outbox and settings.is_dev,
+                outbox_model=SmsMessage,
+                client=sms_http,
+                endpoint=settings.sms_endpoint,
+                api_key=settings.sms_api_key,
+                template=settings.sms_template,
             )
             app.state.otp = OtpCodes(
                 OtpCode, sender, pepper_of(settings), policy=settings.otp_policy

@@ -19,10 +19,7 @@ class Settings(ServiceSettings, OtpSettings):
     access_record_retention_days: int = 28
     access_record_purge_interval_seconds: float = 3600
     access_consumer_durable: str = "venue-admin-access-records"
-    sms_endpoint: str = ""
-    sms_api_key: str = ""
     sms_template: str = "HC_SUBADMIN"
-    sms_outbox: bool = True
 
     def dev_secrets_in_use(self) -> list[str]:
         found = super().dev_secrets_in_use()

@@ -16,7 +16,7 @@ from hc_common.errors import register_messages
 from hc_common.events.consumer import Consumer
 from hc_common.events.envelope import ACCESS_RECORD_CREATED, Envelope
 from hc_common.http import make_client
-from hc_common.otp import DevOutboxSender, HttpSmsSender, OtpCodes, dev_outbox_router
+from hc_common.otp import OtpCodes, dev_outbox_router, make_sender
 from hc_common.runtime import service_runtime
 from venue_admin.access import service as access_records
 from venue_admin.access.handlers import store_access_records
@@ -89,12 +89,13 @@ def create_app(
             app.state.issuer_keys = RemoteKeySet(app.state.issuer_http, "/.well-known/jwks.json")
             await app.state.issuer_keys.refresh()
             sms_http = make_client(settings.sms_endpoint or "http://sms.invalid", timeout=5)
-            sender = (
-                DevOutboxSender(SmsMessage)
-                if settings.sms_outbox and settings.is_dev
-                else HttpSmsSender(
-                    sms_http, settings.sms_endpoint, settings.sms_api_key, settings.sms_template
-                )
+            sender = make_sender(
+                outbox=settings.sms_outbox and settings.is_dev,
+                outbox_model=SmsMessage,
+                client=sms_http,
+                endpoint=settings.sms_endpoint,
+                api_key=settings.sms_api_key,
+                template=settings.sms_template,
             )
             app.state.otp = OtpCodes(
                 OtpCode,

@@ -4,7 +4,7 @@ their queries, the rules, the senders, and the dev outbox's route."""
 
 from hc_common.otp.models import OtpCodeMixin, SmsOutboxMixin
 from hc_common.otp.router import dev_outbox_router
-from hc_common.otp.senders import DevOutboxSender, HttpSmsSender, SmsSender
+from hc_common.otp.senders import DevOutboxSender, HttpSmsSender, SmsSender, make_sender
 from hc_common.otp.service import OtpCodes, OtpPolicy, OtpSettings
 
 __all__ = [
@@ -17,4 +17,5 @@ __all__ = [
     "SmsOutboxMixin",
     "SmsSender",
     "dev_outbox_router",
+    "make_sender",
 ]

@@ -44,3 +44,18 @@ class HttpSmsSender:
             headers={"Authorization": f"Bearer {self.api_key}"},
         )
         response.raise_for_status()
+
+
+def make_sender(
+    *,
+    outbox: bool,
+    outbox_model: type[SmsOutboxMixin],
+    client: httpx.AsyncClient,
+    endpoint: str,
+    api_key: str,
+    template: str,
+) -> SmsSender:
+    """The dev outbox when `outbox` (dev runs only), else the gateway at `endpoint`."""
+    if outbox:
+        return DevOutboxSender(outbox_model)
+    return HttpSmsSender(client, endpoint, api_key, template)

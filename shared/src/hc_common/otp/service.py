@@ -2,8 +2,8 @@
 five minutes of life, consumed once. Codes are stored as HMACs, never in clear."""
 
 import hashlib
-import math
 import hmac
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,9 +29,14 @@ class OtpPolicy:
 
 
 class OtpSettings(BaseSettings):
-    """The limits, as settings of a service that sends codes (with that service's env prefix,
-    e.g. `VENUE_ADMIN_OTP_MIN_INTERVAL_SECONDS`). The defaults are the contract's."""
+    """Settings of a service that sends codes, with that service's env prefix (e.g.
+    `VENUE_ADMIN_OTP_MIN_INTERVAL_SECONDS`): the limits, whose defaults are the contract's,
+    and the SMS gateway (the dev outbox is used with APP_ENV=dev while `sms_outbox` is on)."""
 
+    sms_endpoint: str = ""
+    sms_api_key: str = ""
+    sms_template: str = "HC_CODE"
+    sms_outbox: bool = True
     otp_ttl_seconds: int = Field(300, ge=30)
     otp_max_attempts: int = Field(5, ge=1)
     otp_min_interval_seconds: int = Field(60, ge=1)
