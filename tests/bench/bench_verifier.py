@@ -28,7 +28,7 @@ import httpx
 
 from hc_common.devstack import SERVICES, Stack, free_port
 from hc_common.testing import make_id_number, make_phone
-from tests.e2e.test_slice import AUTHORITY, PHOTO_PNG, sign_in
+from tests.journeys import AUTHORITY, apply_for, sign_in
 
 BARE_APP = """
 from fastapi import FastAPI
@@ -158,24 +158,7 @@ def main() -> None:
         api = {n: httpx.Client(base_url=stack.url(n), timeout=10) for n in SERVICES}
         family = sign_in(api["issuer"], make_phone())
         id_number = make_id_number(datetime.date(1950, 3, 8))
-        face = api["issuer"].post(
-            "/dev/face-checks", json={"name": "李秀华", "id_number": id_number}
-        )
-        qr = (
-            api["issuer"]
-            .post(
-                "/v1/family/credentials",
-                headers=family,
-                json={
-                    "name": "李秀华",
-                    "id_number": id_number,
-                    "relationship": "grandparent",
-                    "photo": PHOTO_PNG,
-                    "face_check_token": face.json()["face_check_token"],
-                },
-            )
-            .json()["qr"]
-        )
+        qr = apply_for(api["issuer"], family, id_number).json()["qr"]
         admin = sign_in(api["issuer"], make_phone())
         venue_id = (
             api["venue-admin"]

@@ -12,7 +12,7 @@ import pytest
 
 from hc_common.testing import make_id_number, make_phone, poll
 from tests.conftest import Api
-from tests.e2e.test_slice import PHOTO_PNG, sign_in
+from tests.journeys import apply_for, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -28,19 +28,7 @@ def apply(
     api: Api, family: dict[str, str], name: str, birth: date, relationship: str = "grandparent"
 ) -> tuple[httpx.Response, str]:
     id_number = make_id_number(birth)
-    face = api.issuer.post("/dev/face-checks", json={"name": name, "id_number": id_number})
-    assert face.status_code == 200, face.text
-    applied = api.issuer.post(
-        "/v1/family/credentials",
-        headers=family,
-        json={
-            "name": name,
-            "id_number": id_number,
-            "relationship": relationship,
-            "photo": PHOTO_PNG,
-            "face_check_token": face.json()["face_check_token"],
-        },
-    )
+    applied = apply_for(api.issuer, family, id_number, name, relationship)
     return applied, id_number
 
 
@@ -181,18 +169,7 @@ def test_apply_list_print_reissue_revoke(api: Api, gate_keeper) -> None:
     assert api.issuer.delete(f"/v1/family/credentials/{cid}", headers=stranger).status_code == 404
 
     # With no active credential left, the person may apply again (the face check anew).
-    face = api.issuer.post("/dev/face-checks", json={"name": "李秀华", "id_number": id_number})
-    third = api.issuer.post(
-        "/v1/family/credentials",
-        headers=family,
-        json={
-            "name": "李秀华",
-            "id_number": id_number,
-            "relationship": "grandparent",
-            "photo": PHOTO_PNG,
-            "face_check_token": face.json()["face_check_token"],
-        },
-    )
+    third = apply_for(api.issuer, family, id_number)
     assert third.status_code == 201, third.text
     assert third.json()["version"] == 3
     scans_as_pass(scan, third.json()["qr"])
@@ -203,18 +180,7 @@ def test_an_active_credential_is_not_applied_for_twice(api: Api) -> None:
     first, id_number = apply(api, family, "王小明", date(2015, 6, 1), "grandchild")
     assert first.status_code == 201, first.text
     assert first.json()["holder"]["masked_name"] == "王*明"
-    face = api.issuer.post("/dev/face-checks", json={"name": "王小明", "id_number": id_number})
-    twice = api.issuer.post(
-        "/v1/family/credentials",
-        headers=family,
-        json={
-            "name": "王小明",
-            "id_number": id_number,
-            "relationship": "grandchild",
-            "photo": PHOTO_PNG,
-            "face_check_token": face.json()["face_check_token"],
-        },
-    )
+    twice = apply_for(api.issuer, family, id_number, "王小明", "grandchild")
     assert twice.status_code == 409 and twice.json()["code"] == "credential_exists"
     assert twice.headers["content-type"] == "application/problem+json"
 

@@ -7,38 +7,15 @@ import pytest
 
 from hc_common.testing import make_id_number, make_phone
 from tests.conftest import Api
+from tests.journeys import AUTHORITY, PHOTO_PNG, apply_for, sign_in
 
 pytestmark = pytest.mark.e2e
-
-PHOTO_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-AUTHORITY = {"Authorization": "Bearer dev-authority-key"}
-
-
-def sign_in(client, phone: str) -> dict[str, str]:
-    assert client.post("/v1/auth/otp", json={"phone": phone}).status_code == 202
-    messages = client.get("/dev/sms-outbox", params={"phone": phone}).json()["messages"]
-    code = messages[0]["code"]
-    response = client.post("/v1/auth/token", json={"phone": phone, "code": code})
-    assert response.status_code == 200, response.text
-    return {"Authorization": "Bearer " + response.json()["access_token"]}
 
 
 def test_slice_green_passes_and_red_is_denied(api: Api) -> None:
     family = sign_in(api.issuer, make_phone())
     grandma_id = make_id_number(date(1950, 3, 8))
-    face = api.issuer.post("/dev/face-checks", json={"name": "李秀华", "id_number": grandma_id})
-    assert face.status_code == 200
-    applied = api.issuer.post(
-        "/v1/family/credentials",
-        headers=family,
-        json={
-            "name": "李秀华",
-            "id_number": grandma_id,
-            "relationship": "grandparent",
-            "photo": PHOTO_PNG,
-            "face_check_token": face.json()["face_check_token"],
-        },
-    )
+    applied = apply_for(api.issuer, family, grandma_id)
     assert applied.status_code == 201, applied.text
     credential = applied.json()
     assert credential["holder"]["masked_name"] == "李*华"

@@ -12,7 +12,7 @@ import pytest
 
 from hc_common.testing import make_id_number, make_phone, poll
 from tests.conftest import Api
-from tests.e2e.test_slice import PHOTO_PNG, sign_in
+from tests.journeys import apply_for, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -22,18 +22,7 @@ CSV_HEADER = "record_id,checked_at,decision,reasons,masked_name,color,scanner_ki
 def credential(api: Api) -> dict[str, Any]:
     family = sign_in(api.issuer, make_phone())
     id_number = make_id_number(date(1949, 5, 12))
-    face = api.issuer.post("/dev/face-checks", json={"name": "黄永华", "id_number": id_number})
-    applied = api.issuer.post(
-        "/v1/family/credentials",
-        headers=family,
-        json={
-            "name": "黄永华",
-            "id_number": id_number,
-            "relationship": "grandparent",
-            "photo": PHOTO_PNG,
-            "face_check_token": face.json()["face_check_token"],
-        },
-    )
+    applied = apply_for(api.issuer, family, id_number, "黄永华")
     assert applied.status_code == 201, applied.text
     return applied.json()
 

@@ -7,7 +7,7 @@ import pytest
 
 from hc_common.testing import make_id_number, make_phone, poll
 from tests.conftest import Api
-from tests.e2e.test_slice import AUTHORITY, PHOTO_PNG, sign_in
+from tests.journeys import AUTHORITY, apply_for, sign_in
 
 pytestmark = pytest.mark.e2e
 LAB = {"Authorization": "Bearer dev-lab-key"}
@@ -18,18 +18,7 @@ EVENTS = 5.0
 def apply(api: Api, birth: date = date(1950, 3, 8)) -> tuple[dict, str]:
     family = sign_in(api.issuer, make_phone())
     id_number = make_id_number(birth)
-    face = api.issuer.post("/dev/face-checks", json={"name": "李秀华", "id_number": id_number})
-    applied = api.issuer.post(
-        "/v1/family/credentials",
-        headers=family,
-        json={
-            "name": "李秀华",
-            "id_number": id_number,
-            "relationship": "grandparent",
-            "photo": PHOTO_PNG,
-            "face_check_token": face.json()["face_check_token"],
-        },
-    )
+    applied = apply_for(api.issuer, family, id_number)
     assert applied.status_code == 201, applied.text
     return {**applied.json(), "_family": family}, id_number
 

@@ -1,0 +1,43 @@
+"""What a user does over HTTP, step by step, for the end-to-end tests and the benchmarks."""
+
+import httpx
+
+# A 1×1 PNG: the photo of an application (the dev face check does not look at it).
+PHOTO_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"
+    "AAAABJRU5ErkJggg=="
+)
+AUTHORITY = {"Authorization": "Bearer dev-authority-key"}
+
+
+def sign_in(client: httpx.Client, phone: str) -> dict[str, str]:
+    """Sign in at the issuer with the code from its dev SMS outbox; the bearer header."""
+    assert client.post("/v1/auth/otp", json={"phone": phone}).status_code == 202
+    messages = client.get("/dev/sms-outbox", params={"phone": phone}).json()["messages"]
+    code = messages[0]["code"]
+    response = client.post("/v1/auth/token", json={"phone": phone, "code": code})
+    assert response.status_code == 200, response.text
+    return {"Authorization": "Bearer " + response.json()["access_token"]}
+
+
+def apply_for(
+    issuer: httpx.Client,
+    family: dict[str, str],
+    id_number: str,
+    name: str = "李秀华",
+    relationship: str = "grandparent",
+) -> httpx.Response:
+    """The dev face check, then the application with its token: the issuer's answer."""
+    face = issuer.post("/dev/face-checks", json={"name": name, "id_number": id_number})
+    assert face.status_code == 200, face.text
+    return issuer.post(
+        "/v1/family/credentials",
+        headers=family,
+        json={
+            "name": name,
+            "id_number": id_number,
+            "relationship": relationship,
+            "photo": PHOTO_PNG,
+            "face_check_token": face.json()["face_check_token"],
+        },
+    )
