@@ -75,12 +75,15 @@ async def _baseline(url: str, batches: list[list[dict[str, str]]]) -> float:
 
 async def _drained(app: object, within: float = 120.0) -> float:
     """Seconds until the outbox is empty (the status events relayed to JetStream)."""
-    started = time.perf_counter()
+    from hc_common.testing import eventually
+
     relay = app.state.runtime.relay  # type: ignore[attr-defined]
-    while True:
-        if not await relay.pending() or time.perf_counter() - started > within:
-            break
-        await asyncio.sleep(0.05)
+
+    async def empty() -> bool:
+        return not await relay.pending()
+
+    started = time.perf_counter()
+    await eventually(empty, within)
     return time.perf_counter() - started
 
 

@@ -2,7 +2,6 @@
 the verifier answers at the next scan (the contract: within 2 seconds), and each batch endpoint
 takes only its role's key."""
 
-import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hc_common.testing import make_id_number, make_phone
+from hc_common.testing import make_id_number, make_phone, poll
 from tests.conftest import Api
 from tests.e2e.test_slice import AUTHORITY, PHOTO_PNG, sign_in
 
@@ -91,14 +90,17 @@ def holder_at_a_venue(api: Api) -> tuple[str, dict[str, Any]]:
 def scan_until(api: Api, scan: dict[str, Any], seen: Any, within: float = 2.0) -> dict[str, Any]:
     """The verifier's answer once `seen(answer)` holds, polling for up to `within` seconds (the
     contract's bound for a status change to reach the verifier); the last answer otherwise."""
-    deadline = time.monotonic() + within
-    while True:
+    last: dict[str, Any] = {}
+
+    def check() -> bool:
+        nonlocal last
         answer = api.verifier.post("/v1/verify", **scan)
         assert answer.status_code == 200, answer.text
-        body: dict[str, Any] = answer.json()
-        if seen(body) or time.monotonic() > deadline:
-            return body
-        time.sleep(0.05)
+        last = answer.json()
+        return bool(seen(last))
+
+    poll(check, within)
+    return last
 
 
 def test_positive_nat_in_a_lab_batch_denies_at_the_verifier(api: Api) -> None:

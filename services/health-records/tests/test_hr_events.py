@@ -13,7 +13,7 @@ import pytest
 from nats.js.api import DeliverPolicy
 
 from hc_common.events.envelope import STATUS_CHANGED
-from hc_common.testing import NatsServer, app_client
+from hc_common.testing import NatsServer, app_client, eventually
 from health_records.main import create_app
 from health_records.testing import (
     AUTHORITY,
@@ -33,13 +33,6 @@ def own_nats() -> Iterator[NatsServer]:
     server.start()
     yield server
     server.stop()
-
-
-async def until(check: Any, within: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await asyncio.sleep(0.1)
 
 
 async def read_status_events(url: str, expected: int) -> list[dict[str, Any]]:
@@ -74,7 +67,7 @@ async def test_every_change_delivered_in_order_across_a_nats_outage(
 ) -> None:
     app = create_app(hr_settings(hr_database, own_nats.url))
     async with app_client(app) as hr:
-        await until(lambda: _ready(hr))
+        assert await eventually(lambda: _ready(hr), 30)
         a, b = new_id_number(), new_id_number()
         # One batch, two rows each for two persons: one event per person.
         batch = [
@@ -86,7 +79,7 @@ async def test_every_change_delivered_in_order_across_a_nats_outage(
         assert (
             await hr.post("/v1/nat-results/batch", headers=LAB, json={"results": batch})
         ).json()["accepted"] == 4
-        await until(lambda: _outbox_empty(app))
+        assert await eventually(lambda: _outbox_empty(app), 30)
 
         own_nats.stop()
         changes = [
@@ -116,7 +109,7 @@ async def test_every_change_delivered_in_order_across_a_nats_outage(
         assert await app.state.runtime.relay.pending() == 4 + 1  # waiting in the outbox
 
         own_nats.start()  # same port, same store
-        await until(lambda: _outbox_empty(app))
+        assert await eventually(lambda: _outbox_empty(app), 30)
         final = {a: await status_of(hr, a), b: await status_of(hr, b)}
 
     events = await read_status_events(own_nats.url, expected=2 + 5)

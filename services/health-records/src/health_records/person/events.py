@@ -38,9 +38,13 @@ class StatusColumns(Protocol):
     def updated_at(self) -> datetime: ...
 
 
-def _seconds(value: datetime | None) -> datetime | None:
+def _seconds(value: datetime) -> datetime:
     """An instant as the contract writes it: whole seconds (the envelope keeps what it gets)."""
-    return None if value is None else value.replace(microsecond=0)
+    return value.replace(microsecond=0) if value.microsecond else value
+
+
+def _maybe_seconds(value: datetime | None) -> datetime | None:
+    return None if value is None else _seconds(value)
 
 
 def status_changed(person: StatusColumns) -> StatusChanged:
@@ -54,19 +58,19 @@ def status_changed(person: StatusColumns) -> StatusChanged:
         "nat": (
             {
                 "result": person.nat_result,
-                "sample_time": person.nat_sample_time.replace(microsecond=0),
-                "report_time": _seconds(person.nat_report_time),
+                "sample_time": _seconds(person.nat_sample_time),
+                "report_time": _maybe_seconds(person.nat_report_time),
             }
             if person.nat_result and person.nat_sample_time
             else None
         ),
         "vaccination": (
-            {"doses": person.vaccine_doses, "last_dose_at": _seconds(person.last_dose_at)}
+            {"doses": person.vaccine_doses, "last_dose_at": _maybe_seconds(person.last_dose_at)}
             if person.vaccine_doses
             else None
         ),
         "version": person.version,
-        "updated_at": person.updated_at.replace(microsecond=0),
+        "updated_at": _seconds(person.updated_at),
     }
 
 
