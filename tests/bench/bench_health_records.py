@@ -8,6 +8,10 @@ import os
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 BATCH = 10_000
 BATCHES = 3
@@ -73,11 +77,11 @@ async def _baseline(url: str, batches: list[list[dict[str, str]]]) -> float:
         await conn.close()
 
 
-async def _drained(app: object, within: float = 120.0) -> float:
+async def _drained(app: "FastAPI", within: float = 120.0) -> float:
     """Seconds until the outbox is empty (the status events relayed to JetStream)."""
     from hc_common.testing import eventually
 
-    relay = app.state.runtime.relay  # type: ignore[attr-defined]
+    relay = app.state.runtime.relay
 
     async def empty() -> bool:
         return not await relay.pending()

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from hc_common.migrations import upgrade_head
 from hc_common.testing import app_client, test_database_url
@@ -23,9 +24,13 @@ def hr_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 
 @pytest.fixture(scope="module")
-async def hr(hr_database: str, nats_url: str) -> AsyncIterator[httpx.AsyncClient]:
+def hr_app(hr_database: str, nats_url: str) -> FastAPI:
+    """health-records in this process (started by `hr`)."""
+    return create_app(hr_settings(hr_database, nats_url))
+
+
+@pytest.fixture(scope="module")
+async def hr(hr_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on health-records in this process."""
-    app = create_app(hr_settings(hr_database, nats_url))
-    async with app_client(app) as client:
-        client.app = app  # type: ignore[attr-defined]
+    async with app_client(hr_app) as client:
         yield client

@@ -1,9 +1,11 @@
 """The contract's health-records section: batches, codes, roles, the unreported person."""
 
 import uuid
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from hc_common.masking import mask_id_number
 from health_records.testing import (
@@ -19,7 +21,7 @@ from health_records.testing import (
 )
 
 
-async def push_nat(hr: httpx.AsyncClient, rows: list[dict], **kw) -> httpx.Response:  # type: ignore[type-arg]
+async def push_nat(hr: httpx.AsyncClient, rows: list[dict[str, Any]], **kw: Any) -> httpx.Response:
     return await hr.post("/v1/nat-results/batch", headers=LAB, json={"results": rows}, **kw)
 
 
@@ -298,7 +300,9 @@ async def test_text_with_nul_character_is_invalid_value_not_500(hr: httpx.AsyncC
     assert response.json()["errors"][0]["code"] == "invalid_value"
 
 
-async def test_bulk_insert_skips_a_row_inserted_meanwhile(hr: httpx.AsyncClient) -> None:
+async def test_bulk_insert_skips_a_row_inserted_meanwhile(
+    hr: httpx.AsyncClient, hr_app: FastAPI
+) -> None:
     # A report id unknown when the batch looked (a concurrent batch stored it since): the COPY
     # meets the unique key, and the rows go in with ON CONFLICT DO NOTHING instead.
     from datetime import UTC, datetime
@@ -313,7 +317,7 @@ async def test_bulk_insert_skips_a_row_inserted_meanwhile(hr: httpx.AsyncClient)
         return (report_id, "k" * 64, "negative", now, now, "南宁市第一人民医院", now)
 
     first, second = uuid.uuid4().hex, uuid.uuid4().hex
-    db = hr.app.state.runtime.db  # type: ignore[attr-defined]
+    db = hr_app.state.runtime.db
     async with db.sessionmaker() as session:
         assert await insert_new_rows(
             session, NatResult.__table__, COLUMNS, [record(first)], "report_id"
@@ -366,7 +370,9 @@ async def test_results_stored_meanwhile_are_duplicates_and_change_nothing(
     assert (await status_of(hr, other))["color"] == "red"
 
 
-async def test_a_batch_names_a_known_person_without_a_name(hr: httpx.AsyncClient) -> None:
+async def test_a_batch_names_a_known_person_without_a_name(
+    hr: httpx.AsyncClient, hr_app: FastAPI
+) -> None:
     # A person known without a name (linked by the issuer first) gets the batch's name, sealed;
     # one known with a name keeps it. Both get the batch's result.
     from sqlalchemy import select
@@ -379,9 +385,9 @@ async def test_a_batch_names_a_known_person_without_a_name(hr: httpx.AsyncClient
     assert (await push_nat(hr, [nat_row(named, hours_ago=30)])).json()["accepted"] == 1
     rows = [dict(nat_row(unnamed), name="王小明"), dict(nat_row(named), name="别的名字")]
     assert (await push_nat(hr, rows)).json()["accepted"] == 2
-    settings = hr.app.state.settings  # type: ignore[attr-defined]
+    settings = hr_app.state.settings
     sealer = Sealer(decode_key(settings.data_key), b"person")
-    db = hr.app.state.runtime.db  # type: ignore[attr-defined]
+    db = hr_app.state.runtime.db
     names = {}
     async with db.sessionmaker() as session:
         for person in (await session.scalars(select(Person))).all():
@@ -408,7 +414,7 @@ async def test_a_person_created_meanwhile_is_updated_as_known(
     real = PersonRepository.lock_states
     calls: list[int] = []
 
-    async def first_finds_none(self: PersonRepository, keys: list[str]) -> list[tuple]:  # type: ignore[type-arg]
+    async def first_finds_none(self: PersonRepository, keys: list[str]) -> list[tuple[Any, ...]]:
         calls.append(len(keys))
         return [] if len(calls) == 1 else await real(self, keys)
 

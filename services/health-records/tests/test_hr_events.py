@@ -140,3 +140,32 @@ async def _ready(hr: httpx.AsyncClient) -> bool:
 
 async def _outbox_empty(app: Any) -> bool:
     return await app.state.runtime.relay.pending() == 0
+
+
+def test_a_status_event_carries_the_status_as_the_api_shows_it() -> None:
+    # The same for a code set (a Person) and a batch (its PersonState): the status the API
+    # answers, times in whole seconds, no masked ID number; valid as StatusChanged.
+    from datetime import UTC, datetime
+
+    from hc_common.events.envelope import Envelope
+    from hc_common.events.schemas import parse_payload
+    from health_records.person.events import status_changed_rows
+    from health_records.person.models import Person
+    from health_records.person.schemas import status_of
+    from health_records.person.service import PersonState
+
+    at = datetime(2026, 11, 27, 8, 0, 1, 250_000, tzinfo=UTC)
+    state = PersonState.new("k" * 64, "01kbq6j1v2x3y4z5a6b7c8d9e0", at)
+    state.apply({"nat_result": "positive", "nat_sample_time": at, "nat_report_time": None}, at)
+    state.apply({"vaccine_doses": 2, "last_dose_at": at}, at)
+    person = Person(
+        **{name: getattr(state, name) for name in Person.__table__.c.keys() if hasattr(state, name)}
+    )
+    [(event_id, subject, payload, occurred_at)] = status_changed_rows([state], at)
+    envelope = Envelope.from_bytes(payload)
+    assert (envelope.id, envelope.type, envelope.occurred_at) == (event_id, subject, occurred_at)
+    assert subject == STATUS_CHANGED
+    assert envelope.data == status_of(person).model_dump(mode="json")
+    assert envelope.data["updated_at"] == "2026-11-27T08:00:01Z"
+    assert envelope.data["color"] == "red" and envelope.data["masked_id_number"] is None
+    assert parse_payload(STATUS_CHANGED, envelope.data)["nat"]["report_time"] is None
