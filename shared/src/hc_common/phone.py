@@ -6,7 +6,8 @@ from typing import Annotated
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
-_PHONE = re.compile(r"1\d{10}")
+# ASCII digits only: `\d` would take full-width and other scripts' digits as well.
+_PHONE = re.compile(r"1[0-9]{10}")
 
 
 def _check_phone(value: str) -> str:
