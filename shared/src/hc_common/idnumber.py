@@ -1,6 +1,7 @@
 """Resident identity numbers (GB 11643-1999): validation and the birth date they carry."""
 
 from dataclasses import dataclass
+from operator import mul
 from datetime import date
 from typing import Annotated
 
@@ -28,8 +29,13 @@ class IdNumber:
         return self.value[:6]
 
 
+_DIGIT_OFFSET = 48 * sum(_WEIGHTS)  # the weighted sum of the ASCII code of "0"
+
+
 def check_character(first17: str) -> str:
-    return _CHECK[sum(int(c) * w for c, w in zip(first17, _WEIGHTS, strict=True)) % 11]
+    """The ISO 7064 MOD 11-2 check character of 17 ASCII digits (on the batch path: the
+    weighted sum is taken over the bytes, at C speed)."""
+    return _CHECK[(sum(map(mul, first17.encode(), _WEIGHTS)) - _DIGIT_OFFSET) % 11]
 
 
 def is_province_code(code: str) -> bool:
