@@ -1,8 +1,8 @@
 """Resident identity numbers (GB 11643-1999): validation and the birth date they carry."""
 
 from dataclasses import dataclass
-from operator import mul
 from datetime import date
+from operator import mul
 from typing import Annotated
 
 from pydantic import AfterValidator
