@@ -35,8 +35,3 @@ def encode(value: int) -> str:
 def new_id() -> str:
     """A new identifier whose text order follows creation time (to the millisecond)."""
     return encode(int.from_bytes(ULID().bytes))
-
-
-def new_ids(count: int) -> list[str]:
-    """`count` new identifiers (a batch's rows and events)."""
-    return [encode(int.from_bytes(ULID().bytes)) for _ in range(count)]
