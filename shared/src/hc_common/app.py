@@ -9,16 +9,34 @@ from hc_common.errors import Problem, install_error_handlers
 from hc_common.health import router as health_router
 from hc_common.middleware import MIB, BodySizeLimitMiddleware, RequestContextMiddleware
 
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {"application/problem+json": {}}, "description": text}
-    for status, text in (
-        (401, "Unauthorized"),
-        (403, "Forbidden"),
-        (404, "Not found"),
-        (413, "Body too large"),
-        (422, "Validation error"),
-    )
+_PROBLEM_TEXTS = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    413: "Body too large",
+    422: "Validation error",
+    429: "Too many requests (see Retry-After)",
+    503: "Service unavailable",
 }
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the problem+json answers an operation can give, e.g.
+    `responses=problem_responses(409, 429)` on a route."""
+    return {
+        status: {
+            "model": Problem,
+            "content": {"application/problem+json": {}},
+            "description": _PROBLEM_TEXTS[status],
+        }
+        for status in statuses
+    }
+
+
+# What any operation may answer (auth, unknown ids, body size, validation).
+PROBLEM_RESPONSES = problem_responses(401, 403, 404, 413, 422)
 
 
 def create_service_app(
