@@ -11,7 +11,7 @@ import pytest
 
 from hc_common.testing import make_id_number, make_phone, poll
 from tests.conftest import Api
-from tests.e2e.test_slice import AUTHORITY, PHOTO_PNG, sign_in
+from tests.journeys import AUTHORITY, apply_for, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -55,19 +55,7 @@ def holder_at_a_venue(api: Api) -> tuple[str, dict[str, Any]]:
     """A credential holder (aged 76) and a scan of their card by a venue's main admin."""
     family = sign_in(api.issuer, make_phone())
     id_number = make_id_number(date(1950, 3, 8))
-    face = api.issuer.post("/dev/face-checks", json={"name": "李秀华", "id_number": id_number})
-    assert face.status_code == 200, face.text
-    applied = api.issuer.post(
-        "/v1/family/credentials",
-        headers=family,
-        json={
-            "name": "李秀华",
-            "id_number": id_number,
-            "relationship": "grandparent",
-            "photo": PHOTO_PNG,
-            "face_check_token": face.json()["face_check_token"],
-        },
-    )
+    applied = apply_for(api.issuer, family, id_number)
     assert applied.status_code == 201, applied.text
     admin = sign_in(api.issuer, make_phone())
     venue = api.venue_admin.post(

@@ -7,7 +7,7 @@ import pytest
 
 from hc_common.testing import make_id_number, make_phone
 from tests.conftest import Api
-from tests.journeys import AUTHORITY, PHOTO_PNG, apply_for, sign_in
+from tests.journeys import AUTHORITY, apply_for, sign_in
 
 pytestmark = pytest.mark.e2e
 
