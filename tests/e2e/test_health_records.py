@@ -11,7 +11,7 @@ import pytest
 
 from hc_common.testing import make_id_number, make_phone, poll
 from tests.conftest import Api
-from tests.journeys import AUTHORITY, apply_for, sign_in
+from tests.journeys import AUTHORITY, apply_for, open_venue, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -58,20 +58,10 @@ def holder_at_a_venue(api: Api) -> tuple[str, dict[str, Any]]:
     applied = apply_for(api.issuer, family, id_number)
     assert applied.status_code == 201, applied.text
     admin = sign_in(api.issuer, make_phone())
-    venue = api.venue_admin.post(
-        "/v1/venues",
-        headers=admin,
-        json={
-            "name": "南宁东站",
-            "category": "train_station",
-            "address": "青秀区",
-            "region_code": "450103",
-        },
-    )
-    assert venue.status_code == 201, venue.text
+    venue_id = open_venue(api.venue_admin, admin)
     return id_number, {
         "headers": admin,
-        "json": {"qr": applied.json()["qr"], "venue_id": venue.json()["venue_id"]},
+        "json": {"qr": applied.json()["qr"], "venue_id": venue_id},
     }
 
 

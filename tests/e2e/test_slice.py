@@ -7,7 +7,7 @@ import pytest
 
 from hc_common.testing import make_id_number, make_phone
 from tests.conftest import Api
-from tests.journeys import AUTHORITY, apply_for, sign_in
+from tests.journeys import AUTHORITY, apply_for, open_venue, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -24,18 +24,7 @@ def test_slice_green_passes_and_red_is_denied(api: Api) -> None:
     assert grandma_id not in credential["qr"]
 
     admin = sign_in(api.issuer, make_phone())
-    venue = api.venue_admin.post(
-        "/v1/venues",
-        headers=admin,
-        json={
-            "name": "南宁东站",
-            "category": "train_station",
-            "address": "青秀区",
-            "region_code": "450103",
-        },
-    )
-    assert venue.status_code == 201, venue.text
-    venue_id = venue.json()["venue_id"]
+    venue_id = open_venue(api.venue_admin, admin)
 
     staff_phone = make_phone()
     sent = api.venue_admin.post(

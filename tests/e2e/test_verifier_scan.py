@@ -7,7 +7,7 @@ import pytest
 
 from hc_common.testing import make_id_number, make_phone, poll
 from tests.conftest import Api
-from tests.journeys import AUTHORITY, apply_for, sign_in
+from tests.journeys import AUTHORITY, apply_for, open_venue, sign_in
 
 pytestmark = pytest.mark.e2e
 LAB = {"Authorization": "Bearer dev-lab-key"}
@@ -25,18 +25,7 @@ def apply(api: Api, birth: date = date(1950, 3, 8)) -> tuple[dict, str]:
 
 def venue(api: Api) -> tuple[str, dict[str, str]]:
     admin = sign_in(api.issuer, make_phone())
-    made = api.venue_admin.post(
-        "/v1/venues",
-        headers=admin,
-        json={
-            "name": "南宁东站",
-            "category": "train_station",
-            "address": "青秀区",
-            "region_code": "450103",
-        },
-    )
-    assert made.status_code == 201, made.text
-    return made.json()["venue_id"], admin
+    return open_venue(api.venue_admin, admin), admin
 
 
 @pytest.fixture(scope="module")
