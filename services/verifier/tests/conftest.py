@@ -1,6 +1,7 @@
 """The verifier's unit tests: no network, no database, no NATS. The three upstreams are one
 in-memory fake behind `httpx.MockTransport`, the bus a fake that records what it is sent."""
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -19,13 +20,20 @@ from hc_common.auth.keys import KeyRing, LiveKey
 from hc_common.auth.tokens import RemoteKeySet, sign
 from hc_common.clock import utcnow
 from hc_common.events.bus import EventBus
-from hc_common.ids import new_id
+from hc_common.ids import encode, new_id
 from verifier.access.spool import AccessSpool
 from verifier.scan.service import ScanService, ScanState
 from verifier.view.state import ScanView
 from verifier.view.sync import ViewSync
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+
+
+def an_id(label: str) -> str:
+    """An id of the system's format, the same for the same label: tests name their venues,
+    users and credentials ("venue-1") and the verifier, which sends nothing but our ids to
+    the other services, takes them for ids."""
+    return encode(int.from_bytes(hashlib.sha256(label.encode()).digest()[:16]))
 
 
 def key_ring(*purposes: str) -> KeyRing:

@@ -10,11 +10,11 @@ from hc_common.errors import DomainError
 from verifier.scan.decision import Rule
 from verifier.view.state import Device
 
-from .conftest import Upstreams, Verifier, device, member, rule
+from .conftest import Upstreams, Verifier, an_id, device, member, rule
 
-VENUE, OTHER = "venue-1", "venue-2"
-STAFF, STRANGER = "user-staff", "user-stranger"
-GATE = "device-gate"
+VENUE, OTHER = an_id("venue-1"), an_id("venue-2")
+STAFF, STRANGER = an_id("user-staff"), an_id("user-stranger")
+GATE = an_id("device-gate")
 
 
 @pytest.fixture
@@ -25,9 +25,9 @@ def with_snapshot(upstreams: Upstreams) -> Upstreams:
         {
             "members": [
                 member(VENUE, STAFF, ["reverse_scan"]),
-                member(VENUE, "user-cashier", ["view_records"]),
-                member(VENUE, "user-gone", [], removed=True, version=2),
-                member(OTHER, "user-other-staff", ["reverse_scan"]),
+                member(VENUE, an_id("user-cashier"), ["view_records"]),
+                member(VENUE, an_id("user-gone"), [], removed=True, version=2),
+                member(OTHER, an_id("user-other-staff"), ["reverse_scan"]),
             ],
             "devices": [device(VENUE, GATE)],
             "rules": [rule(VENUE, ["green", "yellow"], version=3), rule(OTHER)],
@@ -72,7 +72,7 @@ async def test_members_without_reverse_scan_removed_ones_and_strangers_are_403(
     loaded: Verifier,
 ) -> None:
     verifier = loaded
-    for user in ("user-cashier", "user-gone", STRANGER, "user-other-staff"):
+    for user in (an_id("user-cashier"), an_id("user-gone"), STRANGER, an_id("user-other-staff")):
         assert await refused(verifier, verifier.upstreams.user_token(user), VENUE) == 403, user
     # A loaded snapshot is the whole truth: a stranger costs no question to venue-admin.
     assert verifier.upstreams.requests == []
@@ -106,15 +106,15 @@ async def test_a_deleted_gate_or_one_moved_to_another_venue_is_401(loaded: Verif
     verifier.view.apply_device(Device(GATE, VENUE, active=False, version=2))
     assert await refused(verifier, token, None) == 401
     # A token of a gate the view holds at another venue than the token says.
-    moved = verifier.upstreams.device_token("device-moved", OTHER)
-    verifier.view.apply_device(Device("device-moved", VENUE, active=True, version=1))
+    moved = verifier.upstreams.device_token(an_id("device-moved"), OTHER)
+    verifier.view.apply_device(Device(an_id("device-moved"), VENUE, active=True, version=1))
     assert await refused(verifier, moved, None) == 401
 
 
 async def test_unknown_and_deleted_venues_are_404(loaded: Verifier) -> None:
     verifier = loaded
     token = verifier.upstreams.user_token(STAFF)
-    assert await refused(verifier, token, "venue-unknown") == 404
+    assert await refused(verifier, token, an_id("venue-unknown")) == 404
     verifier.view.apply_venue(VENUE, deleted=True)
     assert await refused(verifier, token, VENUE) == 404
 
@@ -159,6 +159,37 @@ async def test_venue_admin_down_is_503_before_the_snapshot_and_404_after(
     with_snapshot.down.clear()
     await verifier.sync.load_snapshots()
     with_snapshot.down.add("venue-admin")
-    assert await refused(verifier, token, "venue-unknown") == 404
+    assert await refused(verifier, token, an_id("venue-unknown")) == 404
     scanner = await verifier.service.scanner(token)
     assert (await verifier.service.authorize(scanner, VENUE))[0] == VENUE
+
+
+@pytest.mark.parametrize(
+    "venue_id", ["../scan-snapshot?limit=5000&x=", "a\tb", "\x7f", "venue-1", an_id("v").upper()]
+)
+async def test_a_venue_id_not_of_our_format_is_404_and_reaches_no_service(
+    upstreams: Upstreams, make_verifier: Callable[[Upstreams], Verifier], venue_id: str
+) -> None:
+    upstreams.add_venue(VENUE, devices=[device(VENUE, GATE)])
+    verifier = make_verifier(upstreams)  # no snapshot: every unknown venue would be asked for
+    for token in (upstreams.user_token(STRANGER), upstreams.device_token(GATE, VENUE)):
+        await verifier.service.scanner(token)
+        upstreams.requests.clear()
+        assert await refused(verifier, token, venue_id) == 404
+        assert upstreams.requests == []
+
+
+async def test_a_token_naming_something_that_is_not_an_id_is_401(
+    upstreams: Upstreams, make_verifier: Callable[[Upstreams], Verifier]
+) -> None:
+    upstreams.add_venue(VENUE, devices=[device(VENUE, GATE)])
+    verifier = make_verifier(upstreams)
+    for token in (
+        upstreams.user_token("../../scan-snapshot"),
+        upstreams.device_token("gate\t1", VENUE),
+        upstreams.device_token(GATE, "../scan-snapshot?x="),
+    ):
+        with pytest.raises(DomainError) as caught:
+            await verifier.service.scanner(token)
+        assert caught.value.status == 401
+    assert [r for r in upstreams.requests if "/internal/" in r] == []

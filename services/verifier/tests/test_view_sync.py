@@ -21,11 +21,13 @@ from hc_common.testing import eventually
 from verifier.scan.service import Scanner
 from verifier.view.handlers import parse_status
 
-from .conftest import Upstreams, Verifier, credential, device, member, rule, status
+from .conftest import Upstreams, Verifier, an_id, credential, device, member, rule, status
 
-VENUE = "venue-1"
-STAFF = Scanner("user", "user-staff", None)
-GATE = Scanner("device", "device-gate", VENUE)
+VENUE = an_id("venue-1")
+CRED1 = an_id("cred1")
+SUBJ1 = an_id("subj1")
+STAFF = Scanner("user", an_id("user-staff"), None)
+GATE = Scanner("device", an_id("device-gate"), VENUE)
 
 
 def message(stream: str, seq: int, subject: str, data: dict[str, Any]) -> Msg:
@@ -73,16 +75,18 @@ async def verifier(
 async def test_the_snapshot_is_read_page_by_page_from_every_owner(
     upstreams: Upstreams, make_verifier: Callable[[Upstreams], Verifier]
 ) -> None:
-    upstreams.revocation_pages = [["cred-r1", "cred-r2"], ["cred-r3"]]
+    upstreams.revocation_pages = [[an_id("cred-r1"), an_id("cred-r2")], [an_id("cred-r3")]]
     upstreams.snapshot_pages = [
-        {"members": [], "devices": [], "rules": [rule("venue-0")]},
+        {"members": [], "devices": [], "rules": [rule(an_id("venue-0"))]},
         {
             "members": [member(VENUE, STAFF.id, ["reverse_scan"])],
             "devices": [device(VENUE, GATE.id)],
             "rules": [rule(VENUE, ["green", "yellow"], version=2)],
         },
     ]
-    upstreams.credentials["cred-r3"] = credential("cred-r3", "subj3")  # not yet revoked there
+    upstreams.credentials[an_id("cred-r3")] = credential(
+        an_id("cred-r3"), an_id("subj3")
+    )  # not yet revoked there
     verifier = make_verifier(upstreams)
     await verifier.sync.load_snapshots()
     upstreams.requests.clear()
@@ -96,7 +100,9 @@ async def test_the_snapshot_is_read_page_by_page_from_every_owner(
     assert verifier.view.venues_complete
     # From the second page of either owner: answered without asking anyone.
     assert upstreams.requests == []
-    _, reasons = await verifier.service.credential(upstreams.qr(upstreams.credentials["cred-r3"]))
+    _, reasons = await verifier.service.credential(
+        upstreams.qr(upstreams.credentials[an_id("cred-r3")])
+    )
     assert reasons == ["credential_revoked"]
 
 
@@ -104,10 +110,10 @@ async def test_a_reload_refreshes_the_statuses_held(
     upstreams: Upstreams, make_verifier: Callable[[Upstreams], Verifier]
 ) -> None:
     verifier = make_verifier(upstreams)
-    verifier.view.apply_status(parse_status(status("subj1", "green", version=1)))
-    upstreams.statuses["subj1"] = status("subj1", "red", version=2)
+    verifier.view.apply_status(parse_status(status(SUBJ1, "green", version=1)))
+    upstreams.statuses[SUBJ1] = status(SUBJ1, "red", version=2)
     await verifier.sync.load_snapshots()
-    held = verifier.view.statuses.get("subj1")
+    held = verifier.view.statuses.get(SUBJ1)
     assert held is not None and held.status.color == "red"
 
 
@@ -141,18 +147,18 @@ async def test_credential_and_status_events_reach_the_scan(verifier: Verifier) -
     issuer, health = Stream(verifier, "ISSUER"), Stream(verifier, "HEALTH")
     verifier.sync.live["HEALTH"] = True  # statuses in memory are current
     verifier.upstreams.down.update({"issuer", "health-records"})  # nothing asked: all events
-    issued = credential("cred1", "subj1")
+    issued = credential(CRED1, SUBJ1)
     qr = verifier.upstreams.qr(issued)
 
     issuer.send(subjects.CREDENTIAL_ISSUED, issued)
-    health.send(subjects.STATUS_CHANGED, status("subj1", "yellow", version=1))
+    health.send(subjects.STATUS_CHANGED, status(SUBJ1, "yellow", version=1))
     assert (await verifier.service.credential(qr))[1] == []
-    found, stale = await verifier.service.status("subj1")
+    found, stale = await verifier.service.status(SUBJ1)
     assert found is not None and found.color == "yellow" and not stale
 
-    health.send(subjects.STATUS_CHANGED, status("subj1", "green", version=2))
-    assert (await verifier.service.status("subj1"))[0].color == "green"
-    issuer.send(subjects.CREDENTIAL_REVOKED, credential("cred1", "subj1", status="revoked"))
+    health.send(subjects.STATUS_CHANGED, status(SUBJ1, "green", version=2))
+    assert (await verifier.service.status(SUBJ1))[0].color == "green"
+    issuer.send(subjects.CREDENTIAL_REVOKED, credential(CRED1, SUBJ1, status="revoked"))
     assert (await verifier.service.credential(qr))[1] == ["credential_revoked"]
 
 
@@ -172,14 +178,14 @@ async def test_an_older_version_never_overwrites_a_newer_one(verifier: Verifier)
         "yellow",
     }
 
-    health.send(subjects.STATUS_CHANGED, status("subj1", "red", version=3))
-    health.send(subjects.STATUS_CHANGED, status("subj1", "green", version=2))
-    assert (await verifier.service.status("subj1"))[0].color == "red"
+    health.send(subjects.STATUS_CHANGED, status(SUBJ1, "red", version=3))
+    health.send(subjects.STATUS_CHANGED, status(SUBJ1, "green", version=2))
+    assert (await verifier.service.status(SUBJ1))[0].color == "red"
 
     # A revocation keeps the credential's version and wins over the same version active.
-    revoked = credential("cred1", "subj1", status="revoked")
+    revoked = credential(CRED1, SUBJ1, status="revoked")
     issuer.send(subjects.CREDENTIAL_REVOKED, revoked)
-    issuer.send(subjects.CREDENTIAL_ISSUED, credential("cred1", "subj1"))
+    issuer.send(subjects.CREDENTIAL_ISSUED, credential(CRED1, SUBJ1))
     qr = verifier.upstreams.qr(revoked)
     assert (await verifier.service.credential(qr))[1] == ["credential_revoked"]
 

@@ -4,6 +4,7 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -15,6 +16,7 @@ from hc_common.http import make_client
 from hc_common.runtime import service_runtime
 from verifier.access.spool import AccessSpool
 from verifier.config import Settings
+from verifier.scan.router import SECURITY_SCHEMES
 from verifier.scan.router import router as scan_router
 from verifier.scan.service import ScanService, ScanState
 from verifier.view.state import ScanView
@@ -109,12 +111,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 for client in (issuer, venue_admin, health_records):
                     await client.aclose()
 
-    return create_service_app(
+    app = create_service_app(
         title="Health code credentials: verifier",
         description=DESCRIPTION,
         lifespan=lifespan,
         routers=[scan_router],
     )
+    _declare_security_schemes(app)
+    return app
+
+
+def _declare_security_schemes(app: FastAPI) -> None:
+    """The scan routes parse the Authorization header themselves (a security dependency would
+    cost as much as the scan), so FastAPI does not see their credentials: the schemes their
+    operations name are added to the document's components here."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            components = document.setdefault("components", {})
+            components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 app = create_app()

@@ -1,8 +1,14 @@
-"""Reads of the other services' internal endpoints: a JSON object, `NotKnown` or `Unreachable`."""
+"""Reads of the other services' internal endpoints: a JSON object, `NotKnown` or `Unreachable`.
+
+Every id put into such a URL goes through `internal_path`, which refuses anything that is not
+an id of ours before a request is made: text from a scan request or a token never shapes
+another service's URL (`../scan-snapshot`, a tab, a query string)."""
 
 from typing import Any
 
 import httpx
+
+from hc_common.hygiene import is_id
 
 
 class Unreachable(Exception):
@@ -10,7 +16,16 @@ class Unreachable(Exception):
 
 
 class NotKnown(Exception):
-    """The upstream answered 404."""
+    """The upstream answered 404, or the id asked about is not one of ours (never sent)."""
+
+
+def internal_path(template: str, *ids: str) -> str:
+    """`template` with its `{}` filled by `ids`, each of the system's id format; NotKnown for
+    anything else (no upstream can know it)."""
+    for value in ids:
+        if not is_id(value):
+            raise NotKnown("not an id")
+    return template.format(*ids)
 
 
 async def get_json(
@@ -18,7 +33,8 @@ async def get_json(
 ) -> dict[str, Any]:
     try:
         response = await client.get(path, params=params)
-    except httpx.HTTPError as exc:
+    # InvalidURL and StreamError are not HTTPErrors: a URL httpx refuses is no answer either.
+    except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
         raise Unreachable(repr(exc)) from None
     if response.status_code == 404:
         raise NotKnown(path)

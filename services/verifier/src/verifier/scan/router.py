@@ -1,3 +1,6 @@
+"""The scan over HTTP: `POST /v1/verify` for staff and gates, `POST /v1/gate/verify` for a
+gate's display."""
+
 from typing import Any
 
 import orjson
@@ -6,9 +9,10 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
+from hc_common.app import problem_responses
 from hc_common.clock import rfc3339
 from hc_common.deps import bearer_token
-from hc_common.errors import wants_english
+from hc_common.errors import Forbidden, wants_english
 from verifier.scan.decision import hours_since
 from verifier.scan.display import gate_lines
 from verifier.scan.schemas import GateResponse, GateVerifyRequest, VerifyRequest, VerifyResponse
@@ -16,16 +20,43 @@ from verifier.scan.service import ScanResult, ScanService
 
 router = APIRouter(tags=["scan"])
 
+# The credentials a scan takes, as OpenAPI security schemes. The routes read the header
+# themselves (see `_scan`), so main.py adds these to the document's components.
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "UserToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "An access token from the issuer's sign-in (`POST /v1/auth/token`), "
+        "of a member holding `reverse_scan` at the venue.",
+    },
+    "DeviceToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A gate device's token from venue-admin (`POST /v1/devices/token`).",
+    },
+}
+
 
 async def _scan(
-    request: Request, model: type[VerifyRequest] | type[GateVerifyRequest]
+    request: Request,
+    model: type[VerifyRequest] | type[GateVerifyRequest],
+    *,
+    device_only: bool = False,
 ) -> ScanResult:
-    """Scanner first (401 before 422, as with a dependency), then the body, then the scan.
+    """Scanner first (401, then 403 for a user at a gate's endpoint, before 422, as with a
+    dependency), then the body, then the scan.
 
     No FastAPI dependencies or body parameter here: their resolution cost as much as the
-    whole scan. The body's schema is given to the OpenAPI description by hand below."""
+    whole scan. The body's schema and the security are given to the OpenAPI description by
+    hand below."""
     service: ScanService = request.app.state.scan_service
     scanner = await service.scanner(bearer_token(request))
+    if device_only and scanner.kind != "device":
+        raise Forbidden(
+            detail="仅闸机可调用此接口", detail_en="Only a gate device's token is accepted here"
+        )
     try:
         body = model.model_validate_json(await request.body())
     except ValidationError as exc:
@@ -35,12 +66,14 @@ async def _scan(
     return await service.scan(scanner, body.qr, getattr(body, "venue_id", None))
 
 
-def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+def _operation(model: type[BaseModel], *schemes: str) -> dict[str, Any]:
+    """The request body and the security of an operation whose route reads both itself."""
     return {
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
+        },
+        "security": [{scheme: []} for scheme in schemes],
     }
 
 
@@ -96,7 +129,8 @@ def _json(body: dict[str, Any]) -> Response:
 @router.post(
     "/v1/verify",
     response_model=VerifyResponse,
-    openapi_extra=_body_schema(VerifyRequest),
+    responses=problem_responses(503),
+    openapi_extra=_operation(VerifyRequest, "UserToken", "DeviceToken"),
     summary="Scan a credential at a venue (reverse-scan staff or a gate)",
     description="Request faults are errors (401 `unauthorized`, 403 `forbidden`, 404 "
     "unknown venue, 422); everything about the holder is a decision. "
@@ -107,7 +141,10 @@ def _json(body: dict[str, Any]) -> Response:
     "status. Answered from memory; a status in memory is current while "
     "health-records is reachable and its events are followed. A deleted "
     "gate device's token answers 401. `venue_id` is required with a user "
-    "token (422 otherwise).",
+    "token (422 otherwise); one that is not of the system's id format (26 "
+    "characters of lower-case Crockford base32) is an unknown venue: 404, "
+    "whatever the token. 503 when venue-admin cannot be reached and the "
+    "venue is not in memory.",
 )
 async def verify(request: Request) -> Response:
     return _json(verify_answer(await _scan(request, VerifyRequest)))
@@ -116,14 +153,17 @@ async def verify(request: Request) -> Response:
 @router.post(
     "/v1/gate/verify",
     response_model=GateResponse,
-    openapi_extra=_body_schema(GateVerifyRequest),
+    responses=problem_responses(503),
+    openapi_extra=_operation(GateVerifyRequest, "DeviceToken"),
     summary="A gate's scan: the compact answer for its display",
     description="`open` is true only for `pass`. `lines` are the screen's lines, top "
     "to bottom; the first is the masked name when the credential checked. "
-    "Chinese by default, English with `Accept-Language: en`.",
+    "Chinese by default, English with `Accept-Language: en`. A missing or bad "
+    "token 401 `unauthorized`; a valid token that is not a device's 403 "
+    "`forbidden`.",
 )
 async def gate_verify(request: Request) -> Response:
-    result = await _scan(request, GateVerifyRequest)
+    result = await _scan(request, GateVerifyRequest, device_only=True)
     english = wants_english(request.headers.get("accept-language"))
     return _json(
         {

@@ -23,9 +23,10 @@ from hc_common.errors import (
 from hc_common.events import envelope as subjects
 from hc_common.events.envelope import encode_envelope
 from hc_common.events.schemas import AccessRecordCreated
+from hc_common.hygiene import is_id
 from hc_common.ids import new_id
 from verifier.access.spool import AccessSpool
-from verifier.clients import NotKnown, Unreachable, get_json
+from verifier.clients import NotKnown, Unreachable, get_json, internal_path
 from verifier.scan.decision import Decision, HealthStatus, Rule, decide, health_reasons
 from verifier.view import handlers
 from verifier.view.metrics import SCAN_LATENCY, cache_counter, decision_counter
@@ -114,6 +115,9 @@ class ScanService:
             raise Unauthorized(
                 detail="令牌无效或已过期", detail_en="Invalid or expired token"
             ) from None
+        # Signed by our own services, yet what it names reaches their URLs: ids of ours only.
+        if not is_id(scanner.id) or (scanner.kind == "device" and not is_id(str(scanner.venue_id))):
+            raise Unauthorized(detail="令牌无效", detail_en="Invalid token")
         self._tokens.put(token, (scanner, float(claims["exp"])))
         return scanner
 
@@ -136,7 +140,9 @@ class ScanService:
         """venue-admin's scan context of one venue (its rule, and the member or device asked
         about, if it is one of the venue's), taken into the view; NotKnown, Unreachable."""
         context = await get_json(
-            self.state.venue_admin, f"/internal/v1/venues/{venue_id}/scan-context", params
+            self.state.venue_admin,
+            internal_path("/internal/v1/venues/{}/scan-context", venue_id),
+            params,
         )
         try:
             if context["member"] is not None:
@@ -148,7 +154,10 @@ class ScanService:
             raise Unreachable(f"scan context of {venue_id}: {exc!r}") from None
 
     async def authorize(self, scanner: Scanner, venue_id: str | None) -> tuple[str, Rule]:
-        """The venue the scan is at and its rule, or 403/404/422."""
+        """The venue the scan is at and its rule, or 403/404/422. A `venue_id` that is not of
+        the system's id format is an unknown venue (404), and goes nowhere."""
+        if venue_id and not is_id(venue_id):
+            raise NotFound(detail="场所不存在", detail_en="No such venue")
         if scanner.kind == "device":
             if venue_id and venue_id != scanner.venue_id:
                 raise Forbidden(
@@ -235,7 +244,8 @@ class ScanService:
             cache_counter("credential", "miss").inc()
             try:
                 data = await get_json(
-                    self.state.issuer, f"/internal/v1/credentials/{credential_id}"
+                    self.state.issuer,
+                    internal_path("/internal/v1/credentials/{}", credential_id),
                 )
                 fetched = handlers.parse_credential(data)
             except NotKnown:
@@ -268,7 +278,8 @@ class ScanService:
         if cached is None or sync.health_records_up:
             try:
                 data = await get_json(
-                    self.state.health_records, f"/internal/v1/subjects/{subject_id}/status"
+                    self.state.health_records,
+                    internal_path("/internal/v1/subjects/{}/status", subject_id),
                 )
                 status = handlers.parse_status(data)
             except (Unreachable, NotKnown, ValidationError):
