@@ -351,10 +351,11 @@ async def test_reissue_and_revoke_publish_revocations(issuer: Issuer, nats_url: 
         assert (
             await issuer.client.get(f"/v1/family/credentials/{old['credential_id']}", headers=user)
         ).json()["status"] == "revoked"
+        # Only the active credential can be reissued (the contract, issue 10).
         stale = await issuer.client.post(
             f"/v1/family/credentials/{old['credential_id']}/reissue", headers=user
         )
-        assert stale.status_code == 409 and stale.json()["code"] == "credential_exists"
+        assert stale.status_code == 409 and stale.json()["code"] == "credential_not_active"
         deleted = await issuer.client.delete(
             f"/v1/family/credentials/{new['credential_id']}", headers=user
         )

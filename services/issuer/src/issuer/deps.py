@@ -7,7 +7,7 @@ from fastapi import Depends, Request
 
 from hc_common.auth.keys import KeyRing
 from hc_common.auth.tokens import InvalidToken, KeySet
-from hc_common.deps import SessionDep, bearer_token
+from hc_common.deps import SessionDep, bearer_scheme
 from hc_common.errors import Unauthorized
 from hc_common.otp import OtpCodes
 from issuer.account.service import AccountService
@@ -39,10 +39,17 @@ async def _face_checks(request: Request) -> FaceChecks:
     return face_checks
 
 
-async def _current_user(request: Request) -> str:
+user_token = bearer_scheme(
+    "UserToken",
+    "The signed-in app user's access token, from `POST /v1/auth/token` (a JWT the issuer "
+    "signs; its keys are at `/.well-known/jwks.json`).",
+)
+
+
+async def _current_user(request: Request, token: Annotated[str, Depends(user_token)]) -> str:
     keyset: KeySet = request.app.state.keyset
     try:
-        claims = keyset.decode(bearer_token(request), "access")
+        claims = keyset.decode(token, "access")
     except InvalidToken:
         raise Unauthorized(
             detail="登录已失效，请重新登录", detail_en="Invalid or expired access token"

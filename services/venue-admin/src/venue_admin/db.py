@@ -4,7 +4,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from hc_common.auth.keys import SigningKeyMixin
 from hc_common.events.outbox import OutboxMixin
-from hc_common.otp import OtpCodeMixin, SmsOutboxMixin
+from hc_common.otp import OtpCodeMixin, OtpLimitMixin, SmsOutboxMixin
 
 
 class Base(DeclarativeBase):
@@ -19,8 +19,13 @@ class OutboxEvent(Base, OutboxMixin):
     __tablename__ = "outbox"
 
 
+class OtpLimit(Base, OtpLimitMixin):
+    __tablename__ = "otp_limits"
+
+
 class OtpCode(Base, OtpCodeMixin):
     __tablename__ = "otp_codes"
+    limits = OtpLimit
 
 
 class SmsMessage(Base, SmsOutboxMixin):

@@ -2,7 +2,7 @@
 service its own limits and its own dev outbox, on tables of its own): the tables' columns,
 their queries, the rules, the senders, and the dev outbox's route."""
 
-from hc_common.otp.models import OtpCodeMixin, SmsOutboxMixin
+from hc_common.otp.models import OtpCodeMixin, OtpLimitMixin, SmsOutboxMixin
 from hc_common.otp.router import dev_outbox_router
 from hc_common.otp.senders import DevOutboxSender, HttpSmsSender, SmsSender, make_sender
 from hc_common.otp.service import OtpCodes, OtpPolicy, OtpSettings
@@ -12,6 +12,7 @@ __all__ = [
     "HttpSmsSender",
     "OtpCodeMixin",
     "OtpCodes",
+    "OtpLimitMixin",
     "OtpPolicy",
     "OtpSettings",
     "SmsOutboxMixin",

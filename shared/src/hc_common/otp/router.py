@@ -1,5 +1,7 @@
 """`GET /dev/sms-outbox?phone=`: what a service would have sent; included only with APP_ENV=dev."""
 
+from typing import Annotated
+
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
@@ -7,6 +9,7 @@ from hc_common.clock import rfc3339
 from hc_common.deps import SessionDep
 from hc_common.otp.models import SmsOutboxMixin
 from hc_common.otp.repository import SmsOutboxRepository
+from hc_common.phone import Phone
 
 
 class Message(BaseModel):
@@ -28,8 +31,10 @@ def dev_outbox_router(model: type[SmsOutboxMixin]) -> APIRouter:
         response_model=Outbox,
         summary="Dev only: the SMS messages this service would have sent, newest first",
     )
-    async def sms_outbox(session: SessionDep, phone: str | None = Query(None)) -> Outbox:
-        rows = await SmsOutboxRepository(session, model).newest(phone.strip() if phone else None)
+    async def sms_outbox(
+        session: SessionDep, phone: Annotated[Phone | None, Query()] = None
+    ) -> Outbox:
+        rows = await SmsOutboxRepository(session, model).newest(phone)
         return Outbox(
             messages=[Message(phone=r.phone, code=r.code, sent_at=rfc3339(r.sent_at)) for r in rows]
         )

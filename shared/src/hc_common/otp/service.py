@@ -6,7 +6,7 @@ import hmac
 import math
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import Field
 from pydantic_settings import BaseSettings
@@ -16,7 +16,7 @@ from hc_common.clock import CST, utcnow
 from hc_common.errors import DomainError, TooManyRequests
 from hc_common.ids import new_id
 from hc_common.otp.models import OtpCodeMixin
-from hc_common.otp.repository import OtpCodeRepository
+from hc_common.otp.repository import OtpCodeRepository, OtpLimitRepository
 from hc_common.otp.senders import SmsSender
 
 
@@ -76,65 +76,79 @@ class OtpCodes:
         return self._hash("phone", phone)
 
     async def send(self, session: AsyncSession, phone: str, scope: str) -> int:
-        """Create and send a code; returns its lifetime in seconds. Raises 429 past a limit."""
-        codes = OtpCodeRepository(session, self.model)
+        """Create and send a code; returns its lifetime in seconds. Raises 429 past a limit.
+
+        The code is counted against the number's limits first, by one conditional upsert of
+        its limits row: of any number of requests at once, one gets the code. A failed
+        delivery raises, and the request's rollback takes the count back with it."""
         now = utcnow()
         phone_hash = self.phone_hash(phone)
-        last = await codes.last_sent_at(phone_hash)
-        if last is not None and now - last < self.policy.min_interval:
-            # Rounded up: a client that waits exactly Retry-After is then let through.
-            wait = math.ceil((self.policy.min_interval - (now - last)).total_seconds())
-            raise TooManyRequests(
-                detail="验证码发送过于频繁，请稍后再试",
-                detail_en="Codes are sent at most once a minute",
-                headers={"Retry-After": str(max(wait, 1))},
-            )
-        day_start_cst = now.astimezone(CST).replace(hour=0, minute=0, second=0, microsecond=0)
-        if await codes.count_sent_since(phone_hash, day_start_cst) >= self.policy.per_day:
-            wait = math.ceil((day_start_cst + timedelta(days=1) - now).total_seconds())
-            raise TooManyRequests(
-                detail="今日验证码发送次数已达上限",
-                detail_en="At most 10 codes a day per number",
-                headers={"Retry-After": str(max(wait, 1))},
-            )
+        limits = OtpLimitRepository(session, self.model.limits)
+        policy = self.policy
+        if not await limits.take(
+            phone_hash, now, now.astimezone(CST).date(), policy.min_interval, policy.per_day
+        ):
+            raise await self._too_many(limits, phone_hash, now)
         code = f"{secrets.randbelow(10**6):06d}"
-        codes.add(
+        OtpCodeRepository(session, self.model).add(
             self.model(  # type: ignore[call-arg]
                 id=new_id(),
                 phone_hash=phone_hash,
                 scope=scope,
                 code_hash=self._hash(scope, phone, code),
                 created_at=now,
-                expires_at=now + self.policy.ttl,
+                expires_at=now + policy.ttl,
                 attempts=0,
                 consumed=False,
             )
         )
         await self.sender.send(session, phone, code)
-        return int(self.policy.ttl.total_seconds())
+        return int(policy.ttl.total_seconds())
+
+    async def _too_many(
+        self, limits: OtpLimitRepository, phone_hash: str, now: datetime
+    ) -> TooManyRequests:
+        """The 429 of a refused code, with `Retry-After` rounded up: a client that waits
+        exactly that long is then let through."""
+        state = await limits.state(phone_hash)
+        last_sent_at = state.last_sent_at if state is not None else now
+        if state is None or now - last_sent_at < self.policy.min_interval:
+            wait = (self.policy.min_interval - (now - last_sent_at)).total_seconds()
+            return TooManyRequests(
+                detail="验证码发送过于频繁，请稍后再试",
+                detail_en="Codes are sent at most once a minute",
+                headers={"Retry-After": str(max(math.ceil(wait), 1))},
+            )
+        day_start_cst = now.astimezone(CST).replace(hour=0, minute=0, second=0, microsecond=0)
+        wait = (day_start_cst + timedelta(days=1) - now).total_seconds()
+        return TooManyRequests(
+            detail="今日验证码发送次数已达上限",
+            detail_en="At most 10 codes a day per number",
+            headers={"Retry-After": str(max(math.ceil(wait), 1))},
+        )
 
     async def check(self, session: AsyncSession, phone: str, scope: str, code: str) -> None:
-        """Consume the newest live code of this phone and scope, or raise `invalid_code`."""
+        """Consume the newest live code of this phone and scope, or raise `invalid_code`.
+
+        Each try is judged by one conditional update: a wrong one counts only while the code
+        is alive (and is committed at once, so that it outlives the rolled-back request), the
+        right one consumes it only while it is alive and unused. So at most `max_attempts`
+        tries are ever judged, and a code signs in once, however many arrive together."""
         now = utcnow()
-        row = await OtpCodeRepository(session, self.model).newest(self.phone_hash(phone), scope)
+        codes = OtpCodeRepository(session, self.model)
+        row = await codes.newest(self.phone_hash(phone), scope)
         invalid = DomainError(
             "invalid_code",
             status=self.invalid_code_status,
             detail="验证码错误或已失效",
             detail_en="Wrong or expired code",
         )
-        if (
-            row is None
-            or row.consumed
-            or row.expires_at <= now
-            or row.attempts >= self.policy.max_attempts
-        ):
+        max_attempts = self.policy.max_attempts
+        if row is None or row.consumed or row.expires_at <= now or row.attempts >= max_attempts:
             raise invalid
         if not hmac.compare_digest(row.code_hash, self._hash(scope, phone, code.strip())):
-            row.attempts += 1
-            # The wrong try must outlive the error raised below (which rolls the request's
-            # transaction back): committed here, so that the try budget holds.
-            await session.commit()
+            if await codes.count_wrong_try(row.id, now, max_attempts):
+                await session.commit()
             raise invalid
-        row.consumed = True
-        await session.flush()
+        if not await codes.consume(row.id, now, max_attempts):
+            raise invalid

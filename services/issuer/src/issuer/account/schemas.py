@@ -1,5 +1,6 @@
 from pydantic import BaseModel, Field
 
+from hc_common.hygiene import Text
 from hc_common.phone import Phone
 
 
@@ -13,7 +14,7 @@ class OtpSent(BaseModel):
 
 class TokenRequest(BaseModel):
     phone: Phone
-    code: str = Field(min_length=1, max_length=12)
+    code: Text = Field(min_length=1, max_length=12)
 
 
 class AccessToken(BaseModel):

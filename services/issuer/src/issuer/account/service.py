@@ -41,7 +41,8 @@ class AccountService:
     async def sign_in(self, phone: str, code: str) -> tuple[str, User]:
         """An access token for the number's user (created at the first sign-in). A wrong code
         is 401 `invalid_code`; `check` commits its counted try before raising, so that five
-        wrong tries kill the code even though the request is rolled back."""
+        wrong tries kill the code even though the request is rolled back, and consumes the
+        right one once, however many requests present it together."""
         await self.otp.check(self.session, phone, SIGNIN_SCOPE, code)
         user = await self.resolve_user(phone)
         return self.access_token(user), user
@@ -51,13 +52,14 @@ class AccountService:
         phone_hash = self.otp.phone_hash(phone)
         user = await self._users.by_phone_hash(phone_hash)
         if user is None:
-            user = User(
-                id=new_id(),
-                phone_hash=phone_hash,
-                masked_phone=mask_phone(phone),
-                created_at=utcnow(),
+            user = await self._users.add_if_absent(
+                User(
+                    id=new_id(),
+                    phone_hash=phone_hash,
+                    masked_phone=mask_phone(phone),
+                    created_at=utcnow(),
+                )
             )
-            await self._users.add(user)
         return user
 
     def access_token(self, user: User) -> str:

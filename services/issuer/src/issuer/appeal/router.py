@@ -1,7 +1,10 @@
 """Appeals: file one, list one's own."""
 
+from typing import Annotated
+
 from fastapi import APIRouter, Query
 
+from hc_common.hygiene import EntityId
 from issuer.appeal.models import Appeal
 from issuer.appeal.schemas import AppealCategory, AppealCreate, AppealList, AppealOut, AppealStatus
 from issuer.deps import AppealServiceDep, CurrentUser
@@ -27,7 +30,8 @@ def appeal_out(appeal: Appeal) -> AppealOut:
     response_model=AppealOut,
     summary="File an appeal",
     description="`category`: cannot_apply | wrong_status | lost_card | other; "
-    "`description` 1-2000 characters. `credential_id`, when given, must be "
+    "`description` 1-2000 characters (tab and line breaks allowed, no other control "
+    "character: 422 `invalid_text`). `credential_id`, when given, must be "
     "one of the caller's own credentials (else 404 `not_found`). A new "
     "appeal is `open`; staff move it to `in_progress`, `resolved` or "
     "`rejected`.",
@@ -49,7 +53,9 @@ async def list_appeals(
     user_id: CurrentUser,
     service: AppealServiceDep,
     limit: int = Query(50, ge=1, le=500),
-    cursor: str | None = Query(None, max_length=26),
+    cursor: Annotated[
+        EntityId | None, Query(description="`next_cursor` of the previous page")
+    ] = None,
 ) -> AppealList:
     page = await service.list_for_user(user_id, limit, cursor)
     return AppealList(items=[appeal_out(a) for a in page.items], next_cursor=page.next_cursor)

@@ -2,6 +2,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from hc_common.hygiene import EntityId, FreeText
 from hc_common.schemas import Timestamp
 
 
@@ -21,9 +22,13 @@ class AppealStatus(StrEnum):
 
 class AppealCreate(BaseModel):
     category: AppealCategory
-    description: str = Field(min_length=1, max_length=2000)
-    credential_id: str | None = Field(
-        None, max_length=26, description="One of the caller's own credentials; else 404"
+    description: FreeText = Field(
+        min_length=1,
+        max_length=2000,
+        description="Tab and line breaks allowed, no other control character (else 422)",
+    )
+    credential_id: EntityId | None = Field(
+        None, description="One of the caller's own credentials; else 404"
     )
 
 

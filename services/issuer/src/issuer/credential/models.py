@@ -1,7 +1,7 @@
 from datetime import date, datetime
 from typing import Literal
 
-from sqlalchemy import Date, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import Date, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hc_common.db import UTCDateTime
@@ -13,7 +13,18 @@ StoredStatus = Literal["active", "revoked"]
 
 class Credential(Base):
     __tablename__ = "credentials"
-    __table_args__ = (Index("ix_credentials_person_status", "person_key", "status"),)
+    __table_args__ = (
+        Index("ix_credentials_person_status", "person_key", "status"),
+        # One active credential per person, however applications and reissues race: the
+        # database refuses the second (the loser answers 409, never 500).
+        Index(
+            "uq_credentials_one_active_per_person",
+            "person_key",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(26), index=True)

@@ -1,8 +1,10 @@
 """Every query on credentials; never commits."""
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from issuer.credential.models import Credential
@@ -12,8 +14,30 @@ class CredentialRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def add(self, credential: Credential) -> None:
+    async def add(self, credential: Credential) -> bool:
+        """Flushed at once: False when the person holds an active credential already, one a
+        concurrent application or reissue has just made included (the partial unique index
+        on active credentials; PostgreSQL first waits for that transaction). After False the
+        transaction can only be rolled back."""
         self.session.add(credential)
+        try:
+            await self.session.flush()
+        except IntegrityError:
+            return False
+        return True
+
+    async def revoke_if_active(self, credential: Credential, now: datetime) -> bool:
+        """Revokes the credential if it is still active, in one conditional update: True for
+        exactly one of any number of concurrent callers (PostgreSQL makes the others wait for
+        the first and then see it revoked). The object is updated in place."""
+        revoked = await self.session.scalar(
+            update(Credential)
+            .where(Credential.id == credential.id, Credential.status == "active")
+            .values(status="revoked", revoked_at=now)
+            .returning(Credential.id)
+            .execution_options(synchronize_session="fetch")
+        )
+        return revoked is not None
 
     async def get(self, credential_id: str) -> Credential | None:
         return await self.session.get(Credential, credential_id)

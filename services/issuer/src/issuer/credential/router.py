@@ -1,11 +1,13 @@
 """Family credentials: apply, list, show, print, reissue, revoke; and the dev face check."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
+from hc_common.app import problem_responses
 from hc_common.clock import age_on, cst_today
+from hc_common.hygiene import EntityId
 from issuer.card.render import card_pdf, qr_png, qr_svg
 from issuer.credential.models import Credential
 from issuer.credential.schemas import (
@@ -44,10 +46,16 @@ def credential_out(credential: Credential) -> CredentialOut:
     "",
     status_code=201,
     response_model=CredentialOut,
+    responses=problem_responses(409, 503),
     summary="Apply for a family member's credential",
-    description="422 `invalid_id_number`, `not_eligible` (aged 17-59 on the day of "
-    "application, China time), `invalid_photo`; 403 `face_check_failed`; "
-    "409 `credential_exists` when the person already holds an active one.",
+    description="The face-check token is checked before the photo is decoded: 403 "
+    "`face_check_failed` when it is missing, forged, expired, used before (by a concurrent "
+    "application too) or names another person. 422 `invalid_id_number`, `not_eligible` "
+    "(aged 17-59 on the day of application, China time), `invalid_photo` (not a decodable "
+    "JPEG or PNG, over 2 MiB, or over 4,096 pixels on either side), `invalid_text` (a "
+    "control character in the name); 409 `credential_exists` when the person already holds "
+    "an active credential (one per person, however applications race); 503 when "
+    "health-records cannot be reached.",
 )
 async def apply(
     body: CredentialCreate, user_id: CurrentUser, service: CredentialServiceDep
@@ -60,7 +68,9 @@ async def list_credentials(
     user_id: CurrentUser,
     service: CredentialServiceDep,
     limit: int = Query(50, ge=1, le=500),
-    cursor: str | None = Query(None),
+    cursor: Annotated[
+        EntityId | None, Query(description="`next_cursor` of the previous page")
+    ] = None,
 ) -> CredentialList:
     page = await service.list_for_user(user_id, limit, cursor)
     return CredentialList(
@@ -148,7 +158,12 @@ async def credential_card_pdf(
     "/{credential_id}/reissue",
     status_code=201,
     response_model=CredentialOut,
+    responses=problem_responses(409),
     summary="Reissue (a lost card): version + 1, the old one revoked at once",
+    description="Only the active credential can be reissued: a revoked or expired one is "
+    "409 `credential_not_active` (apply again, with a new face check); of reissues racing "
+    "each other one wins and the others get 409. 422 `not_eligible` when the holder is no "
+    "longer eligible.",
 )
 async def reissue(
     credential_id: str, user_id: CurrentUser, service: CredentialServiceDep

@@ -1,9 +1,14 @@
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from hc_common.hygiene import Text
 from hc_common.idnumber import IdNumberField
 from hc_common.schemas import Timestamp
+
+# A person's name as written on their ID card: one line, no control characters.
+Name = Annotated[Text, Field(min_length=1, max_length=50)]
 
 
 class Relationship(StrEnum):
@@ -17,12 +22,17 @@ class Relationship(StrEnum):
 
 
 class CredentialCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=50)
+    name: Name
     id_number: IdNumberField
     relationship: Relationship
-    photo: str = Field(description="Base64 JPEG or PNG, at most 2 MiB decoded")
-    face_check_token: str | None = Field(
-        None, description="From the face-verification provider; missing -> 403 face_check_failed"
+    photo: str = Field(
+        description="Base64 JPEG or PNG (a `data:` URL too), at most 2 MiB decoded and 4,096 "
+        "pixels on either side"
+    )
+    face_check_token: Text | None = Field(
+        None,
+        max_length=4096,
+        description="From the face-verification provider; missing -> 403 face_check_failed",
     )
 
 
@@ -49,7 +59,7 @@ class CredentialList(BaseModel):
 
 
 class FaceCheckRequest(BaseModel):
-    name: str = Field(min_length=1, max_length=50)
+    name: Name
     id_number: IdNumberField
 
 

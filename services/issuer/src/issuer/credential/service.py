@@ -1,8 +1,6 @@
 """The rules of family credentials: who may hold one, how long it lives, what the QR says."""
 
-import base64
-import binascii
-import io
+import asyncio
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -13,6 +11,7 @@ from hc_common.auth.tokens import sign
 from hc_common.clock import CST, age_on, birthday_in, cst_today, end_of_cst_day, to_utc, utcnow
 from hc_common.crypto import keyed_hash
 from hc_common.errors import Conflict, NotFound, Unprocessable
+from hc_common.hygiene import require_id
 from hc_common.idnumber import parse_id_number
 from hc_common.ids import new_id
 from hc_common.masking import mask_id_number, mask_name
@@ -21,12 +20,12 @@ from issuer.card.render import CardData
 from issuer.clients.health_records import HealthRecordsClient
 from issuer.credential import events
 from issuer.credential.models import Credential
+from issuer.credential.photo import decode_photo
 from issuer.credential.repository import CredentialRepository
 from issuer.credential.schemas import CredentialCreate
 from issuer.facecheck.service import FaceChecks
 
 QR_PREFIX = "GXHC1:"
-MAX_PHOTO_BYTES = 2 * 1024 * 1024
 MINOR_MAX_AGE = 16
 ELDER_MIN_AGE = 60
 
@@ -63,38 +62,20 @@ def card_data(credential: Credential) -> CardData:
     )
 
 
-def decode_photo(photo: str) -> tuple[bytes, str]:
-    """The photo as normalised JPEG bytes, or 422 invalid_photo."""
-    from PIL import Image, UnidentifiedImageError
-
-    invalid = Unprocessable(
-        "invalid_photo",
-        detail="照片不是有效的 JPEG 或 PNG 图片",
-        detail_en="The photo is not a decodable JPEG or PNG",
+def credential_exists() -> Conflict:
+    return Conflict(
+        "credential_exists",
+        detail="此人已有有效凭证，请补办",
+        detail_en="This person already holds an active credential; reissue it",
     )
-    text = photo.split(",", 1)[1] if photo.startswith("data:") else photo
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise invalid from None
-    if not raw or len(raw) > MAX_PHOTO_BYTES:
-        raise Unprocessable(
-            "invalid_photo",
-            detail="照片须为 2 MiB 以内的 JPEG 或 PNG",
-            detail_en="The photo must be a JPEG or PNG of at most 2 MiB",
-        )
-    try:
-        with Image.open(io.BytesIO(raw)) as image:
-            if image.format not in {"JPEG", "PNG"}:
-                raise invalid
-            image.load()
-            rgb = image.convert("RGB")
-            rgb.thumbnail((600, 800))
-            out = io.BytesIO()
-            rgb.save(out, "JPEG", quality=85)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        raise invalid from None
-    return out.getvalue(), "image/jpeg"
+
+
+def credential_not_active() -> Conflict:
+    return Conflict(
+        "credential_not_active",
+        detail="只能补办有效的凭证；已作废或已过期的凭证请重新申领",
+        detail_en="Only an active credential can be reissued; apply again for this person",
+    )
 
 
 @dataclass
@@ -113,6 +94,11 @@ class CredentialService:
         return keyed_hash(self.pepper, "person:" + id_number)
 
     async def apply(self, user_id: str, body: CredentialCreate) -> Credential:
+        """A new credential for a person who holds no active one. The face check is verified
+        before the photo is looked at, the photo decoded in a worker thread, and the database
+        has the last word on the single-use rules: the token is spent under a primary key
+        and one active credential per person is a unique index, so that of applications
+        racing each other one wins and the others get their 403 or 409."""
         today = cst_today()
         id_number = parse_id_number(body.id_number)
         age = age_on(id_number.birth_date, today)
@@ -122,20 +108,21 @@ class CredentialService:
                 detail="仅16周岁及以下或60周岁及以上人员可申领凭证",
                 detail_en="Only people aged 16 or under or 60 or over are eligible",
             )
-        photo, photo_type = decode_photo(body.photo)
+        token_id = self.face_checks.verify(body.face_check_token, body.name, id_number.value)
+        await self.face_checks.ensure_unspent(self.session, token_id)
+        photo, photo_type = await asyncio.to_thread(decode_photo, body.photo)
         # Spent in this transaction: an error below rolls the spending back with it.
-        await self.face_checks.spend(
-            self.session, body.face_check_token, body.name, id_number.value
-        )
+        await self.face_checks.spend(self.session, token_id)
         person_key = self.person_key(id_number.value)
-        if await self._credentials.active_for_person(person_key) is not None:
-            raise Conflict(
-                "credential_exists",
-                detail="此人已有有效凭证，请补办",
-                detail_en="This person already holds an active credential; reissue it",
-            )
+        current = await self._credentials.active_for_person(person_key)
+        if current is not None:
+            if credential_status(current) != "expired":
+                raise credential_exists()
+            # An expired card is stored as active until its holder applies again.
+            if await self._credentials.revoke_if_active(current, utcnow()):
+                events.stage_revoked(self.session, current)
         subject_id = await self.health_records.subject_for(id_number.value, body.name)
-        return self._issue(
+        return await self._issue(
             user_id=user_id,
             person_key=person_key,
             subject_id=subject_id,
@@ -145,10 +132,9 @@ class CredentialService:
             relationship=body.relationship.value,
             photo=photo,
             photo_type=photo_type,
-            version=await self._credentials.latest_version(person_key) + 1,
         )
 
-    def _issue(
+    async def _issue(
         self,
         *,
         user_id: str,
@@ -160,11 +146,13 @@ class CredentialService:
         relationship: str,
         photo: bytes,
         photo_type: str,
-        version: int,
     ) -> Credential:
+        """Writes the person's next credential; 409 `credential_exists` when the database
+        holds an active one for them already (a concurrent application or reissue won)."""
         now = utcnow()
         expires_at = end_of_cst_day(last_valid_day(cst_today(now), birth_date))
         credential_id = new_id()
+        version = await self._credentials.latest_version(person_key) + 1
         token = sign(
             self.ring,
             "credential",
@@ -194,13 +182,15 @@ class CredentialService:
             revoked_at=None,
             qr=QR_PREFIX + token,
         )
-        self._credentials.add(credential)
+        if not await self._credentials.add(credential):
+            raise credential_exists()
         events.stage_issued(self.session, credential)
         return credential
 
     async def get_own(self, user_id: str, credential_id: str) -> Credential:
-        """One of the user's credentials; another user's is as unknown as a missing one."""
-        credential = await self._credentials.get(credential_id)
+        """One of the user's credentials; another user's, or an id that is none of ours, is
+        as unknown as a missing one."""
+        credential = await self._credentials.get(require_id(credential_id))
         if credential is None or credential.user_id != user_id:
             raise NotFound(detail="凭证不存在", detail_en="No such credential")
         return credential
@@ -211,36 +201,31 @@ class CredentialService:
         return page_of(rows, limit, lambda credential: credential.id)
 
     async def revoke(self, user_id: str, credential_id: str) -> Credential:
-        """Revokes one of the user's credentials; one already revoked stays as it is."""
+        """Revokes one of the user's credentials; one already revoked stays as it is (and of
+        two revocations at once, one publishes the event)."""
         credential = await self.get_own(user_id, credential_id)
-        self._revoke(credential)
-        return credential
-
-    def _revoke(self, credential: Credential) -> None:
-        if credential.status != "revoked":
-            credential.status = "revoked"
-            credential.revoked_at = utcnow()
+        if await self._credentials.revoke_if_active(credential, utcnow()):
             events.stage_revoked(self.session, credential)
+        return credential
 
     async def reissue(self, user_id: str, credential_id: str) -> Credential:
         """A lost card: the credential is revoked at once and a new one, its version + 1,
-        issued to the same holder in the same transaction."""
+        issued to the same holder in the same transaction. Only an active credential is
+        reissued (409 `credential_not_active`); of reissues racing each other, the one whose
+        conditional revocation wins goes on, the others find the credential revoked."""
         old = await self.get_own(user_id, credential_id)
-        newer = await self._credentials.active_for_person(old.person_key)
-        if newer is not None and newer.id != old.id:
-            raise Conflict(
-                "credential_exists",
-                detail="已有更新的有效凭证",
-                detail_en="A newer active credential exists; reissue that one",
-            )
+        if credential_status(old) != "active":
+            raise credential_not_active()
         if not is_eligible(age_on(old.birth_date, cst_today())):
             raise Unprocessable(
                 "not_eligible",
                 detail="持有人已不符合申领条件",
                 detail_en="The holder is no longer eligible",
             )
-        self._revoke(old)
-        return self._issue(
+        if not await self._credentials.revoke_if_active(old, utcnow()):
+            raise credential_not_active()
+        events.stage_revoked(self.session, old)
+        return await self._issue(
             user_id=user_id,
             person_key=old.person_key,
             subject_id=old.subject_id,
@@ -250,12 +235,11 @@ class CredentialService:
             relationship=old.relationship,
             photo=old.photo,
             photo_type=old.photo_type,
-            version=await self._credentials.latest_version(old.person_key) + 1,
         )
 
     # --- for the other services -----------------------------------------------------------
     async def get(self, credential_id: str) -> Credential:
-        credential = await self._credentials.get(credential_id)
+        credential = await self._credentials.get(require_id(credential_id))
         if credential is None:
             raise NotFound()
         return credential

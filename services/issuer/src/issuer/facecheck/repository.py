@@ -1,5 +1,6 @@
 """Every query on spent face checks; never commits."""
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from issuer.facecheck.models import FaceCheckUse
@@ -12,8 +13,14 @@ class FaceCheckUseRepository:
     async def is_spent(self, token_id: str) -> bool:
         return await self.session.get(FaceCheckUse, token_id) is not None
 
-    async def add(self, use: FaceCheckUse) -> None:
-        """Flushed at once: a token that a concurrent application is spending conflicts here
-        (primary key), before health-records is asked, not at the commit."""
+    async def add(self, use: FaceCheckUse) -> bool:
+        """Flushed at once: False when the token is spent already, by a concurrent
+        application too (its primary key conflicts here, before health-records is asked, not
+        at the commit; PostgreSQL first waits for that application's transaction). After
+        False the transaction can only be rolled back."""
         self.session.add(use)
-        await self.session.flush()
+        try:
+            await self.session.flush()
+        except IntegrityError:
+            return False
+        return True

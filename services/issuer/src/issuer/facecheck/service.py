@@ -51,10 +51,9 @@ class FaceChecks:
         }
         return jwt.encode(claims, self.secret, algorithm="HS256")
 
-    async def spend(
-        self, session: AsyncSession, token: str | None, name: str, id_number: str
-    ) -> None:
-        """Checks the token against this person and marks it used, or raises 403."""
+    def verify(self, token: str | None, name: str, id_number: str) -> str:
+        """The id of a genuine, live token of this person, or 403. Pure CPU: an application
+        checks it before it so much as looks at the photo."""
         if not token:
             raise face_check_failed()
         try:
@@ -70,8 +69,18 @@ class FaceChecks:
         bound = self._bind(name, id_number)
         if claims.get("pid") != bound["pid"] or claims.get("nh") != bound["nh"]:
             raise face_check_failed()
-        uses = FaceCheckUseRepository(session)
-        token_id = str(claims["jti"])
-        if await uses.is_spent(token_id):
+        return str(claims["jti"])
+
+    async def ensure_unspent(self, session: AsyncSession, token_id: str) -> None:
+        """403 for a token an earlier application has spent (a read: the spending itself is
+        `spend`)."""
+        if await FaceCheckUseRepository(session).is_spent(token_id):
             raise face_check_failed()
-        await uses.add(FaceCheckUse(token_id=token_id, used_at=utcnow()))
+
+    async def spend(self, session: AsyncSession, token_id: str) -> None:
+        """Marks the token used in the caller's transaction (rolled back with it), or 403 when
+        another application has spent it, concurrent ones included: its id is a primary key."""
+        if not await FaceCheckUseRepository(session).add(
+            FaceCheckUse(token_id=token_id, used_at=utcnow())
+        ):
+            raise face_check_failed()

@@ -1,11 +1,14 @@
 """`/internal/v1`, for the other services (service key): what the verifier keeps of a
 credential, the revocations for its cold start, and the user of a phone number."""
 
+from typing import Annotated
+
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from hc_common.deps import ServiceKeyDep
 from hc_common.events.schemas import CredentialChanged
+from hc_common.hygiene import EntityId
 from hc_common.phone import Phone
 from issuer.credential.events import credential_changed
 from issuer.deps import AccountServiceDep, CredentialServiceDep
@@ -33,8 +36,8 @@ class Revocations(BaseModel):
 )
 async def revocations(
     service: CredentialServiceDep,
-    after: str | None = Query(None),
     limit: int = Query(5000, ge=1, le=50000),
+    after: Annotated[EntityId | None, Query()] = None,
 ) -> Revocations:
     page = await service.revoked_ids(limit, after)
     return Revocations(items=page.items, next_cursor=page.next_cursor)
