@@ -19,6 +19,7 @@ from health_records.vaccination.schemas import validate_vaccination_rows
 
 # The present of every row below (the strategies are made relative to it).
 NOW = utcnow().replace(microsecond=0)
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 FIELDS = ("report_id", "id_number", "name", "sample_time", "report_time", "result", "institution")
 
 
@@ -46,27 +47,43 @@ LIMIT = NOW + CLOCK_SKEW  # the latest sample time a row may have
 DELAYS = [timedelta(microseconds=m) for m in (0, 1, 10**6, 3600 * 10**6, -1, -(10**6))]
 
 
+# The characters of plain text: printable ones (a space, no other separator, no control or
+# format character, nothing private or unassigned).
+PRINTABLE = st.characters(
+    exclude_categories=["Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"], include_characters=" "
+)
+# Characters a line of text must not hold (C0 and C1 controls, DEL; tab and line breaks too).
+CONTROLS = st.sampled_from(
+    ["\x00", "\x01", "\x07", "\t", "\n", "\r", "\x1b", "\x7f", "\x85", "\x9b"]
+)
+# Characters a line of text may hold that are not printable (separators, format characters,
+# private use): the model takes them, the fast path leaves them to it.
+ODD = st.sampled_from(["\u3000", "\xa0", "\u2028", "\u200b", "\u200d", "\xad", "\ue000"])
+
+
 def plain_texts(max_size: int) -> st.SearchStrategy[str]:
-    return st.text(min_size=1, max_size=max_size).filter(
-        lambda s: not s[0].isspace() and not s[-1].isspace() and "\x00" not in s
+    return st.text(PRINTABLE, min_size=1, max_size=max_size).filter(
+        lambda s: not s[0].isspace() and not s[-1].isspace()
     )
 
 
 @st.composite
 def texts(draw: st.DrawFn, max_length: int) -> Any:
-    """A text field, valid or not: plain, padded, blank, at or over its limit, with U+0000."""
+    """A text field, valid or not: plain, padded, blank, at or over its limit, with a control
+    character or another character that is not printable."""
     plain = draw(plain_texts(12))
     padding = st.text(SPACES, max_size=2)
-    kind = draw(st.sampled_from(["plain", "padded", "blank", "long", "long", "nul", "junk"]))
+    kinds = ["plain", "padded", "blank", "long", "long", "control", "odd", "junk"]
+    kind = draw(st.sampled_from(kinds))
     if kind == "padded":
         return draw(padding) + plain + draw(padding)
     if kind == "blank":
         return draw(padding)  # empty once stripped
     if kind == "long":
         return draw(st.sampled_from(["x", "院"])) * (max_length + draw(st.sampled_from([0, 1])))
-    if kind == "nul":
+    if kind in ("control", "odd"):
         at = draw(st.integers(0, len(plain)))
-        return plain[:at] + "\x00" + plain[at:]
+        return plain[:at] + draw(CONTROLS if kind == "control" else ODD) + plain[at:]
     if kind == "junk":
         return draw(JUNK)
     return plain
@@ -134,8 +151,10 @@ def spellings(draw: st.DrawFn, moment: datetime) -> Any:
                 local.replace(tzinfo=None).isoformat(),  # no offset
                 local.date().isoformat(),
                 local.strftime("%Y-%m-%dT%H:%M:%S%z"),  # +0800
-                str(int(local.timestamp())),
+                str(int(local.timestamp())),  # a Unix time is not a time of the API
                 int(local.timestamp()),
+                local.timestamp(),
+                text.translate(FULL_WIDTH),
             ]
         )
     )
@@ -225,6 +244,14 @@ def valid(**fields: Any) -> dict[str, Any]:
 # The edges of each rule, every run.
 @example(valid(name="\x1c李秀华"))  # U+001C: whitespace to Python, not to pydantic
 @example(valid(name="\u3000李秀华 "))
+@example(valid(name="李\x7f华"))
+@example(valid(institution="医院\x9b"))
+@example(valid(report_id="r\u200b1"))  # a format character: the model's to take
+@example(valid(name="李\u3000秀华"))
+@example(valid(name="李秀华\n"))  # stripped, then a line of text
+@example(valid(sample_time=1_700_000_000, report_time=1_700_000_060))
+@example(valid(sample_time="1700000000", report_time="1700000060"))
+@example(valid(sample_time=True, report_time=True))
 @example(valid(report_id="r" * 64))
 @example(valid(report_id="r" * 65))
 @example(valid(name="名" * 51))
@@ -321,6 +348,9 @@ def test_vaccination_rows_are_judged_by_their_model() -> None:
         vaccination_row(person, administered_at=(NOW + timedelta(hours=1)).isoformat()),
         vaccination_row(person, site="  青秀区接种点 "),
         {k: v for k, v in vaccination_row(person).items() if k != "vaccine"},
+        vaccination_row(person, administered_at=int(NOW.timestamp()) - 60),
+        vaccination_row(person, vaccine="新冠\x1b[2J"),
+        vaccination_row(person, site="青秀区\t接种点"),
     ]
     taken, rejected = validate_vaccination_rows(batch, NOW)
     assert [(row.dose_number, row.site) for row in taken] == [
@@ -333,4 +363,7 @@ def test_vaccination_rows_are_judged_by_their_model() -> None:
         (2, "invalid_value", "dose_number"),
         (3, "invalid_value", "row"),
         (5, "missing", "vaccine"),
+        (6, "invalid_value", "administered_at"),
+        (7, "invalid_value", "vaccine"),
+        (8, "invalid_value", "site"),
     ]

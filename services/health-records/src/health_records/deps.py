@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Request
+from pydantic import BaseModel
 
 from hc_common.crypto import Sealer, decode_key
-from hc_common.deps import SessionDep
+from hc_common.deps import SessionDep, bearer_scheme
 from hc_common.errors import Forbidden, Unauthorized, Unprocessable
 from health_records.config import Settings
 from health_records.nat.service import NatService
@@ -17,39 +18,32 @@ from health_records.person.service import PersonService
 from health_records.vaccination.service import VaccinationService
 
 
-def _presented_key(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return request.headers.get("x-api-key", "").strip()
+def require_role(role: str, scheme: str, holder: str) -> Callable[..., Awaitable[str]]:
+    """A dependency that admits the callers holding the API key of `role`, presented as a
+    bearer token and declared in the OpenAPI document as the security scheme `scheme`: the key
+    of another role is 403 `forbidden`, no key or an unknown one 401 `unauthorized`."""
+    token = bearer_scheme(scheme, f"The API key of {holder} (role `{role}`).")
 
-
-def require_role(*roles: str) -> Callable[[Request], Awaitable[str]]:
-    """A dependency that admits callers holding the API key of one of `roles`."""
-
-    async def check(request: Request) -> str:
-        key = _presented_key(request)
-        if not key:
-            raise Unauthorized(detail="缺少 API 密钥", detail_en="API key required")
+    async def check(request: Request, key: Annotated[str, Depends(token)]) -> str:
         settings: Settings = request.app.state.settings
-        keys = settings.api_keys()
-        for role, expected in keys.items():
+        for owner, expected in settings.api_keys().items():
             if hmac.compare_digest(key.encode(), expected.encode()):
-                if role in roles:
+                if owner == role:
                     return role
                 raise Forbidden(
                     detail="该 API 密钥无权执行此操作",
-                    detail_en=f"This endpoint is for the role(s): {', '.join(roles)}",
+                    detail_en=f"This endpoint is for the role {role}",
                 )
         raise Unauthorized(detail="API 密钥无效", detail_en="Invalid API key")
 
     return check
 
 
-AuthorityDep = Depends(require_role("authority"))
-LabDep = Depends(require_role("lab"))
-VaccinationSiteDep = Depends(require_role("vaccination_site"))
+AuthorityDep = Depends(require_role("authority", "AuthorityKey", "the health authority"))
+LabDep = Depends(require_role("lab", "LabKey", "a laboratory"))
+VaccinationSiteDep = Depends(
+    require_role("vaccination_site", "VaccinationSiteKey", "a vaccination site")
+)
 
 
 def _body_error(field: str, code: str, message: str, message_en: str) -> Unprocessable:
@@ -92,6 +86,14 @@ def batch_rows(key: str) -> Callable[[Request], Awaitable[list[Any]]]:
         return found
 
     return rows
+
+
+def batch_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI `requestBody` of an endpoint whose rows batch_rows reads: `model` by
+    reference (FastAPI does not see the model, so main.create_app adds its schema to the
+    document's components)."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 NatRowsDep = Annotated[list[Any], Depends(batch_rows("results"))]

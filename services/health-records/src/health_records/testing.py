@@ -11,7 +11,7 @@ from hc_common.testing import make_id_number
 from health_records.config import Settings
 
 LAB = {"Authorization": "Bearer dev-lab-key"}
-SITE = {"X-API-Key": "dev-vaccination-site-key"}
+SITE = {"Authorization": "Bearer dev-vaccination-site-key"}
 AUTHORITY = {"Authorization": "Bearer dev-authority-key"}
 SERVICE = {"Authorization": "Bearer dev-service-key"}
 

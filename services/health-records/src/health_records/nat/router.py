@@ -1,7 +1,7 @@
 from fastapi import APIRouter
 
 from hc_common.clock import utcnow
-from health_records.deps import LabDep, NatRowsDep, NatServiceDep
+from health_records.deps import LabDep, NatRowsDep, NatServiceDep, batch_body
 from health_records.nat.schemas import NatBatch, validate_nat_rows
 from health_records.person.schemas import MAX_ROWS, BatchResult
 
@@ -30,18 +30,7 @@ NAT status is their result with the latest `sample_time` (a later `report_time` 
 tie); an older result is stored but does not change the status. A positive latest result
 shows the code red whatever the authority set; a later negative result gives back the
 authority's colour. `report_time` before `sample_time` is `invalid_value`.""",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": NatBatch.model_json_schema(
-                        ref_template="#/components/schemas/{model}"
-                    )
-                }
-            },
-        }
-    },
+    openapi_extra=batch_body(NatBatch),
 )
 async def push_nat_results(rows: NatRowsDep, service: NatServiceDep) -> BatchResult:
     good, rejected = validate_nat_rows(rows, utcnow())

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, Self
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,6 +22,7 @@ from health_records.person.schemas import (
     MAX_ROWS,
     RejectedRow,
     RowText,
+    RowTime,
     present,
     validate_row,
 )
@@ -36,8 +36,8 @@ class NatResultIn(BaseModel):
     report_id: RowText = Field(max_length=64)
     id_number: IdNumberField
     name: RowText = Field(max_length=50)
-    sample_time: AwareDatetime
-    report_time: AwareDatetime
+    sample_time: RowTime
+    report_time: RowTime
     result: Literal["negative", "positive"]
     institution: RowText = Field(max_length=200)
 
@@ -100,18 +100,19 @@ def validate_nat_rows(rows: list[Any], now: datetime) -> tuple[list[NatRow], lis
     return good, rejected
 
 
-_AWARE: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+_TIME: TypeAdapter[datetime] = TypeAdapter(RowTime)
 
 
 def _plain(value: Any, max_length: int) -> bool:
     """A string that RowText leaves as it is and takes: 1 to `max_length` characters, nothing
-    to strip at either end (str.isspace covers pydantic's whitespace and more), no U+0000."""
+    to strip at either end (str.isspace covers pydantic's whitespace and more), printable (so
+    no control character)."""
     return (
         type(value) is str
         and 0 < len(value) <= max_length
+        and value.isprintable()
         and not value[0].isspace()
         and not value[-1].isspace()
-        and "\x00" not in value
     )
 
 
@@ -133,7 +134,7 @@ def nat_fast_path(now: datetime) -> Callable[[Any], NatRow | None]:
         except KeyError:
             pass
         try:
-            found: datetime | None = _AWARE.validate_python(value).astimezone(UTC)
+            found: datetime | None = _TIME.validate_python(value).astimezone(UTC)
         except ValidationError:
             found = None
         times[value] = found

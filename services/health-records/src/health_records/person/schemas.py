@@ -2,40 +2,65 @@
 persons (a lab's results, a vaccination site's doses): the rows' text fields, the answer and
 each rejected row."""
 
+import re
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     Field,
     StringConstraints,
     ValidationError,
     ValidationInfo,
 )
+from pydantic_core import PydanticCustomError
 
 from hc_common.clock import utcnow
+from hc_common.hygiene import EntityId, FreeText, Text
 from hc_common.idnumber import IdNumberField
 from hc_common.masking import mask_id_number
 from hc_common.schemas import Timestamp
 from health_records.person.models import Person
 
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:  # PostgreSQL cannot store it
-        raise ValueError("must not contain the character U+0000")
-    return value
+# hc_common.hygiene's check of a line of text (no control character), on its own.
+_check_text = get_args(Text)[1].func
 
 
-# Text stored in PostgreSQL.
-StoredText = Annotated[str, AfterValidator(_no_nul)]
+def _row_text(value: str) -> str:
+    # Printable text holds no control character, so most values cost one pass at C speed.
+    return value if value.isprintable() else _check_text(value)
 
 
-# A text field of a batch's row (its length set by the field): whitespace stripped, not empty.
+# A text field of a batch's row (its length set by the field): whitespace stripped, not empty,
+# then a line of text as hc_common.hygiene.Text has it (Annotated[Text, StringConstraints(...)]
+# would check it before the strip, and refuse a name sent with a trailing line break).
 RowText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_no_nul)
+    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_row_text)
 ]
+
+# RFC 3339 (ASCII digits; `T` or a space; an offset or `Z`): pydantic's own parse of a time
+# takes a number, or a string of digits, as a Unix time too.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"  # full-date
+    r"[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"  # partial-time
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"  # time-offset
+)
+
+
+def _rfc3339(value: Any) -> Any:
+    if type(value) is str and _RFC3339.fullmatch(value):
+        return value
+    raise PydanticCustomError(
+        "invalid_time", "must be an RFC 3339 time with an offset, e.g. 2026-11-27T08:00:00Z"
+    )
+
+
+# A time of a batch's row: RFC 3339 text with an offset, never a number.
+RowTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 
 
 class Color(StrEnum):
@@ -95,12 +120,12 @@ def status_of(person: Person, id_number: str | None = None) -> Status:
 class CodeSet(BaseModel):
     id_number: IdNumberField
     color: Color
-    reason: StoredText = Field(min_length=1, max_length=500)
+    reason: FreeText = Field(min_length=1, max_length=500)
 
 
 class SubjectRequest(BaseModel):
     id_number: IdNumberField
-    name: StoredText | None = Field(None, max_length=50)
+    name: Text | None = Field(None, max_length=50)
 
 
 class Subject(BaseModel):
@@ -108,7 +133,7 @@ class Subject(BaseModel):
 
 
 class StatusQuery(BaseModel):
-    subject_ids: list[str] = Field(max_length=10000)
+    subject_ids: list[EntityId] = Field(max_length=10000)
 
 
 class StatusList(BaseModel):

@@ -1,7 +1,12 @@
 from fastapi import APIRouter
 
 from hc_common.clock import utcnow
-from health_records.deps import VaccinationRowsDep, VaccinationServiceDep, VaccinationSiteDep
+from health_records.deps import (
+    VaccinationRowsDep,
+    VaccinationServiceDep,
+    VaccinationSiteDep,
+    batch_body,
+)
 from health_records.nat.router import BATCH_RULES
 from health_records.person.schemas import BatchResult
 from health_records.vaccination.schemas import VaccinationBatch, validate_vaccination_rows
@@ -21,18 +26,7 @@ A row whose `record_id` is known (from an earlier batch or earlier in the same b
 counted in `duplicates` and changes nothing. `dose_number` is an integer from 1 to 10. A
 person's vaccination summary is `doses` = the highest `dose_number` reported for them and
 `last_dose_at` = the latest `administered_at`.""",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": VaccinationBatch.model_json_schema(
-                        ref_template="#/components/schemas/{model}"
-                    )
-                }
-            },
-        }
-    },
+    openapi_extra=batch_body(VaccinationBatch),
 )
 async def push_vaccinations(
     rows: VaccinationRowsDep, service: VaccinationServiceDep

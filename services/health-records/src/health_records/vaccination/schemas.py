@@ -4,7 +4,7 @@ one, and the batch's rows checked against it."""
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from hc_common.idnumber import IdNumberField
 from health_records.person.schemas import (
@@ -12,6 +12,7 @@ from health_records.person.schemas import (
     MAX_ROWS,
     RejectedRow,
     RowText,
+    RowTime,
     present,
     validate_row,
 )
@@ -28,7 +29,7 @@ class VaccinationIn(BaseModel):
     vaccine: RowText = Field(max_length=100)
     manufacturer: RowText = Field(max_length=100)
     dose_number: int = Field(ge=1, le=10, strict=True)
-    administered_at: AwareDatetime
+    administered_at: RowTime
     site: RowText = Field(max_length=200)
 
     @model_validator(mode="after")
