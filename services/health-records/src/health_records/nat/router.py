@@ -11,9 +11,12 @@ BATCH_RULES = f"""At most {MAX_ROWS:,} rows and 16 MiB a batch (more rows: 422 `
 with the field error `too_many_rows`, and nothing is stored; a bigger body: 413). Each row is
 validated alone: a bad row is listed in `rejected` with its `index` (0-based, in the order
 sent) and a `code` (`invalid_id_number`, `missing`, `invalid_value`), and the other rows are
-kept. Times are RFC 3339 with an offset (a time without one is `invalid_value`); a time more
-than 5 minutes in the future is `invalid_value`. The batch is stored in one transaction. Every
-person whose status changes gets one new status `version` and one status event per batch."""
+kept. Times are RFC 3339 text with an offset (a time without one, or a number, is
+`invalid_value`); a time more than 5 minutes in the future is `invalid_value`. Text fields are
+trimmed, must not be empty and must not hold a control character (`invalid_value`); ID numbers
+are 17 ASCII digits and a check character (`invalid_id_number`). The batch is stored in one
+transaction. Every person whose status changes gets one new status `version` and one status
+event per batch."""
 
 
 @router.post(
