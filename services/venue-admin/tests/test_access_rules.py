@@ -2,6 +2,7 @@
 page cursor, and the purge that keeps going when the database fails."""
 
 import asyncio
+import base64
 from datetime import UTC, datetime
 
 import pytest
@@ -9,6 +10,7 @@ import stamina
 
 from hc_common.errors import Unprocessable
 from hc_common.events.envelope import ACCESS_RECORD_CREATED, Envelope
+from hc_common.ids import new_id
 from venue_admin.access import handlers
 from venue_admin.access import service as access_records
 from venue_admin.access.models import AccessRecord
@@ -62,11 +64,23 @@ async def test_the_consumer_stores_what_fits_the_schema_and_drops_the_rest(
 
 def test_a_cursor_reads_back_as_the_row_it_was_made_from() -> None:
     at = datetime(2026, 11, 27, 8, 0, 0, 5, UTC)
-    record = AccessRecord(record_id="01jdx8", checked_at=at)
-    assert access_records.decode_cursor(access_records.encode_cursor(record)) == (at, "01jdx8")
+    record_id = new_id()
+    record = AccessRecord(record_id=record_id, checked_at=at)
+    assert access_records.decode_cursor(access_records.encode_cursor(record)) == (at, record_id)
 
 
-@pytest.mark.parametrize("cursor", ["!!", "bm90LWEtY3Vyc29y", "", "////"])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "!!",
+        "bm90LWEtY3Vyc29y",
+        "",
+        "////",
+        # A time and a record id that is not one of ours (a NUL: PostgreSQL cannot take it).
+        base64.urlsafe_b64encode(b"2026-11-28T08:00:00+00:00|\x00").decode(),
+        base64.urlsafe_b64encode(b"2026-11-28T08:00:00+00:00|r1").decode(),
+    ],
+)
 def test_anything_else_is_an_invalid_cursor(cursor: str) -> None:
     with pytest.raises(Unprocessable) as raised:
         access_records.decode_cursor(cursor)

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from hc_common.auth.tokens import KeySet
 from hc_common.events.envelope import DEVICE_CHANGED
+from hc_common.ids import new_id
 from venue_admin.device.models import Device
 from venue_admin.venue.models import Venue
 
@@ -64,12 +65,17 @@ async def test_wrong_id_or_secret_is_401_invalid_credentials(va) -> None:
     device = await _register(va, venue_id, admin)
     for body in [
         {**device, "device_secret": device["device_secret"] + "x"},
-        {**device, "device_id": "nosuchdevice"},
+        {**device, "device_id": new_id()},
     ]:
         response = await va.client.post("/v1/devices/token", json=body)
         assert response.status_code == 401
         assert response.json()["code"] == "invalid_credentials"
     assert (await va.client.post("/v1/devices/token", json={"device_id": "x"})).status_code == 422
+    # Not an id of ours at all: a malformed body, 422 `invalid_id`.
+    malformed = await va.client.post(
+        "/v1/devices/token", json={**device, "device_id": "nosuchdevice"}
+    )
+    assert malformed.status_code == 422 and malformed.json()["code"] == "invalid_id"
 
 
 async def test_deleted_device_gets_no_token_and_the_verifier_sees_it_inactive(va) -> None:

@@ -9,6 +9,7 @@ import pytest
 from hc_common.clock import utcnow
 from hc_common.errors import Forbidden, NotFound, Unprocessable
 from hc_common.events.envelope import MEMBER_CHANGED, RULE_CHANGED, Envelope
+from hc_common.ids import new_id
 from hc_common.pagination import page_of
 from venue_admin.db import OutboxEvent
 from venue_admin.venue.events import member_payload, rule_payload
@@ -16,9 +17,9 @@ from venue_admin.venue.models import Member, Venue, VenueRule
 from venue_admin.venue.schemas import Color, RuleIn
 from venue_admin.venue.service import MAIN_ADMIN, SUB_ADMIN, VenueService
 
-VENUE = "venue-1"
-ADMIN = "user-admin"
-STAFF = "user-staff"
+VENUE = new_id()
+ADMIN = new_id()
+STAFF = new_id()
 
 
 @dataclass
@@ -59,16 +60,51 @@ class FakeVenues:
     async def rule(self, venue_id: str) -> VenueRule | None:
         return self.rules.get(venue_id)
 
-    def add(self, row: Venue | Member | VenueRule) -> None:
-        if isinstance(row, VenueRule):
-            self.rules[row.venue_id] = row
-        elif isinstance(row, Member):
+    def add(self, row: Venue | Member) -> None:
+        if isinstance(row, Member):
             self.members[(row.venue_id, row.user_id)] = row
         else:
             self.venues[row.id] = row
 
-    async def delete(self, row: Member) -> None:
-        del self.members[(row.venue_id, row.user_id)]
+    # The conditional writes, as the database does them one at a time.
+    async def add_member_if_absent(self, row: Member) -> Member | None:
+        if (row.venue_id, row.user_id) in self.members:
+            return None
+        self.add(row)
+        return row
+
+    async def set_member_permissions(
+        self, venue_id: str, user_id: str, role: str, permissions: list[str], at_least: int
+    ) -> Member | None:
+        row = self.members.get((venue_id, user_id))
+        if row is None or row.role != role:
+            return None
+        row.permissions = permissions
+        row.version = max(row.version + 1, at_least)
+        return row
+
+    async def remove_member(self, venue_id: str, user_id: str, role: str) -> int | None:
+        row = self.members.get((venue_id, user_id))
+        if row is None or row.role != role:
+            return None
+        del self.members[(venue_id, user_id)]
+        return row.version
+
+    async def replace_rule(
+        self,
+        venue_id: str,
+        allowed_colors: list[str],
+        max_nat_age_hours: int | None,
+        min_vaccine_doses: int,
+        updated_at: Any,
+    ) -> VenueRule:
+        rule = self.rules.setdefault(venue_id, VenueRule(venue_id=venue_id, version=0))
+        rule.version += 1
+        rule.allowed_colors = allowed_colors
+        rule.max_nat_age_hours = max_nat_age_hours
+        rule.min_vaccine_doses = min_vaccine_doses
+        rule.updated_at = updated_at
+        return rule
 
 
 def member(user_id: str, role: str, version: int = 1) -> Member:
@@ -148,9 +184,9 @@ async def test_only_the_main_admin_changes_anything(
     with pytest.raises(Forbidden):
         await service.remove_member(STAFF, VENUE, STAFF)
     with pytest.raises(Forbidden):  # not a member at all
-        await service.rule("user-outsider", VENUE)
+        await service.rule(new_id(), VENUE)
     with pytest.raises(NotFound):
-        await service.rule(ADMIN, "no-such-venue")
+        await service.rule(ADMIN, new_id())
     assert session.added == []
 
 
@@ -164,7 +200,7 @@ async def test_the_main_admin_keeps_every_permission_and_stays(
         await service.remove_member(ADMIN, VENUE, ADMIN)
     assert removed.value.code == "cannot_remove_main_admin"
     with pytest.raises(NotFound):
-        await service.remove_member(ADMIN, VENUE, "user-nobody")
+        await service.remove_member(ADMIN, VENUE, new_id())
     assert venues.members[(VENUE, ADMIN)].permissions == ["reverse_scan"]
     assert session.added == []
 
@@ -182,6 +218,34 @@ async def test_permission_changes_and_removal_outrank_what_came_before(
         ([], True),  # a removed member holds nothing
     ]
     assert 1_000 < events[0]["version"] < events[1]["version"]
+
+
+@pytest.mark.parametrize("not_an_id", ["../scan-snapshot", "\x00", "a\tb", VENUE.upper(), ""])
+async def test_an_id_not_of_our_format_is_404_before_any_query(
+    service: VenueService, not_an_id: str
+) -> None:
+    class NoQueries:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"{name} queried with {not_an_id!r}")
+
+    service.repo = NoQueries()  # type: ignore[assignment]
+    for call in (
+        service.rule(ADMIN, not_an_id),
+        service.set_rule(ADMIN, not_an_id, RULE),
+        service.members(ADMIN, not_an_id, 50, None),
+        service.remove_member(ADMIN, not_an_id, STAFF),
+    ):
+        with pytest.raises(NotFound):
+            await call
+
+
+async def test_a_member_id_not_of_our_format_is_404(service: VenueService) -> None:
+    for call in (
+        service.remove_member(ADMIN, VENUE, "\x00"),
+        service.set_permissions(ADMIN, VENUE, "../" + STAFF, []),
+    ):
+        with pytest.raises(NotFound):
+            await call
 
 
 def test_a_venue_without_a_rule_has_the_default_one_at_version_0() -> None:

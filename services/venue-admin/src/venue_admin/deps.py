@@ -7,7 +7,7 @@ from fastapi import Depends, Request
 
 from hc_common.auth.tokens import InvalidToken, RemoteKeySet
 from hc_common.crypto import decode_key
-from hc_common.deps import SessionDep, bearer_token
+from hc_common.deps import SessionDep, bearer_scheme
 from hc_common.errors import Unauthorized
 from venue_admin.access.service import AccessRecordService
 from venue_admin.clients.issuer import IssuerClient
@@ -22,9 +22,13 @@ class User:
     masked_phone: str
 
 
-async def _current_user(request: Request) -> User:
+user_token = bearer_scheme(
+    "UserToken", "An access token from the issuer's sign-in (`POST /v1/auth/token`)."
+)
+
+
+async def _current_user(request: Request, token: Annotated[str, Depends(user_token)]) -> User:
     keyset: RemoteKeySet = request.app.state.issuer_keys
-    token = bearer_token(request)
     await keyset.ensure_kid(token)
     try:
         claims = keyset.decode(token, "access")

@@ -1,13 +1,18 @@
 """A venue's access records over HTTP: JSON pages or a CSV export."""
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from hc_common.clock import to_utc
-from venue_admin.access.schemas import AccessRecordList, AccessRecordOut, Decision, Scanner
+from venue_admin.access.schemas import (
+    AccessRecordList,
+    AccessRecordOut,
+    Decision,
+    QueryTime,
+    Scanner,
+)
 from venue_admin.deps import AccessRecordServiceDep, CurrentUser
 
 router = APIRouter(tags=["access records"])
@@ -15,15 +20,17 @@ router = APIRouter(tags=["access records"])
 DESCRIPTION = """Members of the venue only (anyone else 403 `forbidden`, an unknown venue 404).
 
 Newest first (by `checked_at`, then `record_id`). `from` is inclusive and `to` exclusive,
-RFC 3339 (a time without zone is read as UTC); `decision` is `pass`, `deny` or
+RFC 3339 times with their offset (`2026-11-28T08:00:00Z`); anything else (a number, a date
+alone, a time without offset) → 422 `invalid_time`. `decision` is `pass`, `deny` or
 `manual_check`. `cursor` is the opaque `next_cursor` of the previous page; a cursor that
 is not one → 422 `invalid_cursor`.
 
 With `Accept: text/csv` the answer is every matching row (no cursor, `limit` ignored),
 streamed, with the header
 `record_id,checked_at,decision,reasons,masked_name,color,scanner_kind,scanner_id`,
-`reasons` joined by `;` and CRLF line ends. Records are kept for
-`VENUE_ADMIN_ACCESS_RECORD_RETENTION_DAYS` days (default 28), then purged."""
+`reasons` joined by `;` and CRLF line ends. A cell that starts with `=`, `+`, `-`, `@`, a tab
+or a carriage return is written with a leading `'`, so that no spreadsheet runs it. Records
+are kept for `VENUE_ADMIN_ACCESS_RECORD_RETENTION_DAYS` days (default 28), then purged."""
 
 
 @router.get(
@@ -38,8 +45,8 @@ async def list_access_records(
     user: CurrentUser,
     service: AccessRecordServiceDep,
     request: Request,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[QueryTime | None, Query(alias="from")] = None,
+    end: Annotated[QueryTime | None, Query(alias="to")] = None,
     decision: Annotated[Decision | None, Query()] = None,
     cursor: str | None = Query(None),
     limit: int = Query(50, ge=1, le=500),

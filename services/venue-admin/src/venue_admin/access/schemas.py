@@ -1,10 +1,33 @@
 """The access-record API's bodies, and the columns of the CSV export."""
 
+import re
+from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from hc_common.schemas import Timestamp
+
+# RFC 3339 date-time (section 5.6), offset required; ASCII digits only.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _rfc3339(value: object) -> object:
+    # Pydantic alone would take `0.5` or `1764316800` as a Unix time, and a date alone.
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        return value
+    raise PydanticCustomError(
+        "invalid_time", "an RFC 3339 time with its offset, e.g. 2026-11-28T08:00:00Z"
+    )
+
+
+# A time in a query: RFC 3339 with its offset (`2026-11-28T08:00:00Z`), nothing else.
+QueryTime = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 CSV_HEADER = [
     "record_id",

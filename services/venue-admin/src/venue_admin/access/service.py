@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hc_common.clock import rfc3339, to_utc, utcnow
 from hc_common.errors import Unprocessable
 from hc_common.events.schemas import AccessRecordCreated
+from hc_common.hygiene import is_id
 from hc_common.pagination import Page, page_of
 from venue_admin.access.models import AccessRecord
 from venue_admin.access.repository import AccessRecordRepository
@@ -25,6 +26,14 @@ from venue_admin.venue.service import VenueService
 log = logging.getLogger("venue_admin.access")
 
 CSV_CHUNK = 2000
+# What a spreadsheet takes for the start of a formula (OWASP's list for CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str) -> str:
+    """A cell as written to the CSV: with a leading `'` where it would start a formula
+    (a holder named `=cmd|' /C calc'!A0` shows as text, it does not run)."""
+    return "'" + value if value.startswith(FORMULA_START) else value
 
 
 def encode_cursor(record: AccessRecord) -> str:
@@ -38,6 +47,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at, record_id = raw.split("|", 1)
+        if not is_id(record_id):
+            raise ValueError("not a record id")
         return to_utc(datetime.fromisoformat(at)), record_id
     except (ValueError, UnicodeDecodeError):
         raise Unprocessable(
@@ -118,14 +129,17 @@ async def csv_rows(
         for r in rows:
             writer.writerow(
                 [
-                    r.record_id,
-                    rfc3339(r.checked_at),
-                    r.decision,
-                    ";".join(r.reasons),
-                    r.masked_name or "",
-                    r.color or "",
-                    r.scanner_kind,
-                    r.scanner_id,
+                    csv_cell(cell)
+                    for cell in (
+                        r.record_id,
+                        rfc3339(r.checked_at),
+                        r.decision,
+                        ";".join(r.reasons),
+                        r.masked_name or "",
+                        r.color or "",
+                        r.scanner_kind,
+                        r.scanner_id,
+                    )
                 ]
             )
         yield buffer.getvalue().encode()

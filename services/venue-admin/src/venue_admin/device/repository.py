@@ -1,6 +1,8 @@
 """Every query on gate devices; never commits."""
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from venue_admin.device.models import Device
@@ -27,3 +29,16 @@ class DeviceRepository:
 
     def add(self, device: Device) -> None:
         self.session.add(device)
+
+    async def deactivate(self, device_id: str, venue_id: str, at: datetime) -> Device | None:
+        """Deactivate the venue's device if it is still active, in one conditional statement:
+        of two deletions at once one gets the row, the other None."""
+        statement = (
+            update(Device)
+            .where(Device.id == device_id, Device.venue_id == venue_id, Device.active.is_(True))
+            .values(active=False, version=Device.version + 1, deleted_at=at)
+            .returning(Device)
+        )
+        return (
+            await self.session.scalars(statement, execution_options={"populate_existing": True})
+        ).one_or_none()

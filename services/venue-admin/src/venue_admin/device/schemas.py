@@ -2,13 +2,14 @@
 
 from pydantic import BaseModel, Field
 
+from hc_common.hygiene import EntityId, Text
 from hc_common.schemas import Timestamp
 
 
 class DeviceCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200, examples=["北门1号闸机"])
-    manufacturer: str = Field("", max_length=200)
-    model: str = Field("", max_length=200)
+    name: Text = Field(min_length=1, max_length=200, examples=["北门1号闸机"])
+    manufacturer: Text = Field("", max_length=200)
+    model: Text = Field("", max_length=200)
 
 
 class DeviceCreated(BaseModel):
@@ -30,8 +31,9 @@ class DeviceList(BaseModel):
 
 
 class DeviceTokenRequest(BaseModel):
-    device_id: str = Field(min_length=1, max_length=64)
-    device_secret: str = Field(min_length=1, max_length=200)
+    # Not of the system's id format: 422 `invalid_id` (an id of it that names no device: 401).
+    device_id: EntityId
+    device_secret: Text = Field(min_length=1, max_length=200)
 
 
 class DeviceToken(BaseModel):

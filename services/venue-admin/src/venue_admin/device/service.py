@@ -13,13 +13,14 @@ from hc_common.auth.tokens import AUDIENCE, sign
 from hc_common.clock import utcnow
 from hc_common.crypto import keyed_hash
 from hc_common.errors import NotFound, Unauthorized
+from hc_common.hygiene import require_id
 from hc_common.ids import new_id
 from hc_common.pagination import Page, page_of
 from venue_admin.device import events
 from venue_admin.device.models import Device
 from venue_admin.device.repository import DeviceRepository
 from venue_admin.device.schemas import DeviceCreate
-from venue_admin.venue.service import VenueService
+from venue_admin.venue.service import VenueService, id_cursor
 
 TOKEN_ISSUER = "hc-venue-admin"
 PURPOSE = "device"
@@ -69,21 +70,19 @@ class DeviceService:
     ) -> Page[Device]:
         """The venue's devices not deleted, by id (members only)."""
         await self.venues.venue_for_member(venue_id, user_id)
-        rows = await self.repo.active_of_venue(venue_id, limit + 1, cursor)
+        rows = await self.repo.active_of_venue(venue_id, limit + 1, id_cursor(cursor))
         return page_of(rows, limit, lambda device: device.id)
 
     async def delete(self, user_id: str, venue_id: str, device_id: str) -> None:
         """Deactivate the device (main admin only): it gets no more tokens, and the verifier
-        refuses the ones it holds once the event reaches it."""
+        refuses the ones it holds once the event reaches it. An unknown or already deleted
+        device is 404; of deletions at once, one deletes and the others get that 404."""
         await self.venues.require_main_admin(venue_id, user_id)
-        device = await self.repo.get(device_id)
-        if device is None or device.venue_id != venue_id or not device.active:
+        require_id(device_id)
+        device = await self.repo.deactivate(device_id, venue_id, utcnow())
+        if device is None:
             raise NotFound(detail="闸机不存在", detail_en="No such device")
-        device.active = False
-        device.version += 1
-        device.deleted_at = utcnow()
         events.device_changed(self.session, device)
-        await self.session.flush()
 
     async def token(self, ring: KeyRing, device_id: str, secret: str, ttl: int) -> str:
         device = await self.repo.get(device_id)

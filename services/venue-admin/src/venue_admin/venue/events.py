@@ -14,14 +14,17 @@ from venue_admin.db import OutboxEvent
 from venue_admin.venue.models import Member, Venue, VenueRule
 
 
-def member_payload(member: Member, *, removed: bool = False) -> MemberChanged:
+def member_payload(
+    member: Member, *, removed: bool = False, version: int | None = None
+) -> MemberChanged:
+    """The member's event; a removal carries the `version` given (the row is gone)."""
     return MemberChanged(
         venue_id=member.venue_id,
         user_id=member.user_id,
         role=member.role,
         permissions=[] if removed else list(member.permissions),
         removed=removed,
-        version=member.version,
+        version=member.version if version is None else version,
     )
 
 
@@ -55,9 +58,14 @@ def venue_created(session: AsyncSession, venue: Venue) -> None:
     )
 
 
-def member_changed(session: AsyncSession, member: Member, *, removed: bool = False) -> None:
+def member_changed(
+    session: AsyncSession, member: Member, *, removed: bool = False, version: int | None = None
+) -> None:
     add_event(
-        session, OutboxEvent, subjects.MEMBER_CHANGED, member_payload(member, removed=removed)
+        session,
+        OutboxEvent,
+        subjects.MEMBER_CHANGED,
+        member_payload(member, removed=removed, version=version),
     )
 
 

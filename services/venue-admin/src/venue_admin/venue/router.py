@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter, Query, Response
 
+from hc_common.app import problem_responses
 from venue_admin.deps import CurrentUser, VenueServiceDep
 from venue_admin.venue.models import Member, Venue
 from venue_admin.venue.schemas import (
@@ -75,7 +76,10 @@ async def get_venue(venue_id: str, user: CurrentUser, service: VenueServiceDep) 
 @router.post(
     "/{venue_id}/sub-admins/code",
     status_code=202,
+    responses=problem_responses(429),
     summary="Send a code to a future sub-admin's phone (main admin only)",
+    description="At most one code a minute and 10 a day per number, else 429 "
+    "`too_many_requests` with `Retry-After`.",
 )
 async def send_sub_admin_code(
     venue_id: str,
@@ -91,10 +95,12 @@ async def send_sub_admin_code(
     "/{venue_id}/sub-admins",
     status_code=201,
     response_model=MemberOut,
+    responses=problem_responses(503),
     summary="Add a sub-admin (分管员) with the code sent to their phone",
     description="422 `invalid_code` for a wrong or expired code (5 tries). The new "
     "sub-admin holds `reverse_scan` and becomes a user if the number has "
-    "none yet.",
+    "none yet; one who is a member already is answered as they are. 503 "
+    "when the issuer, which holds the accounts, cannot be reached.",
 )
 async def add_sub_admin(
     venue_id: str,

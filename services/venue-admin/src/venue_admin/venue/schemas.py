@@ -3,9 +3,10 @@
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, StrictInt, field_validator
 from pydantic_core import PydanticCustomError
 
+from hc_common.hygiene import Text
 from hc_common.idnumber import is_province_code
 from hc_common.phone import Phone
 from hc_common.schemas import Timestamp
@@ -59,9 +60,9 @@ class Color(StrEnum):
 
 
 class VenueCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     category: Category
-    address: str = Field(min_length=1, max_length=500)
+    address: Text = Field(min_length=1, max_length=500)
     region_code: RegionCode
 
 
@@ -86,7 +87,7 @@ class SubAdminCodeRequest(BaseModel):
 
 class SubAdminCreate(BaseModel):
     phone: Phone
-    code: str = Field(min_length=1, max_length=12)
+    code: Text = Field(min_length=1, max_length=12)
 
 
 class MemberOut(BaseModel):
@@ -108,8 +109,9 @@ class PermissionsUpdate(BaseModel):
 
 class RuleIn(BaseModel):
     allowed_colors: list[Color] = Field(min_length=1)
-    max_nat_age_hours: int | None = Field(ge=1, le=24 * 365)
-    min_vaccine_doses: int = Field(ge=0, le=10)
+    # Strict: JSON `true` is not 1, nor "48" 48.
+    max_nat_age_hours: StrictInt | None = Field(ge=1, le=24 * 365)
+    min_vaccine_doses: StrictInt = Field(ge=0, le=10)
 
     @field_validator("allowed_colors")
     @classmethod

@@ -9,12 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hc_common.clock import utcnow
 from hc_common.errors import Forbidden, NotFound, Unprocessable
 from hc_common.events.schemas import RuleChanged
+from hc_common.hygiene import is_id, require_id
 from hc_common.ids import new_id
 from hc_common.otp import OtpCodes
 from hc_common.pagination import Page, page_of
 from venue_admin.clients.issuer import IssuerClient
 from venue_admin.venue import events
-from venue_admin.venue.models import Member, Venue, VenueRule
+from venue_admin.venue.models import Member, Venue
 from venue_admin.venue.repository import VenueRepository
 from venue_admin.venue.schemas import RuleIn, VenueCreate
 
@@ -30,6 +31,16 @@ def next_member_version(previous: int = 0) -> int:
     with a version above the removal's, which the clock gives (a removal and the re-adding
     are seconds apart at least: a new SMS code is needed)."""
     return max(previous + 1, time.time_ns() // 1000)
+
+
+def id_cursor(cursor: str | None) -> str | None:
+    """A cursor of a list paged by id (the last id of the previous page), or 422
+    `invalid_cursor` for anything that is not an id of ours; empty is no cursor."""
+    if not cursor:
+        return None
+    if not is_id(cursor):
+        raise Unprocessable("invalid_cursor", detail="分页游标无效", detail_en="Invalid cursor")
+    return cursor
 
 
 @dataclass
@@ -74,12 +85,13 @@ class VenueService:
         self, user_id: str, limit: int, cursor: str | None
     ) -> Page[tuple[Venue, str]]:
         """The user's venues (newest first) with the user's role at each."""
-        rows = await self.repo.venues_of(user_id, limit + 1, cursor)
+        rows = await self.repo.venues_of(user_id, limit + 1, id_cursor(cursor))
         return page_of(rows, limit, lambda row: row[0].id)
 
     async def venue_for_member(self, venue_id: str, user_id: str) -> tuple[Venue, Member]:
-        """The venue if the user is a member of it; 404 if it does not exist, 403 if not a
-        member."""
+        """The venue if the user is a member of it; 404 if it does not exist (or the id is not
+        of our format), 403 if not a member."""
+        require_id(venue_id)
         venue = await self.repo.venue(venue_id)
         if venue is None:
             raise NotFound(detail="场所不存在", detail_en="No such venue")
@@ -101,7 +113,7 @@ class VenueService:
     ) -> Page[Member]:
         """The venue's members by user id (members only)."""
         await self.venue_for_member(venue_id, user_id)
-        rows = await self.repo.members(venue_id, limit + 1, cursor)
+        rows = await self.repo.members(venue_id, limit + 1, id_cursor(cursor))
         return page_of(rows, limit, lambda member: member.user_id)
 
     @staticmethod
@@ -117,9 +129,8 @@ class VenueService:
         # A wrong code is committed there before it raises, so the try budget holds.
         await self.otp.check(self.session, phone, self.code_scope(venue_id), code)
         new_user_id, masked_phone = await self.issuer.resolve_user(phone)
-        member = await self.repo.member(venue_id, new_user_id)
-        if member is None:
-            member = Member(
+        added = await self.repo.add_member_if_absent(
+            Member(
                 venue_id=venue_id,
                 user_id=new_user_id,
                 masked_phone=masked_phone,
@@ -128,9 +139,14 @@ class VenueService:
                 added_at=utcnow(),
                 version=next_member_version(),
             )
-            self.repo.add(member)
-            events.member_changed(self.session, member)
-        await self.session.flush()
+        )
+        if added is not None:
+            events.member_changed(self.session, added)
+            return added
+        # A member already (added before, or by a request racing this one): as it is.
+        member = await self.repo.member(venue_id, new_user_id)
+        if member is None:  # removed again in between
+            raise NotFound(detail="成员不存在", detail_en="No such member")
         return member
 
     async def _member_to_manage(
@@ -139,6 +155,7 @@ class VenueService:
         """The member the main admin (`user_id`) acts on: 404 if there is none, and
         `main_admin_refusal` for the main admin, whose membership and permissions are fixed."""
         await self.require_main_admin(venue_id, user_id)
+        require_id(member_id)
         member = await self.repo.member(venue_id, member_id)
         if member is None:
             raise NotFound(detail="成员不存在", detail_en="No such member")
@@ -147,6 +164,8 @@ class VenueService:
         return member
 
     async def remove_member(self, user_id: str, venue_id: str, member_id: str) -> None:
+        """Remove a sub-admin (main admin only); of requests removing one member at once, one
+        does it and the others find no member (404)."""
         member = await self._member_to_manage(
             user_id,
             venue_id,
@@ -157,10 +176,12 @@ class VenueService:
                 detail_en="The main admin cannot be removed",
             ),
         )
-        member.version = next_member_version(member.version)
-        events.member_changed(self.session, member, removed=True)
-        await self.repo.delete(member)
-        await self.session.flush()
+        version = await self.repo.remove_member(venue_id, member.user_id, SUB_ADMIN)
+        if version is None:
+            raise NotFound(detail="成员不存在", detail_en="No such member")
+        events.member_changed(
+            self.session, member, removed=True, version=next_member_version(version)
+        )
 
     async def set_permissions(
         self, user_id: str, venue_id: str, member_id: str, permissions: list[str]
@@ -175,11 +196,13 @@ class VenueService:
                 detail_en="The main admin holds every permission",
             ),
         )
-        member.permissions = sorted(set(permissions))
-        member.version = next_member_version(member.version)
-        events.member_changed(self.session, member)
-        await self.session.flush()
-        return member
+        updated = await self.repo.set_member_permissions(
+            venue_id, member.user_id, SUB_ADMIN, sorted(set(permissions)), next_member_version()
+        )
+        if updated is None:  # removed by a request racing this one
+            raise NotFound(detail="成员不存在", detail_en="No such member")
+        events.member_changed(self.session, updated)
+        return updated
 
     async def rule(self, user_id: str, venue_id: str) -> RuleChanged:
         """The venue's entry rule (members only); the default one where none was set."""
@@ -187,19 +210,14 @@ class VenueService:
         return events.rule_payload(venue_id, await self.repo.rule(venue_id))
 
     async def set_rule(self, user_id: str, venue_id: str, body: RuleIn) -> RuleChanged:
-        """Replace the venue's rule as a whole (main admin only); each change a new version."""
+        """Replace the venue's rule as a whole (main admin only); each change a new version,
+        however many arrive at once."""
         await self.require_main_admin(venue_id, user_id)
-        rule = await self.repo.rule(venue_id)
-        colors = [color.value for color in body.allowed_colors]
-        if rule is None:
-            rule = VenueRule(venue_id=venue_id, version=1)
-            self.repo.add(rule)
-        else:
-            rule.version += 1
-        rule.allowed_colors = colors
-        rule.max_nat_age_hours = body.max_nat_age_hours
-        rule.min_vaccine_doses = body.min_vaccine_doses
-        rule.updated_at = utcnow()
-        payload = events.rule_changed(self.session, rule)
-        await self.session.flush()
-        return payload
+        rule = await self.repo.replace_rule(
+            venue_id,
+            [color.value for color in body.allowed_colors],
+            body.max_nat_age_hours,
+            body.min_vaccine_doses,
+            utcnow(),
+        )
+        return events.rule_changed(self.session, rule)
