@@ -282,10 +282,8 @@ def test_gate_verify_and_devices(api: Api) -> None:
     # /v1/verify with a device token: venue_id optional; another venue's id is 403.
     assert verify(api, gate, credential["qr"], None).json()["decision"] == "pass"
     assert verify(api, gate, credential["qr"], other_venue).status_code == 403
-    # A user token on the gate endpoint: it names no venue, which a user must (422).
-    assert (
-        api.verifier.post(
-            "/v1/gate/verify", headers=credential["_family"], json={"qr": credential["qr"]}
-        ).status_code
-        == 422
+    # A user token on the gate endpoint: a valid token that is not a device's (403).
+    as_user = api.verifier.post(
+        "/v1/gate/verify", headers=credential["_family"], json={"qr": credential["qr"]}
     )
+    assert as_user.status_code == 403 and as_user.json()["code"] == "forbidden"
