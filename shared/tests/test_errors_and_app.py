@@ -102,6 +102,31 @@ async def test_a_body_that_is_not_json_is_a_422_problem() -> None:
     assert response.status_code == 422 and response.json()["code"] == "validation_error"
 
 
+async def test_a_body_that_cannot_be_read_is_a_422_like_bad_json() -> None:
+    """Bytes that are not UTF-8, a number past Python's digit limit, nesting past the
+    parser's depth: FastAPI's own 400 becomes the answer to malformed JSON."""
+    async with _client() as client:
+        for raw in (b'{"name": "o\xff"}', b'{"name": ' + b"9" * 5000 + b"}"):
+            response = await client.post(
+                "/things", content=raw, headers={"content-type": "application/json"}
+            )
+            assert response.status_code == 422, (raw[:20], response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            body = response.json()
+            assert body["code"] == "validation_error"
+            assert body["errors"] == [
+                {"field": "body", "code": "invalid_json", "message": "请求体不是有效的 JSON"}
+            ]
+
+
+def test_errors_are_documented_as_problem_json() -> None:
+    app = create_service_app(title="t", description="t", lifespan=_lifespan, routers=[router])
+    responses = app.openapi()["paths"]["/things"]["post"]["responses"]
+    assert responses["422"]["content"] == {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+    }
+
+
 async def test_missing_fields_are_listed() -> None:
     async with _client() as client:
         response = await client.post("/things", json={})

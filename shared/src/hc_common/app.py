@@ -55,6 +55,7 @@ def create_service_app(
         lifespan=lifespan,
         responses=PROBLEM_RESPONSES,
     )
+    _problems_as_problem_json(app)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, default_limit=4 * MIB, limits=body_limits)
     app.add_middleware(RequestContextMiddleware)
@@ -62,3 +63,27 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+def _problems_as_problem_json(app: FastAPI) -> None:
+    """FastAPI writes a response `model` under `application/json`; errors are sent as
+    `application/problem+json`, so the document says that instead (a client generator or a
+    fuzzer reads the schema of the content type it gets)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        for path in document.get("paths", {}).values():
+            for operation in path.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if status[:1] in "45" and "application/problem+json" in content:
+                        schema = content.pop("application/json", {}).get("schema")
+                        if schema is not None:
+                            content["application/problem+json"] = {"schema": schema}
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

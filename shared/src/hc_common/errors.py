@@ -210,6 +210,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it cannot read (not UTF-8, numbers past Python's digit
+            # limit, nesting past the parser's depth): for a client, that is JSON it sent wrong,
+            # answered as malformed JSON is: 422 `validation_error`, field error `invalid_json`.
+            english = wants_english(request.headers.get("accept-language"))
+            message = title_for("invalid_json", english)
+            return problem_response(
+                request,
+                422,
+                "validation_error",
+                f"body: {message}",
+                extra={"errors": [{"field": "body", "code": "invalid_json", "message": message}]},
+            )
         code = _STATUS_CODES.get(
             exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error"
         )

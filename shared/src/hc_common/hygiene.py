@@ -42,6 +42,8 @@ def require_id(value: str) -> str:
 
 
 def _has_control(value: str, allowed: frozenset[str] = frozenset()) -> bool:
+    if value.isprintable():  # the common case, at C speed
+        return False
     # Cc: C0 and C1 controls, NUL and DEL included; Cs: lone surrogates (no valid UTF-8).
     return any(
         unicodedata.category(ch) in ("Cc", "Cs") and ch not in allowed

@@ -5,7 +5,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from hc_common.app import problem_responses
 from hc_common.deps import ServiceKeyDep
 from hc_common.hygiene import ID_PATTERN, require_id
 from health_records.deps import PersonServiceDep
@@ -28,7 +27,6 @@ router = APIRouter(prefix="/internal/v1", tags=["internal"], dependencies=[Servi
     "/subjects",
     response_model=Subject,
     summary="The pseudonymous subject id of a person (created on first ask)",
-    responses=problem_responses(400),
 )
 async def subject(body: SubjectRequest, service: PersonServiceDep) -> Subject:
     return Subject(subject_id=await service.subject_id(body.id_number, body.name))
@@ -50,7 +48,6 @@ async def subject_status(subject_id: SubjectIdPath, service: PersonServiceDep) -
     summary="Live statuses of many subjects at once (a verifier warming up)",
     description="The statuses of the subjects that exist; 422 `invalid_id` for an id that is "
     "not of the system's form.",
-    responses=problem_responses(400),
 )
 async def statuses(body: StatusQuery, service: PersonServiceDep) -> StatusList:
     return StatusList(items=[status_of(p) for p in await service.by_subjects(body.subject_ids)])

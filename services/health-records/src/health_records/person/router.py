@@ -1,6 +1,5 @@
 from fastapi import APIRouter
 
-from hc_common.app import problem_responses
 from health_records.deps import AuthorityDep, PersonServiceDep
 from health_records.person.schemas import CodeSet, Status, status_of
 
@@ -12,7 +11,6 @@ router = APIRouter(tags=["codes"])
     response_model=Status,
     dependencies=[AuthorityDep],
     summary="Set a person's code colour (authority)",
-    responses=problem_responses(400),
     description="Answers the person's status after the change. The code stays red "
     "while the person's latest NAT result is positive, whatever is set. "
     "A person nobody reported on has a green code. `reason` is free text (tab and line "
