@@ -23,6 +23,8 @@ class FuzzReport:
     finished: float | None = None
     # making the fuzzer's user, credentials, venue, staff and gates
     setup_seconds: float = 0.0
+    # how it fuzzes: examples per operation, checks
+    settings: str = ""
     # service -> every operation of its document
     operations: dict[str, list[str]] = field(default_factory=dict)
     # "service METHOD /path" -> requests sent (examples, replays of a failure included)
@@ -48,6 +50,8 @@ class FuzzReport:
             f"operations failing: {len(self.failures)}; "
             f"wall time: {wall:.1f} s ({self.setup_seconds:.1f} s of it setting up)"
         ]
+        if self.settings:
+            lines.append(self.settings)
         for service, ops in self.operations.items():
             done = [op for op in ops if self.examples[op]]
             lines.append(
@@ -67,6 +71,7 @@ class FuzzReport:
                 lines.append(f"  note {op}: {note}")
         for op, found in self.failures.items():
             for title, details in found.items():
+                details = details.replace("\n", "\n      ")
                 lines.append(f"  FAIL {op}: {title}: {details}")
         return lines
 

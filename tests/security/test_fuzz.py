@@ -219,6 +219,10 @@ def world(api: Api, fuzz_report: Any) -> World:
         },
     )
     fuzz_report.setup_seconds = time.monotonic() - started
+    fuzz_report.settings = (
+        f"per operation: Schemathesis' coverage cases + up to {MAX_EXAMPLES} generated examples "
+        f"(derandomized, positive and negative); checks: {', '.join(CHECKS)}, problem_details"
+    )
     return world
 
 
@@ -408,8 +412,7 @@ def fuzz(case: Case, service: str, world: World, report: Any) -> None:
                 operation,
                 getattr(failure, "title", type(failure).__name__),
                 world.named_tokens(
-                    f"{message}\n      request: {case.as_curl_command()}\n"
-                    f"      answer: {answer[:500]}"
+                    f"{message}\nrequest: {case.as_curl_command()}\nanswer: {answer[:500]}"
                 ),
             )
         raise
