@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: install run test test-pg lint format bench clean
+.PHONY: install run test test-pg security lint format bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -26,9 +26,12 @@ run: install  ## start NATS and the four services on embedded defaults (Ctrl-C s
 test: install  ## the whole suite (PostgreSQL/NATS when TEST_DATABASE_URL_PREFIX/TEST_NATS_URL say so)
 	$(VENV)/bin/pytest
 
-test-pg: install  ## the whole suite against this machine's PostgreSQL and NATS
+test-pg: install  ## the suite against this machine's PostgreSQL and NATS (the fuzzer runs once, in `make test`)
 	TEST_DATABASE_URL_PREFIX=postgresql://postgres@127.0.0.1:5432/hc_test_ \
-	TEST_NATS_URL=nats://127.0.0.1:4222 $(VENV)/bin/pytest
+	TEST_NATS_URL=nats://127.0.0.1:4222 $(VENV)/bin/pytest -m "not fuzz"
+
+security: install  ## the security suite alone: races, hostile inputs, the API fuzzer
+	$(VENV)/bin/pytest tests/security
 
 lint: install
 	$(VENV)/bin/ruff check .
