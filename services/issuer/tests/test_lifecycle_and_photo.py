@@ -66,6 +66,13 @@ def test_a_photo_over_4096_pixels_a_side_is_refused_from_its_header(
     assert refused.value.code == "invalid_photo"
 
 
+@pytest.mark.parametrize("photo", ["data:", "data:image/png;base64", "data:,", "é" * 8, ""])
+def test_a_photo_that_is_not_base64_is_invalid_photo(photo: str) -> None:
+    with pytest.raises(Unprocessable) as refused:
+        decode_photo(photo)
+    assert refused.value.code == "invalid_photo"
+
+
 def test_a_photo_of_4096_pixels_a_side_is_kept_small() -> None:
     from PIL import Image
 

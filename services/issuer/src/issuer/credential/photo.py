@@ -30,7 +30,7 @@ def decode_photo(photo: str) -> tuple[bytes, str]:
     undecodable = invalid_photo(
         "照片不是有效的 JPEG 或 PNG 图片", "The photo is not a decodable JPEG or PNG"
     )
-    text = photo.split(",", 1)[1] if photo.startswith("data:") else photo
+    text = photo.partition(",")[2] if photo.startswith("data:") else photo
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
