@@ -150,9 +150,9 @@ def test_apply_list_print_reissue_revoke(api: Api, gate_keeper) -> None:
     assert renewed["credential"]["version"] == 2
     assert renewed["credential"]["credential_id"] == new["credential_id"]
 
-    # A second reissue of the old (revoked) card is refused: the newer one is the live one.
+    # A second reissue of the old (revoked) card is refused: only the active one is reissued.
     again = api.issuer.post(f"/v1/family/credentials/{cid}/reissue", headers=family)
-    assert again.status_code == 409 and again.json()["code"] == "credential_exists"
+    assert again.status_code == 409 and again.json()["code"] == "credential_not_active"
 
     # Revoked by the family: the new card scans as revoked too.
     deleted = api.issuer.delete(f"/v1/family/credentials/{new['credential_id']}", headers=family)

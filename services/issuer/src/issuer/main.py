@@ -29,6 +29,8 @@ register_messages(
         "invalid_photo": ("照片无效", "Invalid photo"),
         "face_check_failed": ("人脸核验未通过", "Face check failed"),
         "credential_exists": ("此人已有有效凭证", "An active credential exists"),
+        "credential_not_active": ("凭证已作废或已过期", "The credential is not active"),
+        "invalid_id": ("编号格式无效", "Not an id of this system"),
     }
 )
 
