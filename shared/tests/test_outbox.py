@@ -114,3 +114,55 @@ async def test_a_commit_that_staged_events_wakes_the_relay_and_no_other(tmp_path
         assert wakes == [1, 1]
     finally:
         await db.dispose()
+
+
+class _HeldBus:
+    """A bus whose publish waits until the test lets it go (to interleave two relays)."""
+
+    connected = True
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        self.published: list[str] = []
+
+    async def publish_many(self, messages: list[tuple[str, bytes, str]]) -> None:
+        self.entered.set()
+        await self.release.wait()
+        self.published += [msg_id for _, _, msg_id in messages]
+
+
+async def test_two_relays_never_remove_an_event_neither_published(tmp_path: Path) -> None:
+    """Two replicas' relays on one table: one publishes and removes rows while the other
+    still holds them; a new event written meanwhile (on SQLite it may reuse a removed row's
+    seq) is not removed by the slower relay's clean-up."""
+    db = Database(test_database_url("outbox-two-relays", tmp_path))
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    slow_bus, fast_bus = _HeldBus(), _HeldBus()
+    fast_bus.release.set()
+    slow = OutboxRelay(db, Outbox, slow_bus)  # type: ignore[arg-type]
+    fast = OutboxRelay(db, Outbox, fast_bus)  # type: ignore[arg-type]
+    try:
+        async with db.sessionmaker() as session:
+            for n in range(3):
+                add_event(session, Outbox, "health_records.status.changed.v1", {"n": n})
+            await session.commit()
+        held = asyncio.create_task(slow.relay_once())
+        await slow_bus.entered.wait()
+        assert await fast.relay_once() == 3
+        async with db.sessionmaker() as session:
+            late = add_event(session, Outbox, "health_records.status.changed.v1", {"n": 3})
+            await session.commit()
+        slow_bus.release.set()
+        await held
+        assert await relay_pending_ids(db) == [late]
+    finally:
+        await db.dispose()
+
+
+async def relay_pending_ids(db: Database) -> list[str]:
+    from sqlalchemy import select
+
+    async with db.sessionmaker() as session:
+        return list((await session.scalars(select(Outbox.event_id))).all())

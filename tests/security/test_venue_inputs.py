@@ -402,7 +402,7 @@ def statuses(answers: list[httpx.Response]) -> list[int]:
 
 
 async def venue_events(
-    stack: Stack, subject: str, venue_id: str, count: int, timeout: float = 10
+    stack: Stack, subject: str, venue_id: str, count: int, timeout: float = 20
 ) -> list[dict[str, Any]]:
     """The venue's events of `subject` (oldest first), once at least `count` are published."""
     assert stack.nats_url
@@ -418,7 +418,11 @@ async def venue_events(
                     try:
                         messages = await sub.fetch(500, timeout=0.5)
                     except (TimeoutError, nats.errors.TimeoutError):
-                        break
+                        # A slow fetch is not the end of the stream (the fuzzer leaves it
+                        # long): read on while the consumer still has messages pending.
+                        if (await sub.consumer_info()).num_pending == 0:
+                            break
+                        continue
                     for message in messages:
                         data = Envelope.from_bytes(message.data).data
                         if data.get("venue_id") == venue_id:

@@ -128,8 +128,11 @@ class OutboxRelay:
                 return 0
             # Pipelined: the batch is sent in seq order, then all acks are awaited at once.
             await self.bus.publish_many([(row.subject, row.payload, row.event_id) for row in rows])
-            done = [row.seq for row in rows]
-            await session.execute(delete(model).where(model.seq.in_(done)))
+            # By event id, not seq: SQLite hands a deleted row's seq to the next insert, so
+            # when another replica's relay has published and removed these rows meanwhile,
+            # a seq of this list may already name a new, unpublished event.
+            done = [row.event_id for row in rows]
+            await session.execute(delete(model).where(model.event_id.in_(done)))
             await session.commit()
         # A short round emptied the table (as of its start); a full one may have left more.
         OUTBOX_BACKLOG.set(await self.pending() if len(done) >= self.batch else 0)
