@@ -16,6 +16,7 @@ from hc_common.devstack import Stack
 from hc_common.testing import make_id_number, make_phone
 from tests.conftest import Api
 from tests.journeys import PHOTO_PNG, apply_for, sign_in
+from tests.security.support import refs
 
 pytestmark = pytest.mark.e2e
 
@@ -274,18 +275,6 @@ def test_a_revoked_credential_cannot_be_reissued(api: Api, family: dict[str, str
 def openapi(stack: Stack) -> Iterator[dict[str, Any]]:
     document = httpx.get(stack.url("issuer") + "/openapi.json", timeout=10).json()
     yield document
-
-
-def refs(node: object) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "$ref" and isinstance(value, str):
-                yield value
-            else:
-                yield from refs(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from refs(item)
 
 
 def test_every_ref_of_the_openapi_document_resolves(openapi: dict[str, Any]) -> None:

@@ -3,12 +3,7 @@ real requests fired at once at two replicas of the issuer on one database (and a
 venue-admin for its sub-admin codes), on SQLite or PostgreSQL as the stack runs."""
 
 import asyncio
-import os
 import secrets
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import date
@@ -16,84 +11,29 @@ from datetime import date
 import httpx
 import pytest
 
-from hc_common.devstack import SERVICES, Stack, free_port
+from hc_common.devstack import Stack
 from hc_common.testing import make_id_number, make_phone
 from tests.conftest import Api
 from tests.journeys import PHOTO_PNG, apply_for, sign_in
+from tests.security.support import two_replicas
 
 pytestmark = pytest.mark.e2e
 
 Send = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
 
 
-def start_replica(stack: Stack, name: str) -> tuple[subprocess.Popen[bytes], str]:
-    """Another process of service `name` on the stack's database and bus: its base URL."""
-    package = SERVICES[name][0]
-    port = free_port()
-    (stack.run_dir / "logs").mkdir(parents=True, exist_ok=True)
-    with open(stack.run_dir / "logs" / f"{name}-replica.log", "ab") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                f"{package}.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
-            env=stack.service_env(name),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"the {name} replica exited with {process.returncode}")
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            stop_replica(process)
-            raise RuntimeError(f"the {name} replica was not ready after 90 s")
-        time.sleep(0.1)
-
-
-def stop_replica(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
-
-
 @pytest.fixture(scope="module")
 def issuers(stack: Stack) -> Iterator[list[str]]:
     """The stack's issuer and a second replica of it on the same database."""
-    process, url = start_replica(stack, "issuer")
-    try:
-        yield [stack.url("issuer"), url]
-    finally:
-        stop_replica(process)
+    with two_replicas(stack, "issuer") as urls:
+        yield urls
 
 
 @pytest.fixture(scope="module")
 def venue_admins(stack: Stack) -> Iterator[list[str]]:
     """The stack's venue-admin and a second replica of it on the same database."""
-    process, url = start_replica(stack, "venue-admin")
-    try:
-        yield [stack.url("venue-admin"), url]
-    finally:
-        stop_replica(process)
+    with two_replicas(stack, "venue-admin") as urls:
+        yield urls
 
 
 async def at_once(urls: list[str], count: int, send: Send) -> list[httpx.Response]:

@@ -8,9 +8,6 @@ import base64
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -21,13 +18,14 @@ import httpx
 import nats
 import pytest
 
-from hc_common.devstack import Stack, free_port
+from hc_common.devstack import Stack
 from hc_common.events import envelope as subjects
 from hc_common.events.envelope import Envelope
 from hc_common.settings import DEV_SERVICE_KEY
 from hc_common.testing import make_id_number, make_phone, poll
 from tests.conftest import Api
 from tests.journeys import apply_for, sign_in
+from tests.security.support import refs, resolve, two_replicas
 
 pytestmark = pytest.mark.e2e
 
@@ -282,28 +280,10 @@ def test_the_csv_export_neutralises_formulas(api: Api) -> None:
 
 
 # --- the OpenAPI document (finding 11) ---------------------------------------------------------
-def _resolve(document: dict[str, Any], ref: str) -> Any:
-    assert ref.startswith("#/"), ref
-    node: Any = document
-    for part in ref[2:].split("/"):
-        assert part in node, f"dangling $ref {ref}"
-        node = node[part]
-    return node
-
-
-def _refs(node: Any) -> list[str]:
-    if isinstance(node, dict):
-        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
-        return found + [ref for value in node.values() for ref in _refs(value)]
-    if isinstance(node, list):
-        return [ref for value in node for ref in _refs(value)]
-    return []
-
-
 def test_the_openapi_document_declares_every_credential(api: Api) -> None:
     document = api.venue_admin.get("/openapi.json").json()
-    for ref in _refs(document):
-        _resolve(document, ref)
+    for ref in refs(document):
+        resolve(document, ref)
     schemes = document["components"]["securitySchemes"]
     assert (schemes["UserToken"]["type"], schemes["UserToken"]["scheme"]) == ("http", "bearer")
     assert (schemes["ServiceKey"]["type"], schemes["ServiceKey"]["scheme"]) == ("http", "bearer")
@@ -338,44 +318,8 @@ def test_the_error_answers_are_documented_as_problem_json(api: Api) -> None:
 @pytest.fixture(scope="module")
 def replicas(stack: Stack) -> Iterator[list[str]]:
     """venue-admin's URL and a second replica's, on the same database and NATS."""
-    port = free_port()
-    log = open(stack.run_dir / "logs" / "venue-admin-replica.log", "ab")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "venue_admin.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
-        env={**os.environ, **stack.service_env("venue-admin")},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-
-        def ready() -> bool:
-            assert process.poll() is None, "the replica exited"
-            try:
-                return httpx.get(url + "/readyz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        assert poll(ready, 60, 0.2), "the replica did not get ready"
-        yield [stack.url("venue-admin"), url]
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    with two_replicas(stack, "venue-admin") as urls:
+        yield urls
 
 
 async def at_once(

@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from hc_common.devstack import Stack
 from hc_common.testing import make_id_number, make_phone, poll
 from tests.conftest import Api
-from tests.journeys import apply_for, sign_in
+from tests.journeys import apply_for, open_venue, sign_in
+from tests.security.support import refs, resolve
 
 pytestmark = pytest.mark.e2e
 
@@ -55,18 +56,7 @@ def internal_reads(api: Api) -> dict[str, float]:
 
 def new_venue(api: Api) -> tuple[str, dict[str, str]]:
     admin = sign_in(api.issuer, make_phone())
-    made = api.venue_admin.post(
-        "/v1/venues",
-        headers=admin,
-        json={
-            "name": "南宁东站",
-            "category": "train_station",
-            "address": "青秀区",
-            "region_code": "450103",
-        },
-    )
-    assert made.status_code == 201, made.text
-    return made.json()["venue_id"], admin
+    return open_venue(api.venue_admin, admin), admin
 
 
 def device_token(api: Api, venue_id: str, admin: dict[str, str]) -> dict[str, str]:
@@ -213,28 +203,10 @@ def test_concurrent_scans_each_leave_exactly_one_access_record(
     assert poll(lambda: stored() == ids, 10.0), "access records lost or not stored once"
 
 
-def _resolve(document: dict[str, Any], ref: str) -> Any:
-    assert ref.startswith("#/"), ref
-    node: Any = document
-    for part in ref[2:].split("/"):
-        assert part in node, f"dangling $ref {ref}"
-        node = node[part]
-    return node
-
-
-def _refs(node: Any) -> list[str]:
-    if isinstance(node, dict):
-        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
-        return found + [ref for value in node.values() for ref in _refs(value)]
-    if isinstance(node, list):
-        return [ref for value in node for ref in _refs(value)]
-    return []
-
-
 def test_the_openapi_document_declares_the_scans_credentials(api: Api) -> None:
     document = api.verifier.get("/openapi.json").json()
-    for ref in _refs(document):
-        _resolve(document, ref)
+    for ref in refs(document):
+        resolve(document, ref)
     schemes = document["components"]["securitySchemes"]
     for name in ("UserToken", "DeviceToken"):
         assert (schemes[name]["type"], schemes[name]["scheme"]) == ("http", "bearer")
@@ -259,5 +231,5 @@ def test_the_scans_error_answers_are_documented_as_problem_json(api: Api) -> Non
         for status in statuses:
             content = responses[status]["content"]
             assert "schema" in content.get("application/problem+json", {}), (path, status, content)
-            schema = _resolve(document, content["application/problem+json"]["schema"]["$ref"])
+            schema = resolve(document, content["application/problem+json"]["schema"]["$ref"])
             assert {"type", "title", "status", "code"} <= set(schema["properties"])
