@@ -4,7 +4,6 @@ bus, and a walk over an OpenAPI document's references."""
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,27 +11,16 @@ from typing import Any
 
 import httpx
 
-from hc_common.devstack import SERVICES, Stack, free_port
+from hc_common.devstack import Stack, free_port, service_command
 
 
 def start_replica(stack: Stack, name: str) -> tuple[subprocess.Popen[bytes], str]:
     """Another process of service `name` on the stack's database and bus: its base URL."""
-    package = SERVICES[name][0]
     port = free_port()
     (stack.run_dir / "logs").mkdir(parents=True, exist_ok=True)
     with open(stack.run_dir / "logs" / f"{name}-replica.log", "ab") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                f"{package}.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
+            service_command(name, port),
             env={**os.environ, **stack.service_env(name)},
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -59,6 +59,24 @@ def database_url(name: str, prefix: str, data_dir: Path, env: dict[str, str]) ->
     )
 
 
+def service_command(name: str, port: int) -> list[str]:
+    """The command line of one process of service `name` on 127.0.0.1:`port`."""
+    package, _ = SERVICES[name]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        f"{package}.main:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "5",
+    ]
+
+
 @dataclass
 class Stack:
     run_dir: Path
@@ -143,24 +161,7 @@ class Stack:
                 upgrade_head(root, database_url(name, prefix, self.data_dir, env))
 
     def start_service(self, name: str) -> None:
-        package, _ = SERVICES[name]
-        self._spawn(
-            name,
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                f"{package}.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.ports[name]),
-                "--no-access-log",
-                "--timeout-graceful-shutdown",
-                "5",
-            ],
-            self.service_env(name),
-        )
+        self._spawn(name, service_command(name, self.ports[name]), self.service_env(name))
 
     def check_ports_free(self) -> None:
         """Refuse to start over another run: its services would answer our readiness probes."""
