@@ -182,6 +182,8 @@ async def insert_new_rows(
                 await driver.copy_records_to_table(table.name, records=records, columns=list(names))
             return {r[at] for r in records}
         except asyncpg.UniqueViolationError:
+            # A concurrent batch stored one of these keys after the look-up: the savepoint
+            # is rolled back, and the insert below keeps whichever rows are still new.
             pass
     dialect = postgresql if is_postgres(session) else sqlite
     statement = dialect.insert(table).on_conflict_do_nothing().returning(table.c[key])
