@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from hc_common.settings import ServiceSettings
@@ -20,3 +21,12 @@ class Settings(ServiceSettings):
     spool_dir: Path | None = None
     # gc.freeze() once the view is loaded (shorter collection pauses; see main.py).
     gc_freeze: bool = True
+    # Venues per page of venue-admin's scan snapshot read at start (every page is read).
+    snapshot_page_size: int = Field(500, ge=1, le=5000)
+    # On a graceful stop, how long the journal's shipper may take to ship what it holds
+    # before the process exits (keep it inside the orchestrator's grace period).
+    shutdown_ship_seconds: float = Field(8.0, ge=0)
+    # Every upstream call made while answering one scan shares this budget: a scan is
+    # answered within it plus the scan's own work, even when an upstream hangs (the
+    # contract's 2 seconds).
+    scan_budget_seconds: float = Field(1.5, gt=0, le=1.9)
