@@ -52,6 +52,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # No database: the view lives in memory and access records go through the local
         # journal (access/spool.py).
         async with service_runtime(app, settings, streams=("ACCESS",), database=False) as runtime:
+            # The journal's lock first: a second verifier on this directory stops here, and
+            # the process exits non-zero (access/spool.py).
+            spool = AccessSpool(
+                settings.spool_dir or settings.data_dir / "access-spool",
+                runtime.bus,
+                subjects.ACCESS_RECORD_CREATED,
+                shutdown_ship_seconds=settings.shutdown_ship_seconds,
+            )
+            spool.open()
             timeout = settings.upstream_timeout_seconds
             issuer = make_client(
                 settings.issuer_url, service_key=settings.service_key, timeout=timeout
@@ -82,11 +91,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             await state.issuer_keys.refresh()
             await state.device_keys.refresh()
-            spool = AccessSpool(
-                settings.spool_dir or settings.data_dir / "access-spool",
-                runtime.bus,
-                subjects.ACCESS_RECORD_CREATED,
-            )
             spool.start()
             sync.start()
             freeze = (

@@ -10,13 +10,32 @@ bus is down, records wait on disk; after a restart, shipping resumes from the of
 record shipped but not yet noted is sent again: JetStream's duplicate window and
 venue-admin's store keyed by record id keep it once).
 
+One writer: `open()` takes an exclusive `flock` on `journal.lock` in the directory (and
+writes its pid there) and holds it until `stop()`. A second process pointed at the same
+directory (two replicas sharing a volume, a `--workers 2`, a drain of a live replica's
+journal) fails at once with `JournalLocked`, naming the directory and the holder's pid,
+instead of both appending and both shipping. The lock is the kernel's: it goes with the
+process, however that ends, so a crashed verifier never leaves a stale lock behind (on a
+local filesystem; network filesystems may not honour `flock`, see
+docs/operations-journal.md).
+
+A graceful stop ships what is journaled: `stop()` (run by the lifespan's shutdown while the
+bus is still connected) ships until the journal is empty or `shutdown_ship_seconds` have
+passed, waiting for a bus that is reconnecting. What it could not ship stays on disk for
+the next start, and it logs how much (bytes and records, never their content). A replica
+that never comes back (scaled in, its volume kept) is emptied by
+`python -m verifier.access drain DIR` (access/__main__.py), which is this same `open()` and
+`stop()` on the lost replica's directory.
+
 Line format: `<record id> <envelope JSON>\\n` (orjson never writes a raw newline).
 """
 
 import asyncio
+import fcntl
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import Gauge
@@ -32,6 +51,33 @@ SPOOL_PENDING = Gauge(
 )
 
 SEGMENT_SUFFIX = ".log"
+# Never deleted: removing it while another process waits to lock it would let a third
+# process lock a new file of the same name, and the two would both write.
+LOCK_NAME = "journal.lock"
+# How often a stop that waits for the bus to come back looks again, and how long it waits
+# after a failed batch (a full stream refuses every batch: one warning per try is enough).
+_RECONNECT_POLL = 0.05
+_RETRY_WAIT = 0.5
+
+
+class JournalLocked(RuntimeError):
+    """Another live process holds the journal directory: a journal has one writer."""
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What the journal holds that JetStream has not acked."""
+
+    bytes: int
+    records: int
+
+
+@dataclass(frozen=True)
+class StopReport:
+    """What a `stop()` shipped, and what it left on disk."""
+
+    shipped: int
+    left: Backlog
 
 
 class AccessSpool:
@@ -45,6 +91,7 @@ class AccessSpool:
         chunk: int = 1000,
         sync_interval: float = 0.2,
         batch_interval: float = 0.02,
+        shutdown_ship_seconds: float = 8.0,
     ) -> None:
         self.directory = directory
         self.bus = bus
@@ -53,7 +100,10 @@ class AccessSpool:
         self.chunk = chunk
         self.sync_interval = sync_interval
         self.batch_interval = batch_interval
+        self.shutdown_ship_seconds = shutdown_ship_seconds
+        self._lock_fd = -1
         self._fd = -1
+        self._shipped = 0  # records acked since open(), for stop()'s report
         self._segment: Path | None = None
         self._written = 0
         self._wake = asyncio.Event()
@@ -61,11 +111,50 @@ class AccessSpool:
 
     # --- writing (the hot path) ----------------------------------------------------------
     def open(self) -> None:
+        """Take the journal's lock (or raise `JournalLocked`), mend a torn last line, open
+        the segment to append to. Once open, the journal is this object's until `stop()`."""
+        if self._lock_fd >= 0:
+            return
         self.directory.mkdir(parents=True, exist_ok=True)
-        segments = self.segments()
-        for segment in segments:
-            _drop_torn_tail(segment)
-        self._open_segment(segments[-1] if segments else self._new_segment_path())
+        self._lock()
+        try:
+            segments = self.segments()
+            for segment in segments:
+                _drop_torn_tail(segment)
+            self._open_segment(segments[-1] if segments else self._new_segment_path())
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _lock(self) -> None:
+        # os.open's descriptors are not inherited by child processes, and flock belongs to
+        # the open file: the lock lasts exactly as long as this descriptor, and a second
+        # open of the file (even in this process) is a second, refused writer.
+        fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise JournalLocked(
+                f"access record journal {self.directory} is in use by another process "
+                f"(pid {holder}): a journal has exactly one writer. Give this verifier a "
+                "directory of its own (VERIFIER_SPOOL_DIR, or DATA_DIR), or stop the other "
+                "process first."
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd >= 0:
+            # The pid stays in the file: it is only read while the lock is held.
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
     def _new_segment_path(self) -> Path:
         return self.directory / f"{time.time_ns():020d}{SEGMENT_SUFFIX}"
@@ -82,6 +171,9 @@ class AccessSpool:
         line = record_id.encode() + b" " + payload + b"\n"
         written = os.write(self._fd, line)
         if written != len(line):  # a full disk: refuse rather than keep a torn record
+            # One writer (the lock), so the file ended at `_written` before this write: cut
+            # the half line off, or the next record would be glued to it.
+            os.ftruncate(self._fd, self._written)
             raise OSError("access record journal: short write")
         self._written += written
         if self._written >= self.segment_bytes:
@@ -96,19 +188,93 @@ class AccessSpool:
         self.open()
         self._task = asyncio.create_task(self._run(), name="access-spool-shipper")
 
-    async def stop(self) -> None:
+    async def stop(self, ship_seconds: float | None = None) -> StopReport:
+        """Ship what the journal holds, for up to `ship_seconds` (default
+        `shutdown_ship_seconds`), then close it and release the lock.
+
+        A bus that is down or reconnecting is waited for within that time; a failed batch is
+        tried again. Whatever is not acked by then stays on disk for the next start (or a
+        drain), and the log says how much."""
         if self._task is not None:
             await stop_task(self._task)
-        if self._fd >= 0:
-            os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = -1
+            self._task = None
+        if self._lock_fd < 0:
+            return StopReport(0, Backlog(0, 0))
+        try:
+            if self._fd >= 0:
+                # On disk before anything else: a stop cut short by SIGKILL loses nothing.
+                await asyncio.to_thread(os.fsync, self._fd)
+            budget = self.shutdown_ship_seconds if ship_seconds is None else ship_seconds
+            shipped_before = self._shipped
+            await self._ship_within(budget)
+            left = await asyncio.to_thread(self.backlog)
+            report = StopReport(self._shipped - shipped_before, left)
+            SPOOL_PENDING.set(left.bytes)
+            if left.bytes:
+                log.warning(
+                    "access records left unshipped at stop; the next start on this directory "
+                    "or `python -m verifier.access drain` ships them",
+                    extra={
+                        "directory": str(self.directory),
+                        "shipped": report.shipped,
+                        "left_records": left.records,
+                        "left_bytes": left.bytes,
+                        "ship_seconds": budget,
+                    },
+                )
+            else:
+                log.info(
+                    "access record journal empty at stop",
+                    extra={"directory": str(self.directory), "shipped": report.shipped},
+                )
+            return report
+        finally:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            self._unlock()
+
+    async def _ship_within(self, seconds: float) -> None:
+        """Ship until the journal is empty or `seconds` have passed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        try:
+            # The timeout cuts a batch whose acks are slow; the deadline check ends the loop
+            # when a round of shipping never had to wait.
+            async with asyncio.timeout_at(deadline):
+                while loop.time() < deadline and self.unshipped_bytes():
+                    if not self.bus.connected:
+                        await asyncio.sleep(_RECONNECT_POLL)
+                        continue
+                    try:
+                        if await self.ship_once() == 0:
+                            return  # connected and nothing whole to ship: done
+                    except Exception as exc:  # the bus went away mid-batch: try again
+                        log.warning(
+                            "access record shipping at stop failed; trying again",
+                            extra={"error": repr(exc)},
+                        )
+                        await asyncio.sleep(_RETRY_WAIT)
+        except TimeoutError:
+            pass
 
     def unshipped_bytes(self) -> int:
         total = 0
         for segment in self.segments():
             total += segment.stat().st_size - _read_offset(segment)
         return total
+
+    def backlog(self) -> Backlog:
+        """Bytes and records not yet acked (reads them: for a stop's report, not a loop)."""
+        size = records = 0
+        for segment in self.segments():
+            offset = _read_offset(segment)
+            size += segment.stat().st_size - offset
+            with segment.open("rb") as handle:
+                handle.seek(offset)
+                while block := handle.read(1 << 20):
+                    records += block.count(b"\n")
+        return Backlog(size, records)
 
     async def _run(self) -> None:
         last_sync = 0.0
@@ -159,6 +325,7 @@ class AccessSpool:
             offset += sum(len(line) + 1 for line in batch)
             _write_offset(segment, offset)
             shipped += len(batch)
+            self._shipped += len(batch)
         return shipped
 
     def _message(self, line: bytes) -> tuple[str, bytes, str]:
