@@ -144,6 +144,9 @@ class Upstreams:
     down: set[str] = field(default_factory=set)
     failures: dict[str, int] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
+    # Called with (service, request) as each request arrives: a test looks at what happens
+    # while a request is in flight, or makes something happen then.
+    before_answer: Callable[[str, httpx.Request], None] | None = None
 
     def add_venue(
         self,
@@ -161,6 +164,8 @@ class Upstreams:
     def client(self, name: str) -> httpx.AsyncClient:
         def handle(request: httpx.Request) -> httpx.Response:
             self.requests.append(f"{name} {request.url.path}")
+            if self.before_answer is not None:
+                self.before_answer(name, request)
             if name in self.down:
                 raise httpx.ConnectError("down", request=request)
             if self.failures.get(name):
@@ -186,6 +191,8 @@ class Upstreams:
                 params.get("after"),
             )
         if name == "venue-admin" and path == "/internal/v1/scan-snapshot":
+            if not self.snapshot_pages and self.venues:
+                return self._snapshot_of_venues(int(params.get("limit", 500)), params.get("cursor"))
             return self._page(
                 self.snapshot_pages or [{"members": [], "devices": [], "rules": []}],
                 params.get("cursor"),
@@ -213,6 +220,22 @@ class Upstreams:
             items = [self.statuses[s] for s in wanted if s in self.statuses]
             return httpx.Response(200, json={"items": items})
         return httpx.Response(404)
+
+    def _snapshot_of_venues(self, limit: int, cursor: str | None) -> httpx.Response:
+        """venue-admin's snapshot of `venues` as it pages it: up to `limit` venues by id
+        after the cursor (the last id of the previous page)."""
+        ids = sorted(v for v in self.venues if not cursor or v > cursor)
+        page, more = ids[:limit], len(ids) > limit
+        venues = [self.venues[v] for v in page]
+        return httpx.Response(
+            200,
+            json={
+                "members": [m for v in venues for m in v["members"].values()],
+                "devices": [d for v in venues for d in v["devices"].values()],
+                "rules": [v["rule"] for v in venues],
+                "next_cursor": page[-1] if more else None,
+            },
+        )
 
     @staticmethod
     def _page(pages: list[dict[str, Any]], cursor: str | None) -> httpx.Response:

@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 issuer=issuer,
                 venue_admin=venue_admin,
                 health_records=health_records,
+                snapshot_page_size=settings.snapshot_page_size,
             )
             state = ScanState(
                 issuer_keys=RemoteKeySet(issuer, "/.well-known/jwks.json"),

@@ -112,8 +112,10 @@ def apply_credential(view: ScanView, data: Any) -> None:
     view.apply_credential(parse_credential(data))
 
 
-def apply_status(view: ScanView, data: Any) -> None:
-    view.apply_status(parse_status(data))
+def update_status(view: ScanView, data: Any) -> None:
+    """A status event updates a status the view holds; it inserts none (ScanView.update_status:
+    the cache holds the people being scanned, not everyone tested)."""
+    view.update_status(parse_status(data))
 
 
 # --- events --------------------------------------------------------------------------------
@@ -124,7 +126,7 @@ HANDLERS: dict[str, Callable[[ScanView, Any], None]] = {
     subjects.DEVICE_CHANGED: apply_device,
     subjects.RULE_CHANGED: apply_rule,
     subjects.VENUE_CHANGED: apply_venue,
-    subjects.STATUS_CHANGED: apply_status,
+    subjects.STATUS_CHANGED: update_status,
 }
 
 

@@ -1,4 +1,5 @@
-"""The verifier's own metrics: decisions, scan latency, cache hits, event lag."""
+"""The verifier's own metrics: decisions, scan latency, cache hits, and how the view follows
+its streams (lag, position, failures to apply, gaps, reloads)."""
 
 import functools
 
@@ -17,7 +18,32 @@ EVENT_LAG = Gauge(
     ["stream"],
 )
 EVENTS_APPLIED = Counter("verifier_events_applied_total", "Events applied to the view", ["stream"])
-STREAM_LIVE = Gauge("verifier_stream_live", "1 while the stream is followed", ["stream"])
+STREAM_LIVE = Gauge(
+    "verifier_stream_live",
+    "1 while the stream is followed and its events are applied as they come",
+    ["stream"],
+)
+STREAM_POSITION = Gauge(
+    "verifier_stream_position", "Stream sequence of the last event applied to the view", ["stream"]
+)
+EVENT_APPLY_FAILURES = Counter(
+    "verifier_event_apply_failures_total",
+    "Attempts to apply an event that failed; the event is tried again, never skipped, and the "
+    "stream's later events wait behind it",
+    ["stream"],
+)
+STREAM_GAPS = Counter(
+    "verifier_stream_gaps_total",
+    "Events the stream's consumer did not deliver in sequence (a slow consumer's dropped "
+    "messages): the stream is followed again from the last event applied",
+    ["stream"],
+)
+VIEW_RELOADS = Counter(
+    "verifier_view_reloads_total",
+    "The stream's part of the view loaded again from its owner, events not yet applied being "
+    "gone from the stream (its limits, or the stream made again)",
+    ["stream"],
+)
 
 
 @functools.cache

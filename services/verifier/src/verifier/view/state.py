@@ -1,7 +1,11 @@
 """What a scan reads, all in memory: credentials, revocations, members, devices, rules and
 subject statuses (a bounded LRU). Every entry carries its owner's version; an update older
-than what is held is ignored, so events and snapshots may arrive in any order."""
+than what is held is ignored, so events and snapshots may arrive in any order.
 
+A snapshot read again (view/sync.py) is installed whole (`install_revocations`,
+`install_venues`): scans keep reading the old state until the new one is complete."""
+
+import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -26,6 +30,10 @@ class LRU(Generic[K, V]):
         if value is not None:
             self.data.move_to_end(key)
         return value
+
+    def peek(self, key: K) -> V | None:
+        """The value without making it recently used (an update is not a use)."""
+        return self.data.get(key)
 
     def put(self, key: K, value: V) -> None:
         self.data[key] = value
@@ -83,6 +91,11 @@ class CachedStatus:
 class ScanView:
     status_capacity: int = 1_000_000
     credential_capacity: int = 2_000_000
+    # Status events of subjects not cached, kept this long and at most this many (see
+    # `update_status`). 10 s is several times the longest status fetch (the scan's upstream
+    # budget); 100,000 covers 10,000 events a second, beyond a mass-testing peak.
+    recent_status_window: float = 10.0
+    recent_status_capacity: int = 100_000
     credentials: LRU[str, CredentialInfo] = field(init=False)
     statuses: LRU[str, CachedStatus] = field(init=False)
     revoked: set[str] = field(default_factory=set)
@@ -93,22 +106,87 @@ class ScanView:
     deleted_venues: set[str] = field(default_factory=set)
     # True once venue-admin's snapshot is loaded: a miss is then a "no", not a question.
     venues_complete: bool = False
+    # subject -> (newest status event seen while it was not cached, monotonic time seen).
+    recent_statuses: OrderedDict[str, tuple[HealthStatus, float]] = field(
+        init=False, default_factory=OrderedDict
+    )
+    # When the newest entry pushed out of `recent_statuses` by its capacity (not its age) had
+    # been seen: until `recent_status_window` after it, the map cannot vouch for a fetch.
+    recent_overflow_at: float = field(init=False, default=-math.inf)
 
     def __post_init__(self) -> None:
         self.credentials = LRU(self.credential_capacity)
         self.statuses = LRU(self.status_capacity)
 
     # --- health-records -------------------------------------------------------------
+    # The status cache holds the people being scanned. A status event updates an entry held
+    # and never inserts one: on a mass-testing day every verifier receives every result, and
+    # inserting them would push the people at the gates out of the LRU. A miss is fetched
+    # (`apply_status`) and inserted with its version.
+    #
+    # The race: a fetch reads version 3 at health-records, version 4 is committed and its
+    # event reaches this view before the fetched answer is inserted. The event finds no entry
+    # (not inserted), then the fetch would insert 3 and keep it until the next change. So an
+    # event for an uncached subject is remembered for `recent_status_window` seconds (longer
+    # than any fetch takes), and a fetched answer inserted for an uncached subject takes the
+    # remembered status when that one is newer. Chosen over fetching again: no second request
+    # on the scan path, and it does not depend on the scan code. If more events than
+    # `recent_status_capacity` arrive within the window (the map had to drop entries younger
+    # than the window), a fetched answer is used for its own scan but not cached until the
+    # window has passed: a later scan fetches again rather than trust it.
     def apply_status(self, status: HealthStatus, now: float | None = None) -> bool:
-        held = self.statuses.get(status.subject_id)
+        """A status fetched from health-records (a scan's miss, a reload): inserted, or the
+        entry held updated, by version. True if the view now holds it."""
         now = time.monotonic() if now is None else now
-        if held is not None and held.status.version > status.version:
+        held = self.statuses.get(status.subject_id)
+        if held is None:
+            seen = self.recent_statuses.pop(status.subject_id, None)
+            if seen is not None:
+                if seen[0].version > status.version:
+                    status = seen[0]
+            elif now - self.recent_overflow_at <= self.recent_status_window:
+                return False
+            self.statuses.put(status.subject_id, CachedStatus(status, now))
+            return True
+        return self._update_held(held, status, now)
+
+    def update_status(self, status: HealthStatus, now: float | None = None) -> bool:
+        """A status event: updates the entry held (by version), inserts none. True if the
+        held entry changed."""
+        now = time.monotonic() if now is None else now
+        held = self.statuses.peek(status.subject_id)
+        if held is None:
+            self._remember_uncached(status, now)
             return False
-        if held is not None and held.status.version == status.version:
+        return self._update_held(held, status, now)
+
+    @staticmethod
+    def _update_held(held: CachedStatus, status: HealthStatus, now: float) -> bool:
+        if held.status.version > status.version:
+            return False
+        if held.status.version == status.version:
             held.fetched_at = max(held.fetched_at, now)
             return False
-        self.statuses.put(status.subject_id, CachedStatus(status, now))
+        # In place: the entry keeps its place in the LRU.
+        held.status, held.fetched_at = status, now
         return True
+
+    def _remember_uncached(self, status: HealthStatus, now: float) -> None:
+        recent = self.recent_statuses
+        seen = recent.get(status.subject_id)
+        if seen is None or seen[0].version < status.version:
+            recent[status.subject_id] = (status, now)
+            recent.move_to_end(status.subject_id)
+        horizon = now - self.recent_status_window
+        while recent:
+            seen_at = next(iter(recent.values()))[1]
+            if seen_at < horizon:  # no fetch still in flight can race it
+                recent.popitem(last=False)
+            elif len(recent) > self.recent_status_capacity:
+                recent.popitem(last=False)
+                self.recent_overflow_at = max(self.recent_overflow_at, seen_at)
+            else:
+                break
 
     # --- issuer ---------------------------------------------------------------------
     def apply_credential(self, info: CredentialInfo) -> bool:
@@ -146,6 +224,21 @@ class ScanView:
         if venue_id not in self.deleted_venues:
             self.venues.add(venue_id)
         return True
+
+    def install_revocations(self, revoked: set[str]) -> None:
+        """The issuer's revocation list read whole. Cached credentials are dropped: events
+        about them may have been missed (a reload), and a miss fetches them again."""
+        self.revoked = revoked
+        self.credentials = LRU(self.credential_capacity)
+
+    def install_venues(self, loaded: "ScanView") -> None:
+        """venue-admin's snapshot, read whole into `loaded`, replaces members, devices and
+        rules at once. Venues deleted stay deleted (a venue is never brought back)."""
+        self.members = loaded.members
+        self.devices = loaded.devices
+        self.rules = {v: r for v, r in loaded.rules.items() if v not in self.deleted_venues}
+        self.venues = loaded.venues - self.deleted_venues
+        self.venues_complete = True
 
     def apply_venue(self, venue_id: str, *, deleted: bool) -> None:
         if deleted:
