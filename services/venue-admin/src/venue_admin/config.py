@@ -1,5 +1,6 @@
 """venue-admin settings (`VENUE_ADMIN_` prefix, plus the unprefixed shared ones)."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from hc_common.otp import OtpSettings
@@ -19,6 +20,11 @@ class Settings(ServiceSettings, OtpSettings):
     access_record_retention_days: int = 28
     access_record_purge_interval_seconds: float = 3600
     access_consumer_durable: str = "venue-admin-access-records"
+    # A record that fails is tried again after 2 s, 4 s, 8 s, ... (at most 2 min) and is
+    # dead-lettered when it fails on its 8th delivery: about four minutes, so that a short
+    # database outage delays records rather than sending them all to the dead letters.
+    access_consumer_max_deliver: int = Field(8, ge=1)
+    access_consumer_retry_delay_seconds: float = Field(2.0, gt=0)
     sms_template: str = "HC_SUBADMIN"
 
     def dev_secrets_in_use(self) -> list[str]:

@@ -119,6 +119,12 @@ def create_app(
                 subject=ACCESS_RECORD_CREATED,
                 handler=handle_access_records,
                 batch=500,
+                max_deliver=settings.access_consumer_max_deliver,
+                retry_delay=settings.access_consumer_retry_delay_seconds,
+                # A record that does not fit the schema goes to the dead letters at once
+                # (store_access_records would drop it; the record would be lost).
+                validate_payloads=True,
+                service=settings.service_name,
             )
             app.state.access_consumer.start()
             purge_task = asyncio.create_task(
