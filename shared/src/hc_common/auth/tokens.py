@@ -106,8 +106,14 @@ class KeySet:
 
 
 class RemoteKeySet(KeySet):
-    """A key set published by another service at a JWKS URL, refreshed on a timer and when
-    a token names a kid not yet seen (at most once per `min_refresh_interval`)."""
+    """A key set published by another service at a JWKS URL: fetched at start, and again when
+    a token names a kid not yet seen (at most once per `min_refresh_interval`).
+
+    One fetch at a time (single flight): whoever needs the keys while a fetch is under way
+    waits for that fetch instead of starting another, so a burst of tokens with a new kid
+    costs the publisher one request. A caller may stop waiting at its own time limit
+    (`ensure_kid(timeout=...)`) without cancelling the fetch, which goes on (bounded by the
+    client's own time-outs) and serves the tokens that come after."""
 
     def __init__(
         self, client: httpx.AsyncClient, url: str, *, min_refresh_interval: float = 5.0
@@ -117,25 +123,62 @@ class RemoteKeySet(KeySet):
         self.url = url
         self.min_refresh_interval = min_refresh_interval
         self.fetched_at = 0.0
-        self._lock = asyncio.Lock()
+        self._fetching: asyncio.Task[bool] | None = None
 
     async def refresh(self) -> bool:
-        async with self._lock:
-            try:
-                response = await self.client.get(self.url)
-                response.raise_for_status()
-                self.load(response.json())
-                self.fetched_at = time.monotonic()
-                return True
-            except (httpx.HTTPError, ValueError) as exc:
-                # Try again soon, but not on every request while the publisher is down.
-                self.fetched_at = time.monotonic() - self.min_refresh_interval + 0.5
-                log.warning("key set fetch failed", extra={"url": self.url, "error": str(exc)})
-                return False
+        """Fetch the key set now, or join the fetch under way; whether it was loaded."""
+        task = self._fetching
+        if task is None:
+            task = self._fetching = asyncio.create_task(self._fetch(), name=f"jwks {self.url}")
+            task.add_done_callback(self._fetch_done)
+        # Shielded: a caller that gives up (its time-out, its request gone) leaves the fetch
+        # to the others and to the next tokens.
+        return await asyncio.shield(task)
 
-    async def ensure_kid(self, token: str) -> None:
-        """Fetch the key set again if the token names a kid we do not have."""
+    def _fetch_done(self, task: "asyncio.Task[bool]") -> None:
+        if self._fetching is task:
+            self._fetching = None
+        if not task.cancelled() and task.exception() is not None:
+            # Nobody may be waiting any more: the error is logged here, not lost.
+            log.error(
+                "key set fetch crashed", extra={"url": self.url, "error": repr(task.exception())}
+            )
+
+    async def _fetch(self) -> bool:
+        try:
+            response = await self.client.get(self.url)
+            response.raise_for_status()
+            self.load(response.json())
+            self.fetched_at = time.monotonic()
+            return True
+        # InvalidURL and StreamError are not HTTPErrors: no key set either.
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, ValueError) as exc:
+            # Try again soon, but not on every request while the publisher is down.
+            self.fetched_at = time.monotonic() - self.min_refresh_interval + 0.5
+            log.warning("key set fetch failed", extra={"url": self.url, "error": str(exc)})
+            return False
+
+    @property
+    def fetch_due(self) -> bool:
+        """Would a token with an unknown kid wait for a fetch (one under way, or the last one
+        at least `min_refresh_interval` ago)?"""
+        return (
+            self._fetching is not None
+            or time.monotonic() - self.fetched_at >= self.min_refresh_interval
+        )
+
+    async def ensure_kid(self, token: str, *, timeout: float | None = None) -> bool:
+        """Fetch the key set again if the token names a kid we do not have (when `fetch_due`),
+        waiting for it at most `timeout` seconds (None: as long as the client's time-outs
+        allow; zero or less: the fetch is started but not waited for). Whether the token's
+        kid is known now."""
         if self.kid_known(token):
-            return
-        if time.monotonic() - self.fetched_at >= self.min_refresh_interval:
-            await self.refresh()
+            return True
+        if not self.fetch_due:
+            return False
+        try:
+            async with asyncio.timeout(timeout):
+                await self.refresh()
+        except TimeoutError:
+            return False
+        return self.kid_known(token)
