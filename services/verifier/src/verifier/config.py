@@ -28,5 +28,10 @@ class Settings(ServiceSettings):
     shutdown_ship_seconds: float = Field(8.0, ge=0)
     # Every upstream call made while answering one scan shares this budget: a scan is
     # answered within it plus the scan's own work, even when an upstream hangs (the
-    # contract's 2 seconds).
+    # contract's 2 seconds). The clock starts at the scan's first upstream call (a scan
+    # answered from memory never starts it); each call gets what is left, as a deadline
+    # over the whole call (httpx's per-phase time-outs do not bound a frozen or trickling
+    # server); a call it does not cover counts as unreachable (scan/service.py says what the
+    # scan answers then). A key-set fetch the scan stops waiting for goes on, for the next
+    # scans. Keep it under 2 s less the scan's own work.
     scan_budget_seconds: float = Field(1.5, gt=0, le=1.9)

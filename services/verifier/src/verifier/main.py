@@ -31,6 +31,15 @@ rules are loaded from their owners at start and then followed on JetStream; cred
 statuses are cached (statuses in a bounded LRU) and fetched over HTTP on a miss.
 `/readyz` reports ready only once that state is loaded.
 
+A scan is answered within 2 seconds even when a service behind it hangs: the upstream calls
+of one scan (a key-set fetch for a token or QR code of a key not yet seen, venue-admin's scan
+context, the issuer's credential, health-records' status) share one time budget
+(`VERIFIER_SCAN_BUDGET_SECONDS`, 1.5 s by default). A call it does not cover counts as
+unreachable and the scan goes on with what it has: without a status, `manual_check` with
+`status_unavailable` (never `pass`); with a status up to 10 minutes old, that one, marked
+`stale: true`; venue-admin's members, devices and rules from memory; a bearer token whose
+key could not be fetched, 401.
+
 Authentication: a user access token (issuer) of a member holding `reverse_scan` at the
 venue, or a device token (venue-admin). Errors are RFC 9457 problem details."""
 

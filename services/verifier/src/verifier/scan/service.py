@@ -1,8 +1,14 @@
 """The scan: who scans, what the QR names, the holder's live status, the decision, the record.
 
 Request faults (token, permission, venue) are errors; everything about the holder is a
-decision. The verifier never answers `pass` on a status it does not have."""
+decision. The verifier never answers `pass` on a status it does not have.
 
+The upstream calls of one scan (key sets, venue-admin's scan context, the issuer's credential,
+health-records' status) share one time budget (`ScanBudget`): an upstream that hangs costs a
+scan at most what is left of it, is then `Unreachable`, and the scan is answered with what it
+has under the rules for an unreachable owner."""
+
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +32,8 @@ from hc_common.events.schemas import AccessRecordCreated
 from hc_common.hygiene import is_id
 from hc_common.ids import new_id
 from verifier.access.spool import AccessSpool
-from verifier.clients import NotKnown, Unreachable, get_json, internal_path
+from verifier.clients import NotKnown, ScanBudget, Unreachable, get_json, internal_path
+from verifier.config import Settings
 from verifier.scan.decision import Decision, HealthStatus, Rule, decide, health_reasons
 from verifier.view import handlers
 from verifier.view.metrics import SCAN_LATENCY, cache_counter, decision_counter
@@ -71,6 +78,8 @@ class ScanState:
     stale_after_seconds: int
     view: ScanView
     sync: ViewSync  # is health-records up and its stream followed (health_current, ...)
+    # What all upstream calls of one scan may take together (Settings.scan_budget_seconds).
+    scan_budget_seconds: float = Settings.model_fields["scan_budget_seconds"].default
 
 
 DEFAULT_RULE = Rule()
@@ -81,13 +90,16 @@ class ScanService:
         self.state = state
         self.view = state.view
         self.spool = spool
+        self.budget = ScanBudget(state.scan_budget_seconds)
         # Verified tokens by their exact text: a signature is checked once, not on every scan.
         self._tokens: LRU[str, tuple[Scanner, float]] = LRU(200_000)
         self._qrs: LRU[str, tuple[dict[str, Any], float]] = LRU(200_000)
 
     # --- who scans --------------------------------------------------------------------
     async def scanner(self, token: str) -> Scanner:
-        """The user or device the bearer token names, or 401."""
+        """The user or device the bearer token names, or 401. The first step of a scan (the
+        router asks it before `scan`): the scan's time budget starts afresh here."""
+        ScanBudget.end()
         cached = self._tokens.get(token)
         if cached is not None and cached[1] > time.time():
             scanner = cached[0]
@@ -100,8 +112,12 @@ class ScanService:
     async def _decode_scanner(self, token: str) -> Scanner:
         issuer_keys, device_keys = self.state.issuer_keys, self.state.device_keys
         if not (issuer_keys.kid_known(token) or device_keys.kid_known(token)):
-            await issuer_keys.ensure_kid(token)
-            await device_keys.ensure_kid(token)
+            due = [keys for keys in (issuer_keys, device_keys) if keys.fetch_due]
+            if due:
+                # Both publishers asked at once, each within what is left of the budget: a
+                # hanging issuer does not cost a gate with venue-admin's new key its scan.
+                timeout = self.budget.remaining()
+                await asyncio.gather(*(keys.ensure_kid(token, timeout=timeout) for keys in due))
         try:
             if issuer_keys.kid_known(token):
                 claims = issuer_keys.decode(token, "access")
@@ -143,6 +159,7 @@ class ScanService:
             self.state.venue_admin,
             internal_path("/internal/v1/venues/{}/scan-context", venue_id),
             params,
+            deadline=self.budget.deadline(),
         )
         try:
             if context["member"] is not None:
@@ -220,7 +237,8 @@ class ScanService:
         if cached is not None:
             return cached[0], time.time() >= cached[1]
         keys = self.state.issuer_keys
-        await keys.ensure_kid(token)
+        if not keys.kid_known(token) and keys.fetch_due:
+            await keys.ensure_kid(token, timeout=self.budget.remaining())
         try:
             claims = keys.decode(token, "credential", audience=None, leeway=0)
         except InvalidToken as exc:
@@ -246,6 +264,7 @@ class ScanService:
                 data = await get_json(
                     self.state.issuer,
                     internal_path("/internal/v1/credentials/{}", credential_id),
+                    deadline=self.budget.deadline(),
                 )
                 fetched = handlers.parse_credential(data)
             except NotKnown:
@@ -280,6 +299,7 @@ class ScanService:
                 data = await get_json(
                     self.state.health_records,
                     internal_path("/internal/v1/subjects/{}/status", subject_id),
+                    deadline=self.budget.deadline(),
                 )
                 status = handlers.parse_status(data)
             except (Unreachable, NotKnown, ValidationError):
@@ -297,15 +317,20 @@ class ScanService:
     # --- the scan -----------------------------------------------------------------------
     async def scan(self, scanner: Scanner, qr: str, venue_id: str | None) -> ScanResult:
         started = time.perf_counter()
-        venue_id, rule = await self.authorize(scanner, venue_id)
-        now = utcnow()
-        credential, reasons = await self.credential(qr)
-        status, stale = None, False
-        if credential is not None and not reasons:
-            status, stale = await self.status(credential.subject_id)
-            reasons = (
-                health_reasons(status, rule, now) if status is not None else ["status_unavailable"]
-            )
+        try:
+            venue_id, rule = await self.authorize(scanner, venue_id)
+            now = utcnow()
+            credential, reasons = await self.credential(qr)
+            status, stale = None, False
+            if credential is not None and not reasons:
+                status, stale = await self.status(credential.subject_id)
+                reasons = (
+                    health_reasons(status, rule, now)
+                    if status is not None
+                    else ["status_unavailable"]
+                )
+        finally:
+            ScanBudget.end()  # the upstream calls of this scan are over
         decision = decide(reasons)
         shown = (
             credential
