@@ -20,7 +20,9 @@ def nats_url() -> Iterator[str]:
     server = NatsServer()
     server.start()
     try:
-        yield server.url
+        # Authentication is on; a service's own unit tests connect as the operator (the
+        # rights of each service are exercised by the end-to-end tests and tests/test_bus_auth).
+        yield server.url_as()
     finally:
         server.stop()
 

@@ -37,7 +37,9 @@ async def test_events_survive_the_bus_going_away_and_arrive_once_in_order(
     db = Database(test_database_url("outbox", tmp_path))
     async with db.engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
-    bus = EventBus(nats_process.url, "outbox-test", streams=("HEALTH",))
+    bus = EventBus(
+        nats_process.url, "outbox-test", streams=("HEALTH",), auth=nats_process.auth("operator")
+    )
     await bus.start(wait=10)
     relay = OutboxRelay(db, Outbox, bus, interval=0.05)
     relay.start()

@@ -10,7 +10,13 @@ def test_production_refuses_dev_secrets(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(DevSecretInProduction) as refused:
         IssuerSettings()
     message = str(refused.value)
-    for name in ("SERVICE_KEY", "ISSUER_KEY_ENCRYPTION_KEY", "ISSUER_PEPPER", "ISSUER_SMS_OUTBOX"):
+    for name in (
+        "SERVICE_KEY",
+        "ISSUER_KEY_ENCRYPTION_KEY",
+        "ISSUER_PEPPER",
+        "ISSUER_SMS_OUTBOX",
+        "NATS_USER",
+    ):
         assert name in message
 
 
@@ -19,6 +25,8 @@ def test_production_starts_with_real_secrets(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setenv("APP_ENV", "prod")
     monkeypatch.setenv("SERVICE_KEY", "s" * 40)
+    monkeypatch.setenv("NATS_USER", "health-records")
+    monkeypatch.setenv("NATS_PASSWORD", "p" * 40)
     for name, value in {
         "LAB_API_KEY": "l" * 40,
         "VACCINATION_SITE_API_KEY": "v" * 40,

@@ -1,13 +1,10 @@
 """Fault tests with real processes on a stack of this module's own (processes get killed)."""
 
-import asyncio
-import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 
 from hc_common.devstack import SERVICES, Stack, free_port
@@ -65,26 +62,6 @@ def test_health_records_down_known_is_stale_unknown_is_manual_check(own) -> None
     )
 
 
-async def _access_ids(nats_url: str, expected: int) -> list[str]:
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        sub = await js.subscribe(
-            "verifier.access_record.>",
-            ordered_consumer=True,
-            deliver_policy=nats.js.api.DeliverPolicy.ALL,
-        )
-        ids: list[str] = []
-        info = await js.stream_info("ACCESS")
-        for _ in range(info.state.messages):
-            msg = await sub.next_msg(timeout=5)
-            ids.append(json.loads(msg.data)["id"])
-            assert msg.headers and msg.headers["Nats-Msg-Id"] == ids[-1]
-        return ids
-    finally:
-        await nc.close()
-
-
 def test_nats_killed_during_scans_every_record_delivered_once(own) -> None:
     stack, api = own
     venue_id, admin = venue(api)
@@ -100,15 +77,9 @@ def test_nats_killed_during_scans_every_record_delivered_once(own) -> None:
         assert answer.status_code == 200, answer.text
         record_ids.append(answer.json()["record_id"])
     wanted = set(record_ids)
-
-    def delivered() -> list[str] | None:
-        ids = asyncio.run(_access_ids(stack.nats_url or "", len(wanted)))
-        return ids if wanted <= set(ids) else None
-
-    ids = poll(delivered, timeout=30)
-    assert ids, "every access record reaches the ACCESS stream"
-    mine = [i for i in ids if i in wanted]
-    assert len(mine) == len(wanted) == 40  # none lost, none doubled
+    assert len(wanted) == 40
+    # ACCESS is a work queue: a record leaves it once venue-admin has stored it, so the
+    # store is where "none lost, none doubled" is read.
 
     def stored() -> list[str] | None:
         records: list[str] = []

@@ -349,8 +349,7 @@ async def venue_events(
     stack: Stack, subject: str, venue_id: str, count: int, timeout: float = 20
 ) -> list[dict[str, Any]]:
     """The venue's events of `subject` (oldest first), once at least `count` are published."""
-    assert stack.nats_url
-    nc = await nats.connect(stack.nats_url)
+    nc = await stack.nats_connect()
     try:
         js = nc.jetstream()
         deadline = time.monotonic() + timeout

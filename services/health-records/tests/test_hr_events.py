@@ -65,7 +65,9 @@ async def read_status_events(url: str, expected: int) -> list[dict[str, Any]]:
 async def test_every_change_delivered_in_order_across_a_nats_outage(
     own_nats: NatsServer, hr_database: str
 ) -> None:
-    app = create_app(hr_settings(hr_database, own_nats.url))
+    # As health-records itself: its own user, with its rights only.
+    nats_env = own_nats.env("health-records")
+    app = create_app(hr_settings(hr_database, nats_env.pop("NATS_URL"), **nats_env))
     async with app_client(app) as hr:
         assert await eventually(lambda: _ready(hr), 30)
         a, b = new_id_number(), new_id_number()
@@ -112,7 +114,7 @@ async def test_every_change_delivered_in_order_across_a_nats_outage(
         assert await eventually(lambda: _outbox_empty(app), 30)
         final = {a: await status_of(hr, a), b: await status_of(hr, b)}
 
-    events = await read_status_events(own_nats.url, expected=2 + 5)
+    events = await read_status_events(own_nats.url_as(), expected=2 + 5)
     assert [e["type"] for e in events] == [STATUS_CHANGED] * 7
     by_subject: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in events:

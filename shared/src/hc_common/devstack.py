@@ -1,23 +1,38 @@
 """The whole system as local processes: embedded NATS, migrations, the four services.
 
 `make run` runs this module; the end-to-end tests use `Stack` with ports of their own.
-Settings: `NATS_URL` (skip the embedded NATS), `<SERVICE>_DATABASE_URL` per service
-(e.g. `ISSUER_DATABASE_URL`, `VENUE_ADMIN_DATABASE_URL`), else SQLite under `.run/data`.
+Settings: `NATS_URL` (skip the embedded NATS; `<SERVICE>_NATS_USER` and
+`<SERVICE>_NATS_PASSWORD` then give each service its credentials on it),
+`<SERVICE>_DATABASE_URL` per service (e.g. `ISSUER_DATABASE_URL`, `VENUE_ADMIN_DATABASE_URL`),
+else SQLite under `.run/data`.
+
+The embedded NATS runs with authentication on: a user per service with the rights of
+hc_common.events.accounts, passwords generated at the first start and kept (mode 0600) in
+`.run/nats/users.json`, next to the server's generated configuration.
 """
 
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from hc_common.db import normalise_url
+from hc_common.events.accounts import OPERATOR, USERS, server_config
+from hc_common.events.bus import NatsAuth
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
 from hc_common.migrations import upgrade_head
 from hc_common.settings import DEV_NATS_PORT, DEV_PORTS
 
@@ -53,6 +68,96 @@ def nats_server_binary() -> str:
     return found
 
 
+# The streams of the local run are capped at this size each (their declared sizes are a
+# province's, hc_common.events.streams; JetStream reserves them on disk).
+LOCAL_STREAM_MAX_BYTES = 1024**3
+# What an embedded server lets its streams reserve: room for their declared sizes, so that a
+# test's bus that declares them uncapped is not refused on a small disk (the local run caps
+# them at LOCAL_STREAM_MAX_BYTES; tests write little).
+EMBEDDED_MAX_FILE_STORE = "1T"
+
+
+@dataclass
+class EmbeddedNats:
+    """A nats-server with JetStream and the system's users, its configuration, passwords and
+    store under `directory`. Stopped and started again, it keeps all three (what JetStream
+    kept survives, as after a real restart)."""
+
+    directory: Path
+    port: int
+    host: str = "127.0.0.1"
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    def passwords(self) -> dict[str, str]:
+        path = self.directory / "users.json"
+        if path.exists():
+            stored: dict[str, str] = json.loads(path.read_text())
+            if set(USERS) <= set(stored):
+                return stored
+        self.directory.mkdir(parents=True, exist_ok=True)
+        passwords = {user: secrets.token_urlsafe(24) for user in USERS}
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(passwords, handle)
+        return passwords
+
+    def auth(self, user: str) -> NatsAuth:
+        return NatsAuth(user=user, password=self.passwords()[user])
+
+    def env(self, user: str) -> dict[str, str]:
+        """The settings of a process that connects as `user`."""
+        return {"NATS_URL": self.url, "NATS_USER": user, "NATS_PASSWORD": self.passwords()[user]}
+
+    async def connect(self, user: str = OPERATOR) -> "Client":
+        import nats
+
+        return await nats.connect(self.url, **self.auth(user).connect_options())
+
+    def command(self) -> list[str]:
+        config = self.directory / "nats.conf"
+        store = self.directory / "store"
+        store.mkdir(parents=True, exist_ok=True)
+        config.write_text(
+            server_config(
+                self.host, self.port, str(store), self.passwords(), EMBEDDED_MAX_FILE_STORE
+            )
+        )
+        config.chmod(0o600)
+        return [nats_server_binary(), "-c", str(config)]
+
+    def start(
+        self,
+        spawn: Callable[[list[str]], subprocess.Popen[bytes]] | None = None,
+        timeout: float = 15,
+    ) -> None:
+        argv = self.command()
+        self.process = (
+            spawn(argv)
+            if spawn
+            else subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nats-server exited with {self.process.returncode}")
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("embedded NATS did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
 def database_url(name: str, prefix: str, data_dir: Path, env: dict[str, str]) -> str:
     return normalise_url(
         env.get(f"{prefix}_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / name}.db"
@@ -86,6 +191,7 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     log_to_files: bool = False
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    embedded_nats: EmbeddedNats | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -110,33 +216,24 @@ class Stack:
         return process
 
     def start_nats(self) -> str:
-        if self.nats_url:
+        """Start the embedded NATS (again, after `stop_process("nats")`), unless `nats_url`
+        names another; returns the URL."""
+        if self.nats_url and self.embedded_nats is None:
             return self.nats_url
-        store = self.run_dir / "nats"
-        store.mkdir(parents=True, exist_ok=True)
-        self._spawn(
-            "nats",
-            [
-                nats_server_binary(),
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(self.nats_port),
-                "-js",
-                "-sd",
-                str(store),
-            ],
-            dict(os.environ),
-        )
-        self.nats_url = f"nats://127.0.0.1:{self.nats_port}"
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.nats_port), timeout=0.5):
-                    return self.nats_url
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("embedded NATS did not start")
+        if self.embedded_nats is None:
+            self.embedded_nats = EmbeddedNats(self.run_dir / "nats", self.nats_port)
+        self.embedded_nats.start(lambda argv: self._spawn("nats", argv, dict(os.environ)))
+        self.nats_url = self.embedded_nats.url
+        return self.nats_url
+
+    async def nats_connect(self, user: str = OPERATOR) -> "Client":
+        """A connection to this stack's NATS as `user` (any connection to a NATS of another's:
+        its credentials are its own)."""
+        if self.embedded_nats is not None:
+            return await self.embedded_nats.connect(user)
+        import nats
+
+        return await nats.connect(self.nats_url or "")
 
     def service_env(self, name: str) -> dict[str, str]:
         prefix = SERVICES[name][1]
@@ -151,6 +248,13 @@ class Stack:
             "HEALTH_RECORDS_URL": self.url("health-records"),
             "VERIFIER_URL": self.url("verifier"),
         }
+        if self.embedded_nats is not None:
+            env |= self.embedded_nats.env(name)
+        else:
+            for setting in ("NATS_USER", "NATS_PASSWORD"):
+                if f"{prefix}_{setting}" in merged:
+                    env[setting] = merged[f"{prefix}_{setting}"]
+        env.setdefault("NATS_STREAM_MAX_BYTES", str(LOCAL_STREAM_MAX_BYTES))
         env.setdefault("APP_ENV", "dev")
         return env
 
@@ -166,7 +270,7 @@ class Stack:
     def check_ports_free(self) -> None:
         """Refuse to start over another run: its services would answer our readiness probes."""
         ports = dict(self.ports)
-        if not self.nats_url:
+        if not self.nats_url or self.embedded_nats is not None:
             ports["nats"] = self.nats_port
         for name, port in ports.items():
             with socket.socket() as s:

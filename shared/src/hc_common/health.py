@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -14,9 +15,16 @@ ReadinessCheck = Callable[[], Awaitable[bool]]
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="The process is alive")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+@router.get(
+    "/healthz",
+    summary="The process is alive, with the state of what it depends on",
+    description="Always 200 while the process runs (a liveness probe must not restart a "
+    "service because the message bus is away). `message_bus` says whether it is connected "
+    "and to which server; the same is in `/metrics` as `message_bus_connected`.",
+)
+async def healthz(request: Request) -> dict[str, Any]:
+    detail: dict[str, Callable[[], Any]] = getattr(request.app.state, "health_detail", {})
+    return {"status": "ok", **{name: describe() for name, describe in detail.items()}}
 
 
 @router.get(

