@@ -88,32 +88,38 @@ class Running:
         return await list_dead_letters(self.js, "venue-admin", self.durable)
 
     async def command(self, *args: str) -> tuple[int, str]:
-        """`python -m venue_admin.access ...` as an operator runs it, with venue-admin's
-        settings; its exit status and output."""
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("NATS_", "VENUE_ADMIN_"))
-        }
-        env |= {
-            "APP_ENV": "dev",
-            "DATABASE_URL": self.settings.database_url,
-            # The operator's rights: an operators' tool (works without NATS_USER too).
-            "NATS_URL": self.nats.url_as("operator"),
-            "VENUE_ADMIN_ACCESS_CONSUMER_DURABLE": self.durable,
-        }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "venue_admin.access",
-            *args,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        output, _ = await process.communicate()
-        assert process.returncode is not None
-        return process.returncode, output.decode()
+        return await access_command(self.nats, self.settings.database_url, self.durable, *args)
+
+
+async def access_command(
+    nats: NatsServer, database_url: str, durable: str, *args: str
+) -> tuple[int, str]:
+    """`python -m venue_admin.access ...` as an operator runs it, with venue-admin's
+    settings; its exit status and output."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("NATS_", "VENUE_ADMIN_"))
+    }
+    env |= {
+        "APP_ENV": "dev",
+        "DATABASE_URL": database_url,
+        # The operator's rights: an operators' tool (works without NATS_USER too).
+        "NATS_URL": nats.url_as("operator"),
+        "VENUE_ADMIN_ACCESS_CONSUMER_DURABLE": durable,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "venue_admin.access",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, output.decode()
 
 
 def metric(name: str, durable: str) -> float:
@@ -281,3 +287,13 @@ async def test_records_that_failed_while_the_store_was_away_are_replayed(
     assert state.messages == 0  # the work queue removed the replayed letters
     status, output = await va.command("dead-letters")
     assert status == 0 and f"0 dead letters of {va.durable}" in output, output
+
+
+async def test_the_commands_say_so_when_the_bus_has_no_dead_letters_stream(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}"  # not opened by a listing
+    for command in ("dead-letters", "replay-dead-letters"):
+        status, output = await access_command(nats_server, database_url, "va-none", command)
+        assert status == 0, output
+        assert "no DEAD_LETTERS stream on the message bus: nothing is dead-lettered" in output

@@ -21,8 +21,11 @@ import argparse
 import asyncio
 import sys
 
+from nats.js.errors import NotFoundError
+
 from hc_common.db import Database
 from hc_common.events.bus import EventBus
+from hc_common.events.consumer import DEAD_LETTER_STREAM
 from hc_common.events.deadletters import list_dead_letters, replay_dead_letters
 from hc_common.events.envelope import Envelope
 from hc_common.logging import configure_logging
@@ -44,6 +47,11 @@ async def _connected(bus: EventBus, settings: Settings) -> bool:
     return False
 
 
+def _no_stream() -> None:
+    # The consumer's first dead letter needs the stream: without it there is none.
+    print(f"no {DEAD_LETTER_STREAM} stream on the message bus: nothing is dead-lettered")
+
+
 async def show(settings: Settings, limit: int) -> int:
     """Print the dead letters' count and headers; the exit status."""
     durable = settings.access_consumer_durable
@@ -52,9 +60,13 @@ async def show(settings: Settings, limit: int) -> int:
         if not await _connected(bus, settings):
             return 1
         assert bus.js is not None
-        total, letters = await list_dead_letters(
-            bus.js, settings.service_name, durable, limit=limit
-        )
+        try:
+            total, letters = await list_dead_letters(
+                bus.js, settings.service_name, durable, limit=limit
+            )
+        except NotFoundError:
+            _no_stream()
+            return 0
     finally:
         await bus.close()
     print(f"{total} dead letters of {durable}")
@@ -81,9 +93,13 @@ async def replay(settings: Settings) -> int:
         assert bus.js is not None
         # Validated here as by the consumer: store_access_records drops a record it cannot
         # read, and a replay that dropped one would remove its only copy.
-        report = await replay_dead_letters(
-            bus.js, settings.service_name, durable, handle, validate_payloads=True
-        )
+        try:
+            report = await replay_dead_letters(
+                bus.js, settings.service_name, durable, handle, validate_payloads=True
+            )
+        except NotFoundError:
+            _no_stream()
+            return 0
     finally:
         await bus.close()
         await db.dispose()
