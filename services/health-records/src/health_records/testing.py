@@ -16,7 +16,7 @@ AUTHORITY = {"Authorization": "Bearer dev-authority-key"}
 SERVICE = {"Authorization": "Bearer dev-service-key"}
 
 
-def hr_settings(database_url: str, nats_url: str, **nats: str) -> Settings:
+def hr_settings(database_url: str, nats_url: str, **nats: Any) -> Settings:
     """Settings of a test's health-records; `nats` adds `NATS_USER`/`NATS_PASSWORD`."""
     return Settings(DATABASE_URL=database_url, NATS_URL=nats_url, APP_ENV="dev", **nats)
 
