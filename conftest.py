@@ -1,12 +1,13 @@
 """Fixtures every test folder shares: a NATS server for the session."""
 
+import asyncio
 import os
 import signal
 from collections.abc import Iterator
 
 import pytest
 
-from hc_common.testing import NatsServer
+from hc_common.testing import NatsServer, reset_streams
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +16,9 @@ def nats_url() -> Iterator[str]:
     JetStream on a free port, for the whole session."""
     external = os.environ.get("TEST_NATS_URL")
     if external:
+        # Streams left by an earlier run (perhaps of an older configuration) would be kept
+        # as they are: the session starts from none.
+        asyncio.run(reset_streams(external))
         yield external
         return
     server = NatsServer()

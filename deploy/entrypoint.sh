@@ -8,4 +8,4 @@ if [ -f "/app/services/$SERVICE/alembic.ini" ]; then
   alembic -c "/app/services/$SERVICE/alembic.ini" upgrade head
 fi
 exec uvicorn "$package.main:app" --host 0.0.0.0 --port "${PORT}" --no-access-log \
-  --loop uvloop --http httptools --timeout-graceful-shutdown 10 ${UVICORN_ARGS:-}
+  --loop uvloop --http httptools --timeout-graceful-shutdown 5 ${UVICORN_ARGS:-}

@@ -123,7 +123,11 @@ class EmbeddedNats:
         store.mkdir(parents=True, exist_ok=True)
         config.write_text(
             server_config(
-                self.host, self.port, str(store), self.passwords(), EMBEDDED_MAX_FILE_STORE
+                self.host,
+                self.port,
+                str(store),
+                self.passwords(),
+                max_file_store=EMBEDDED_MAX_FILE_STORE,
             )
         )
         config.chmod(0o600)
@@ -313,7 +317,9 @@ class Stack:
             return
         os.killpg(process.pid, sig)
         try:
-            process.wait(10)
+            # A verifier ships its journal before it exits: up to 5 s of requests in flight
+            # and 8 s of shipping (VERIFIER_SHUTDOWN_SHIP_SECONDS), within this.
+            process.wait(20)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)

@@ -182,7 +182,16 @@ class EventBus:
             try:
                 await self.js.add_stream(config)
             except BadRequestError:
-                await self.js.update_stream(config)
+                try:
+                    await self.js.update_stream(config)
+                except BadRequestError as exc:
+                    # An existing stream JetStream cannot change in place (its retention,
+                    # storage): the service works with it as it is, and says so loudly; an
+                    # operator recreates it (docs/operations.md).
+                    log.error(
+                        "stream not updated to its declared configuration",
+                        extra={"stream": name, "error": exc.description},
+                    )
 
     async def wait_ready(self, timeout: float) -> bool:
         return await wait_event(self._ready, timeout)
