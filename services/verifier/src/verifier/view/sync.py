@@ -35,6 +35,7 @@ import stamina
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import DEFAULT_JS_SUB_PENDING_BYTES_LIMIT, DEFAULT_JS_SUB_PENDING_MSGS_LIMIT
 
 from hc_common.aio import stop_task, wait_event
 from hc_common.events import envelope as subjects
@@ -58,10 +59,13 @@ log = logging.getLogger("verifier.sync")
 FOLLOWED = ("ISSUER", "VENUES", "HEALTH")
 # Subjects per `POST /internal/v1/statuses` (health-records takes up to 10,000).
 STATUS_BATCH = 5000
-# What one stream's subscription buffers in the client before it drops messages (a gap,
-# recovered from the stream): bounds the memory a stalled stream can take.
-PENDING_MSGS = 100_000
-PENDING_BYTES = 64 * 1024 * 1024
+# What one stream's subscription buffers in the client before it drops messages (nats-py's
+# defaults: 512 Ki messages, 256 MiB). A push consumer without acks sends as fast as the
+# server can (nats-py's flow control does not wait for a callback), so catching up on a
+# backlog faster than events apply overflows it: what is dropped is a gap, read again from
+# the position, after the whole buffer is applied (each round makes that much progress).
+PENDING_MSGS = DEFAULT_JS_SUB_PENDING_MSGS_LIMIT
+PENDING_BYTES = DEFAULT_JS_SUB_PENDING_BYTES_LIMIT
 
 
 @dataclass(eq=False)
@@ -72,14 +76,14 @@ class Follower:
     sub: JetStreamContext.PushSubscription | None = None
     # Replaced, or a gap seen: its messages are no longer applied.
     retired: bool = False
-    # The consumer answered the last check (it is made alive).
+    # Not found gone by the last check (made alive).
     alive: bool = True
     # An event of it failed to apply and is being tried again.
     failing: bool = False
     # A message is in the callback now (applied or retried).
     handling: bool = False
     # Checks in a row that saw the consumer past the position with nothing left to deliver,
-    # and the position then (see `_check_delivered`).
+    # and the position then (see `_check_consumer`).
     stalled_checks: int = 0
     stalled_at: int = -1
 
