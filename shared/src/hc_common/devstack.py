@@ -344,6 +344,9 @@ def main() -> None:
         for name in SERVICES:
             print(f"  {name:15} {stack.url(name)}   docs: {stack.url(name)}/docs")
         print(f"  nats            {stack.nats_url}")
+        if stack.embedded_nats is not None:
+            users = stack.embedded_nats.directory / "users.json"
+            print(f"  nats users      a user per service, the operator's too: {users}")
         print(
             "Dev API keys (health-records): "
             + ", ".join(f"{role}={key}" for role, key in DEV_API_KEYS.items())

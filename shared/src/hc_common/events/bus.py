@@ -83,6 +83,7 @@ class EventBus:
         self.js: JetStreamContext | None = None
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self.on_connect: list[Callable[[], Awaitable[None]]] = []
 
     @classmethod
@@ -167,8 +168,10 @@ class EventBus:
             log.warning("stream check after reconnect failed", extra={"error": repr(exc)})
 
     async def _disconnected(self) -> None:
-        log.warning("message bus disconnected")
         BUS_CONNECTED.set(0)
+        if self._closing:
+            return  # our own close, not an outage
+        log.warning("message bus disconnected")
         BUS_DISCONNECTS.inc()
 
     async def _error(self, exc: Exception) -> None:
@@ -230,6 +233,7 @@ class EventBus:
             log.debug("close failed", extra={"error": repr(exc)})
 
     async def close(self) -> None:
+        self._closing = True
         await stop_task(self._task)
         if self.nc is not None and not self.nc.is_closed:
             try:
