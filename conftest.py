@@ -9,6 +9,10 @@ import pytest
 
 from hc_common.testing import NatsServer, reset_streams
 
+# The streams' declared sizes are a province's, reserved on the server's disk: a test's
+# services cap them (the machine's shared NATS would refuse 64 GiB).
+os.environ.setdefault("NATS_STREAM_MAX_BYTES", str(256 * 1024 * 1024))
+
 
 @pytest.fixture(scope="session")
 def nats_url() -> Iterator[str]:
