@@ -4,6 +4,7 @@ authenticated as its service (hc_common.events.accounts)."""
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import nats
 import stamina
 from nats.aio.client import Client
+from nats.errors import SlowConsumerError
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import BadRequestError
@@ -28,6 +30,10 @@ log = logging.getLogger("hc.events")
 
 BUS_CONNECTED = Gauge("message_bus_connected", "1 while connected to the message bus")
 BUS_DISCONNECTS = Counter("message_bus_disconnects_total", "Connections to the bus lost")
+SLOW_CONSUMER_DROPS = Counter(
+    "message_bus_slow_consumer_drops_total",
+    "Messages the client dropped because a subscription's buffer was full",
+)
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,7 @@ class EventBus:
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._slow_logged_at = -10.0
         self.on_connect: list[Callable[[], Awaitable[None]]] = []
 
     @classmethod
@@ -175,6 +182,14 @@ class EventBus:
         BUS_DISCONNECTS.inc()
 
     async def _error(self, exc: Exception) -> None:
+        if isinstance(exc, SlowConsumerError):
+            # One per message dropped: counted, and said at most every few seconds (the
+            # follower notices the gap and reads again from where it was).
+            SLOW_CONSUMER_DROPS.inc()
+            now = time.monotonic()
+            if now - self._slow_logged_at < 5:
+                return
+            self._slow_logged_at = now
         # A refused permission or authorisation is said loudly: it is a misconfiguration.
         log.warning("message bus error", extra={"error": repr(exc)})
 
