@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 venue_admin=venue_admin,
                 health_records=health_records,
                 stale_after_seconds=settings.stale_after_seconds,
+                scan_budget_seconds=settings.scan_budget_seconds,
                 view=view,
                 sync=sync,
             )
