@@ -121,8 +121,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield
             finally:
                 await stop_task(freeze)
-                await sync.stop()
+                # The journal first: shipping what it holds gets the whole of the grace period.
                 await spool.stop()
+                await sync.stop()
                 for client in (issuer, venue_admin, health_records):
                     await client.aclose()
 
