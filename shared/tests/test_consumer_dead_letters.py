@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import RetentionPolicy, StreamConfig
 from prometheus_client import REGISTRY
 
 from hc_common.events.bus import EventBus
@@ -20,11 +19,14 @@ from hc_common.events.consumer import (
 )
 from hc_common.events.deadletters import list_dead_letters, replay_dead_letters
 from hc_common.events.envelope import Envelope
+from hc_common.events.streams import SPECS
 from hc_common.ids import new_id
 from hc_common.testing import NatsServer, eventually
 
 SERVICE = "test-service"
 SUBJECT = "health_records.status.changed.v1"
+# What a test server's store has room for (the declared sizes are a province's).
+TEST_STREAM_BYTES = 64 * 1024**2
 
 
 @pytest.fixture
@@ -43,22 +45,17 @@ async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
 
 
 async def make_bus(server: NatsServer, streams: tuple[str, ...]) -> EventBus:
-    # Streams capped at what a test server's store has room for.
     bus = EventBus(
-        server.url, SERVICE, streams, auth=server.auth("operator"), max_bytes=64 * 1024**2
+        server.url, SERVICE, streams, auth=server.auth("operator"), max_bytes=TEST_STREAM_BYTES
     )
     await bus.start(wait=10)
     return bus
 
 
 async def add_dead_letter_stream(js: JetStreamContext) -> None:
-    await js.add_stream(
-        StreamConfig(
-            name=DEAD_LETTER_STREAM,
-            subjects=["dead_letter.>"],
-            retention=RetentionPolicy.WORK_QUEUE,
-        )
-    )
+    """DEAD_LETTERS as declared, made late (as by a service that declares it after the
+    consumer's first dead letter)."""
+    await js.add_stream(SPECS[DEAD_LETTER_STREAM].config(max_bytes=TEST_STREAM_BYTES))
 
 
 async def publish(js: JetStreamContext, payload: bytes) -> int:
@@ -97,8 +94,7 @@ async def test_a_poison_event_is_dead_lettered_and_the_events_behind_it_flow(
     nats_server: NatsServer, nc: Client
 ) -> None:
     js = nc.jetstream()
-    bus = await make_bus(nats_server, ("HEALTH",))
-    await add_dead_letter_stream(js)
+    bus = await make_bus(nats_server, ("HEALTH", DEAD_LETTER_STREAM))
     durable = "dlq-" + new_id()
     handler = Handler()
     consumer = Consumer(

@@ -34,9 +34,10 @@ from venue_admin.config import Settings
 
 
 def _bus(settings: Settings) -> EventBus:
-    # TODO(lead): EventBus.from_settings(settings, streams=("ACCESS", "DEAD_LETTERS")) once
-    # NATS authentication lands (venue-admin's NATS_USER / NATS_PASSWORD / NATS_CREDS).
-    return EventBus(settings.nats_url, "venue-admin-replay", ())
+    # venue-admin's credentials (or the operator's), and no streams to declare: the running
+    # service declares them, and a one-off run with settings that differ from the service's
+    # (its replicas, its size cap) must not reconfigure them.
+    return EventBus.from_settings(settings, (), name="venue-admin-dead-letters")
 
 
 async def _connected(bus: EventBus, settings: Settings) -> bool:
