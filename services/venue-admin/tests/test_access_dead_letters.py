@@ -24,7 +24,6 @@ from hc_common.clock import utcnow
 from hc_common.events.consumer import DEAD_LETTER_STREAM
 from hc_common.events.deadletters import DeadLetter, list_dead_letters
 from hc_common.events.envelope import ACCESS_RECORD_CREATED, Envelope
-from hc_common.events.streams import SPECS
 from hc_common.ids import new_id
 from hc_common.migrations import upgrade_head
 from hc_common.testing import NatsServer, app_client, eventually, test_database_url
@@ -144,9 +143,6 @@ async def venue_admin(
     operator = await nats_server.connect("operator")
     verifier = await nats_server.connect("verifier")
     js = operator.jetstream()
-    # TODO(lead): venue-admin declares DEAD_LETTERS itself once its streams list it
-    # (main.py's service_runtime); until then it is made here as declared.
-    await js.add_stream(SPECS[DEAD_LETTER_STREAM].config(max_bytes=TEST_STREAM_BYTES))
     settings = Settings(
         database_url=url,
         nats_url=nats_server.url,

@@ -73,7 +73,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with service_runtime(
-            app, settings, outbox=OutboxEvent, streams=("VENUES", "ACCESS")
+            app, settings, outbox=OutboxEvent, streams=("VENUES", "ACCESS", "DEAD_LETTERS")
         ) as runtime:
             assert runtime.db is not None  # service_runtime makes one unless told not to
             sessionmaker = runtime.db.sessionmaker
