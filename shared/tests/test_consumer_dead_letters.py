@@ -230,6 +230,63 @@ async def test_an_event_whose_dead_lettering_fails_is_kept_until_it_succeeds(
         await bus.close()
 
 
+async def test_an_outage_of_the_store_is_waited_out_not_dead_lettered(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    """While `healthy` says the handler's store is down, every event fails on every
+    delivery, past its limit: none is dead-lettered; all are stored once the store is back."""
+    js = nc.jetstream()
+    bus = await make_bus(nats_server, ("HEALTH", DEAD_LETTER_STREAM))
+    durable = "dlq-" + new_id()
+    store_up = False
+
+    class Store(Handler):
+        async def __call__(self, envelopes: list[Envelope]) -> None:
+            if not store_up:
+                self.poison_tries += 1
+                raise ConnectionError("database away")
+            await super().__call__(envelopes)
+
+    async def healthy() -> bool:
+        return store_up
+
+    handler = Store()
+    consumer = Consumer(
+        bus,
+        stream="HEALTH",
+        durable=durable,
+        subject=SUBJECT,
+        handler=handler,
+        max_deliver=2,
+        retry_delay=0.05,
+        max_retry_delay=0.1,
+        service=SERVICE,
+        healthy=healthy,
+    )
+    consumer.start()
+    try:
+        for n in range(3):
+            await publish(js, event(n).to_bytes())
+
+        async def well_past_the_limit() -> bool:
+            return handler.poison_tries >= 12
+
+        assert await eventually(well_past_the_limit, 20), handler.poison_tries
+        assert (await list_dead_letters(js, SERVICE, durable))[0] == 0
+        assert metric("events_dead_lettered_total", durable) == 0
+
+        store_up = True
+
+        async def all_stored() -> bool:
+            return handler.stored == {0, 1, 2}
+
+        assert await eventually(all_stored, 20), handler.stored
+        assert (await list_dead_letters(js, SERVICE, durable))[0] == 0
+    finally:
+        await consumer.stop()
+        await bus.close()
+
+
 def test_retry_delays_double_up_to_the_maximum() -> None:
     consumer = Consumer(
         EventBus("nats://127.0.0.1:1", SERVICE),

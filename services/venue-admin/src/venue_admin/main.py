@@ -125,6 +125,8 @@ def create_app(
                 # (store_access_records would drop it; the record would be lost).
                 validate_payloads=True,
                 service=settings.service_name,
+                # The database away is an outage: records wait in ACCESS, not dead-lettered.
+                healthy=runtime.db.ping,
             )
             app.state.access_consumer.start()
             purge_task = asyncio.create_task(

@@ -108,7 +108,11 @@ class Consumer:
     An event that fails is tried again after `retry_delay` seconds, doubling with each
     delivery up to `max_retry_delay`; one that fails on its `max_deliver`th delivery goes to
     the dead letters of `service` (default: the bus's name). With `validate_payloads`, an
-    event whose payload does not fit its subject's schema goes there at once."""
+    event whose payload does not fit its subject's schema goes there at once.
+
+    `healthy` (e.g. the database's ping) tells an outage from a poison event: while it says
+    the handler's own store is down, a failure is retried without ever being dead-lettered,
+    however long the outage lasts (the events wait in their stream, as they should)."""
 
     def __init__(
         self,
@@ -126,6 +130,7 @@ class Consumer:
         max_retry_delay: float = 120.0,
         validate_payloads: bool = False,
         service: str | None = None,
+        healthy: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         if max_deliver < 1:
             raise ValueError("max_deliver must be at least 1")
@@ -141,6 +146,7 @@ class Consumer:
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
         self.validate_payloads = validate_payloads
+        self.healthy = healthy
         self.dead_letter_subject = dead_letter_subject(service or bus.name, durable)
         self._task: asyncio.Task[None] | None = None
         # What was fetched and is neither acked nor handed back yet, by the message's id().
@@ -248,7 +254,9 @@ class Consumer:
 
     async def _failed(self, msg: Msg, envelope: Envelope, exc: Exception) -> None:
         deliveries = msg.metadata.num_delivered
-        if isinstance(exc, PermanentEventError) or deliveries >= self.max_deliver:
+        if isinstance(exc, PermanentEventError) or (
+            deliveries >= self.max_deliver and await self._store_up()
+        ):
             await self._dead_letter(msg, exc, event_id=envelope.id)
             return
         delay = self.delay_after(deliveries)
@@ -265,6 +273,14 @@ class Consumer:
         )
         REDELIVERED.labels(self.durable).inc()
         await self._nak(msg, delay)
+
+    async def _store_up(self) -> bool:
+        if self.healthy is None:
+            return True
+        try:
+            return await self.healthy()
+        except Exception:
+            return False
 
     async def _dead_letter(self, msg: Msg, exc: Exception, *, event_id: str | None) -> None:
         """Publish `msg` to the dead letters, then ack it; if the publish fails, the message

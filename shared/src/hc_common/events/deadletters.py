@@ -15,7 +15,7 @@ and the type of the error. Both tools read them through a pull consumer of their
 A work-queue stream takes one consumer per subject, so run one tool at a time per durable.
 Replaying an event that was already stored is harmless: handlers are idempotent.
 Services wrap these in a command (venue-admin: `python -m venue_admin.access`); the how-to
-is docs/operations-dead-letters.md.
+is docs/operations.md ("Dead letters").
 """
 
 import logging

@@ -14,7 +14,7 @@ the `DEAD_LETTERS` stream, so that the records behind it flow.
   Storing a record twice is harmless (stored once per record id).
 
 Run with venue-admin's settings (its database and bus; the durable is
-`VENUE_ADMIN_ACCESS_CONSUMER_DURABLE`). How-to: docs/operations-dead-letters.md.
+`VENUE_ADMIN_ACCESS_CONSUMER_DURABLE`). How-to: docs/operations.md ("Dead letters").
 """
 
 import argparse

@@ -17,7 +17,7 @@ journal) fails at once with `JournalLocked`, naming the directory and the holder
 instead of both appending and both shipping. The lock is the kernel's: it goes with the
 process, however that ends, so a crashed verifier never leaves a stale lock behind (on a
 local filesystem; network filesystems may not honour `flock`, see
-docs/operations-journal.md).
+docs/operations.md, "The verifier's access-record journal").
 
 A graceful stop ships what is journaled: `stop()` (run by the lifespan's shutdown while the
 bus is still connected) ships until the journal is empty or `shutdown_ship_seconds` have
