@@ -16,7 +16,7 @@ from hc_common.http import make_client
 from hc_common.runtime import service_runtime
 from verifier.access.spool import AccessSpool
 from verifier.config import Settings
-from verifier.scan.router import SECURITY_SCHEMES
+from verifier.scan.router import SCAN_ROUTES, SECURITY_SCHEMES
 from verifier.scan.router import router as scan_router
 from verifier.scan.service import ScanService, ScanState
 from verifier.view.state import ScanView
@@ -134,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[scan_router],
     )
     _declare_security_schemes(app)
+    # The hot path answers from plain routes ahead of the documented ones (scan/router.py).
+    app.router.routes[0:0] = SCAN_ROUTES
     return app
 
 
