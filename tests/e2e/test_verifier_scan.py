@@ -287,3 +287,19 @@ def test_gate_verify_and_devices(api: Api) -> None:
         "/v1/gate/verify", headers=credential["_family"], json={"qr": credential["qr"]}
     )
     assert as_user.status_code == 403 and as_user.json()["code"] == "forbidden"
+
+
+def test_scan_routes_keep_the_documented_surface(api: Api, place) -> None:
+    """The scan endpoints answer from plain routes (scan/router.py `ScanRoute`): they are
+    still described, counted by route in the metrics, and refuse other methods as before."""
+    venue_id, admin = place
+    credential, _ = apply(api)
+    assert verify(api, admin, credential["qr"], venue_id).status_code == 200
+    document = api.verifier.get("/openapi.json").json()
+    assert {"post"} == set(document["paths"]["/v1/verify"])
+    assert {"post"} == set(document["paths"]["/v1/gate/verify"])
+    wrong = api.verifier.get("/v1/verify")
+    assert wrong.status_code == 405
+    assert wrong.headers["content-type"].startswith("application/problem+json")
+    metrics = api.verifier.get("/metrics").text
+    assert 'http_requests_total{method="POST",route="/v1/verify",status="200"}' in metrics
