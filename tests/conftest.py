@@ -4,6 +4,7 @@ import asyncio
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -45,6 +46,31 @@ def stack() -> Iterator[Stack]:
     try:
         stack.start(timeout=90)
         yield stack
+    finally:
+        stack.stop()
+
+
+@contextmanager
+def own_stack(name: str, **env: str) -> Iterator[tuple[Stack, "Api"]]:
+    """A stack of a test module's own (one that kills, freezes or restarts processes, or
+    needs settings of its own), always with its embedded NATS, authentication on; `env`
+    adds settings. Databases are named after `name` (PostgreSQL with
+    `TEST_DATABASE_URL_PREFIX`)."""
+    run_dir = Path(tempfile.mkdtemp(prefix=f"hc-{name}-"))
+    settings = {"APP_ENV": "dev", **env}
+    for service, (_package, prefix) in SERVICES.items():
+        if service != "verifier":  # it keeps no database
+            settings[f"{prefix}_DATABASE_URL"] = test_database_url(f"{name}-{service}", run_dir)
+    stack = Stack(
+        run_dir,
+        ports={n: free_port() for n in SERVICES},
+        nats_port=free_port(),
+        env=settings,
+        log_to_files=True,
+    )
+    try:
+        stack.start(timeout=90)
+        yield stack, Api(stack)
     finally:
         stack.stop()
 

@@ -6,9 +6,7 @@ ahead in version; the scan still answers as the authority set it."""
 import asyncio
 import base64
 import json
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -16,10 +14,10 @@ import nats
 import pytest
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from hc_common.devstack import SERVICES, Stack, free_port
+from hc_common.devstack import Stack
 from hc_common.events.envelope import MEMBER_CHANGED, STATUS_CHANGED, Envelope
-from hc_common.testing import make_phone, poll, test_database_url
-from tests.conftest import Api
+from hc_common.testing import make_phone, poll
+from tests.conftest import Api, own_stack
 from tests.e2e.test_verifier_scan import EVENTS, apply, venue, verify
 from tests.journeys import AUTHORITY, sign_in
 
@@ -28,25 +26,10 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def own() -> Iterator[tuple[Stack, Api]]:
-    """A stack of this module's own, always with its embedded NATS (never `TEST_NATS_URL`,
-    the machine's server, which has no accounts)."""
-    run_dir = Path(tempfile.mkdtemp(prefix="hc-bus-auth-"))
-    env = {"APP_ENV": "dev"}
-    for name, (_package, prefix) in SERVICES.items():
-        if name != "verifier":
-            env[f"{prefix}_DATABASE_URL"] = test_database_url(f"busauth-{name}", run_dir)
-    stack = Stack(
-        run_dir,
-        ports={n: free_port() for n in SERVICES},
-        nats_port=free_port(),
-        env=env,
-        log_to_files=True,
-    )
-    try:
-        stack.start(timeout=90)
-        yield stack, Api(stack)
-    finally:
-        stack.stop()
+    """Always the stack's own embedded NATS (never `TEST_NATS_URL`, the machine's
+    server, which has no accounts)."""
+    with own_stack("bus-auth") as running:
+        yield running
 
 
 def subject_of(qr: str) -> str:

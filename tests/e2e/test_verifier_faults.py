@@ -1,15 +1,13 @@
 """Fault tests with real processes on a stack of this module's own (processes get killed)."""
 
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from hc_common.devstack import SERVICES, Stack, free_port
-from hc_common.testing import poll, test_database_url
-from tests.conftest import Api
+from hc_common.devstack import Stack
+from hc_common.testing import poll
+from tests.conftest import Api, own_stack
 from tests.e2e.test_verifier_scan import EVENTS, apply, venue, verify
 
 pytestmark = pytest.mark.e2e
@@ -17,23 +15,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def own() -> Iterator[tuple[Stack, Api]]:
-    run_dir = Path(tempfile.mkdtemp(prefix="hc-verifier-faults-"))
-    env = {"APP_ENV": "dev"}
-    for name, (_package, prefix) in SERVICES.items():
-        if name != "verifier":  # it keeps no database
-            env[f"{prefix}_DATABASE_URL"] = test_database_url(f"faults-{name}", run_dir)
-    stack = Stack(
-        run_dir,
-        ports={n: free_port() for n in SERVICES},
-        nats_port=free_port(),
-        env=env,
-        log_to_files=True,
-    )
-    try:
-        stack.start(timeout=90)
-        yield stack, Api(stack)
-    finally:
-        stack.stop()
+    with own_stack("verifier-faults") as running:
+        yield running
 
 
 def test_health_records_down_known_is_stale_unknown_is_manual_check(own) -> None:

@@ -8,22 +8,20 @@ each answer took is printed (`pytest -s`), not asserted (a loaded machine is slo
 
 import os
 import signal
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hc_common.devstack import SERVICES, Stack, free_port
+from hc_common.devstack import Stack
 from hc_common.ids import new_id
-from hc_common.testing import poll, test_database_url
-from tests.conftest import Api
+from hc_common.testing import poll
+from tests.conftest import Api, own_stack
 from tests.e2e.test_verifier_scan import EVENTS, apply, venue
 
 pytestmark = pytest.mark.e2e
@@ -34,23 +32,8 @@ ANSWER_WITHIN = 5.0
 
 @pytest.fixture(scope="module")
 def own() -> Iterator[tuple[Stack, Api]]:
-    run_dir = Path(tempfile.mkdtemp(prefix="hc-verifier-hang-"))
-    env = {"APP_ENV": "dev"}
-    for name, (_package, prefix) in SERVICES.items():
-        if name != "verifier":  # it keeps no database
-            env[f"{prefix}_DATABASE_URL"] = test_database_url(f"hang-{name}", run_dir)
-    stack = Stack(
-        run_dir,
-        ports={n: free_port() for n in SERVICES},
-        nats_port=free_port(),
-        env=env,
-        log_to_files=True,
-    )
-    try:
-        stack.start(timeout=90)
-        yield stack, Api(stack)
-    finally:
-        stack.stop()
+    with own_stack("verifier-hang") as running:
+        yield running
 
 
 @contextmanager

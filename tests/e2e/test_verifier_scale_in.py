@@ -9,15 +9,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from hc_common.devstack import SERVICES, Stack, free_port, service_command
-from hc_common.testing import poll, test_database_url
-from tests.conftest import Api
+from hc_common.devstack import Stack, free_port, service_command
+from hc_common.testing import poll
+from tests.conftest import Api, own_stack
 from tests.e2e.test_verifier_scan import apply, venue, verify
 
 pytestmark = pytest.mark.e2e
@@ -27,23 +26,8 @@ SCANS = 20
 
 @pytest.fixture(scope="module")
 def own() -> Iterator[tuple[Stack, Api]]:
-    run_dir = Path(tempfile.mkdtemp(prefix="hc-verifier-scale-in-"))
-    env = {"APP_ENV": "dev"}
-    for name, (_package, prefix) in SERVICES.items():
-        if name != "verifier":  # it keeps no database
-            env[f"{prefix}_DATABASE_URL"] = test_database_url(f"scale-in-{name}", run_dir)
-    stack = Stack(
-        run_dir,
-        ports={n: free_port() for n in SERVICES},
-        nats_port=free_port(),
-        env=env,
-        log_to_files=True,
-    )
-    try:
-        stack.start(timeout=90)
-        yield stack, Api(stack)
-    finally:
-        stack.stop()
+    with own_stack("verifier-scale-in") as running:
+        yield running
 
 
 @pytest.fixture

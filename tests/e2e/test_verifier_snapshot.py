@@ -10,18 +10,16 @@ with venue-admin stopped, each staff member scans at their venue and a non-membe
 """
 
 import asyncio
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from hc_common.clock import utcnow
-from hc_common.devstack import SERVICES, Stack, free_port
+from hc_common.devstack import Stack
 from hc_common.ids import new_id
-from hc_common.testing import make_phone, test_database_url
-from tests.conftest import Api
+from hc_common.testing import make_phone
+from tests.conftest import Api, own_stack
 from tests.e2e.test_verifier_scan import apply, venue, verify
 from tests.journeys import sign_in
 from venue_admin.venue.models import Member, Venue
@@ -34,23 +32,8 @@ BLOCK = 260  # venues inserted at once, twice: 523 venues in all, 75 pages
 
 @pytest.fixture(scope="module")
 def own() -> Iterator[tuple[Stack, Api]]:
-    run_dir = Path(tempfile.mkdtemp(prefix="hc-verifier-snapshot-"))
-    env = {"APP_ENV": "dev", "VERIFIER_SNAPSHOT_PAGE_SIZE": str(PAGE_SIZE)}
-    for name, (_package, prefix) in SERVICES.items():
-        if name != "verifier":  # it keeps no database
-            env[f"{prefix}_DATABASE_URL"] = test_database_url(f"snapshot-{name}", run_dir)
-    stack = Stack(
-        run_dir,
-        ports={n: free_port() for n in SERVICES},
-        nats_port=free_port(),
-        env=env,
-        log_to_files=True,
-    )
-    try:
-        stack.start(timeout=90)
-        yield stack, Api(stack)
-    finally:
-        stack.stop()
+    with own_stack("verifier-snapshot", VERIFIER_SNAPSHOT_PAGE_SIZE=str(PAGE_SIZE)) as running:
+        yield running
 
 
 def staffed_venue(api: Api) -> tuple[str, dict[str, str], str]:
