@@ -35,6 +35,18 @@ def nats_url() -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture
+def nats_server() -> Iterator[NatsServer]:
+    """A nats-server of the test's own, authentication on (the system's users), that the
+    test may stop and start again."""
+    server = NatsServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def _dump_asyncio_tasks(signum: int, frame: object) -> None:
     """`kill -USR1 <pytest pid>`: print every asyncio task's stack (to find a hang)."""
     import asyncio

@@ -3,7 +3,7 @@ server: a failing event is isolated from its batch, tried again with a delay and
 at its last delivery; an undecodable one or one the handler refuses goes at once; the rest
 of the stream flows past them."""
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from nats.aio.client import Client
@@ -27,14 +27,6 @@ SERVICE = "test-service"
 SUBJECT = "health_records.status.changed.v1"
 # What a test server's store has room for (the declared sizes are a province's).
 TEST_STREAM_BYTES = 64 * 1024**2
-
-
-@pytest.fixture
-def nats_server() -> Iterator[NatsServer]:
-    server = NatsServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

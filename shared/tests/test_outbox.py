@@ -1,10 +1,8 @@
 """The transactional outbox against a real database and a real NATS server that goes away."""
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy.orm import DeclarativeBase
 
 from hc_common.db import Database
@@ -23,22 +21,14 @@ class Outbox(Base, OutboxMixin):
     __tablename__ = "outbox_under_test"
 
 
-@pytest.fixture
-def nats_process() -> Iterator[NatsServer]:
-    server = NatsServer()
-    server.start()
-    yield server
-    server.stop()
-
-
 async def test_events_survive_the_bus_going_away_and_arrive_once_in_order(
-    nats_process: NatsServer, tmp_path: Path
+    nats_server: NatsServer, tmp_path: Path
 ) -> None:
     db = Database(test_database_url("outbox", tmp_path))
     async with db.engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
     bus = EventBus(
-        nats_process.url, "outbox-test", streams=("HEALTH",), auth=nats_process.auth("operator")
+        nats_server.url, "outbox-test", streams=("HEALTH",), auth=nats_server.auth("operator")
     )
     await bus.start(wait=10)
     relay = OutboxRelay(db, Outbox, bus, interval=0.05)
@@ -68,13 +58,13 @@ async def test_events_survive_the_bus_going_away_and_arrive_once_in_order(
 
         assert await eventually(first_three, 15), f"{len(received)} events arrived"
 
-        nats_process.stop()
+        nats_server.stop()
         for n in range(3, 8):
             await write(n)
         await asyncio.sleep(0.5)
         assert await relay.pending() == 5  # kept on disk while the bus is down
 
-        nats_process.start()
+        nats_server.start()
 
         async def drained() -> bool:
             return await relay.pending() == 0 and len({e.id for e in received}) >= 8

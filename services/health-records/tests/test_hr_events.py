@@ -3,13 +3,11 @@ reordered while NATS is down (a nats-server of this test's own, stopped and star
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import nats
 import orjson
-import pytest
 from nats.js.api import DeliverPolicy
 
 from hc_common.events.envelope import STATUS_CHANGED
@@ -25,14 +23,6 @@ from health_records.testing import (
     status_of,
     vaccination_row,
 )
-
-
-@pytest.fixture
-def own_nats() -> Iterator[NatsServer]:
-    server = NatsServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 async def read_status_events(url: str, expected: int) -> list[dict[str, Any]]:
@@ -63,10 +53,10 @@ async def read_status_events(url: str, expected: int) -> list[dict[str, Any]]:
 
 
 async def test_every_change_delivered_in_order_across_a_nats_outage(
-    own_nats: NatsServer, hr_database: str
+    nats_server: NatsServer, hr_database: str
 ) -> None:
     # As health-records itself: its own user, with its rights only.
-    nats_env = own_nats.env("health-records")
+    nats_env = nats_server.env("health-records")
     app = create_app(hr_settings(hr_database, nats_env.pop("NATS_URL"), **nats_env))
     async with app_client(app) as hr:
         assert await eventually(lambda: _ready(hr), 30)
@@ -83,7 +73,7 @@ async def test_every_change_delivered_in_order_across_a_nats_outage(
         ).json()["accepted"] == 4
         assert await eventually(lambda: _outbox_empty(app), 30)
 
-        own_nats.stop()
+        nats_server.stop()
         changes = [
             hr.post(
                 "/v1/codes",
@@ -110,11 +100,11 @@ async def test_every_change_delivered_in_order_across_a_nats_outage(
             assert (await change).status_code == 200
         assert await app.state.runtime.relay.pending() == 4 + 1  # waiting in the outbox
 
-        own_nats.start()  # same port, same store
+        nats_server.start()  # same port, same store
         assert await eventually(lambda: _outbox_empty(app), 30)
         final = {a: await status_of(hr, a), b: await status_of(hr, b)}
 
-    events = await read_status_events(own_nats.url_as(), expected=2 + 5)
+    events = await read_status_events(nats_server.url_as(), expected=2 + 5)
     assert [e["type"] for e in events] == [STATUS_CHANGED] * 7
     by_subject: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in events:

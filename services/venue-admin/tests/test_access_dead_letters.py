@@ -7,7 +7,7 @@ its own user, the verifier publishes with its own) and a real database."""
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,14 +122,6 @@ async def access_command(
 
 def metric(name: str, durable: str) -> float:
     return REGISTRY.get_sample_value(name, {"durable": durable}) or 0.0
-
-
-@pytest.fixture
-def nats_server() -> Iterator[NatsServer]:
-    server = NatsServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -203,14 +202,6 @@ async def test_a_refused_writer_leaves_the_journal_as_it_was(tmp_path: Path) -> 
 
 
 # --- a stop ships what the journal holds (a real NATS server) -------------------------------
-
-
-@pytest.fixture
-def nats_server() -> Iterator[NatsServer]:
-    server = NatsServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 # A test server's disk: JetStream reserves a stream's declared size (a province's).

@@ -5,7 +5,7 @@ again from the position by a new consumer; events gone from the stream make the 
 its part again from the owner's snapshot; a NATS restart loses nothing. The owners' HTTP
 reads are the in-memory fake of conftest.py (the view's NATS side is what is tested)."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,14 +36,6 @@ def user(i: int) -> str:
 
 def metric(name: str, stream: str = "VENUES") -> float:
     return REGISTRY.get_sample_value(name, {"stream": stream}) or 0.0
-
-
-@pytest.fixture
-def server() -> Iterator[NatsServer]:
-    server = NatsServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @dataclass
@@ -87,12 +79,12 @@ class Following:
 
 @pytest.fixture
 async def make_following(
-    server: NatsServer, monkeypatch: pytest.MonkeyPatch
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Callable[..., Awaitable[Following]]]:
     made: list[tuple[ViewSync, EventBus, Client]] = []
 
     async def make(venues_max_msgs: int = -1, **options: Any) -> Following:
-        operator = await server.connect("operator")
+        operator = await nats_server.connect("operator")
         js = operator.jetstream()
         for name in FOLLOWED:
             config: StreamConfig = SPECS[name].config(max_bytes=64 * 1024 * 1024)
@@ -102,7 +94,7 @@ async def make_following(
         upstreams = Upstreams()
         upstreams.add_venue(VENUE)
         # As the verifier: only what its NATS user may do (hc_common.events.accounts).
-        bus = EventBus(server.url, "verifier-follow-test", auth=server.auth("verifier"))
+        bus = EventBus(nats_server.url, "verifier-follow-test", auth=nats_server.auth("verifier"))
         await bus.start(wait=10)
         view = ScanView()
         settings: dict[str, Any] = {"retry_initial": 0.02, "retry_max": 0.1, "check_interval": 0.1}
@@ -278,7 +270,7 @@ async def test_events_gone_from_the_stream_load_the_snapshot_again(
 
 
 async def test_a_nats_restart_loses_no_event_and_reloads_nothing(
-    server: NatsServer, make_following: Callable[..., Awaitable[Following]]
+    nats_server: NatsServer, make_following: Callable[..., Awaitable[Following]]
 ) -> None:
     following = await make_following()
     sync = following.sync
@@ -286,8 +278,8 @@ async def test_a_nats_restart_loses_no_event_and_reloads_nothing(
     first = await following.member(1)
     assert await eventually(lambda: following.position_is(first), 10)
 
-    server.stop()
-    server.start()  # same port, same store
+    nats_server.stop()
+    nats_server.start()  # same port, same store
     seqs = [await _publish_when_up(following, i) for i in (2, 3)]
     assert seqs == [first + 1, first + 2]
     assert await eventually(lambda: following.position_is(seqs[-1]), 15)
