@@ -57,3 +57,18 @@ def open_venue(venue_admin: httpx.Client, admin: dict[str, str], name: str = "å
     )
     assert made.status_code == 201, made.text
     return str(made.json()["venue_id"])
+
+
+def access_record_ids(venue_admin: httpx.Client, venue_id: str, admin: dict[str, str]) -> list[str]:
+    """Every access record id venue-admin holds for the venue, page by page (repeats kept)."""
+    records: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+        page = venue_admin.get(
+            f"/v1/venues/{venue_id}/access-records", headers=admin, params=params
+        ).json()
+        records += [item["record_id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return records

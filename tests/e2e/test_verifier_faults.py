@@ -9,6 +9,7 @@ from hc_common.devstack import Stack
 from hc_common.testing import poll
 from tests.conftest import Api, own_stack
 from tests.e2e.test_verifier_scan import EVENTS, apply, venue, verify
+from tests.journeys import access_record_ids
 
 pytestmark = pytest.mark.e2e
 
@@ -65,17 +66,8 @@ def test_nats_killed_during_scans_every_record_delivered_once(own) -> None:
     # store is where "none lost, none doubled" is read.
 
     def stored() -> list[str] | None:
-        records: list[str] = []
-        cursor = None
-        while True:
-            params: dict[str, str | int] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
-            page = api.venue_admin.get(
-                f"/v1/venues/{venue_id}/access-records", headers=admin, params=params
-            ).json()
-            records += [item["record_id"] for item in page["items"]]
-            cursor = page["next_cursor"]
-            if not cursor:
-                return records if wanted <= set(records) else None
+        records = access_record_ids(api.venue_admin, venue_id, admin)
+        return records if wanted <= set(records) else None
 
     records = poll(stored, timeout=30)
     assert records is not None, "every access record is stored at venue-admin"

@@ -317,33 +317,48 @@ def upstreams() -> Upstreams:
     return Upstreams()
 
 
+def build_verifier(
+    upstreams: Upstreams,
+    spool_dir: Path,
+    *,
+    client: Callable[[str], httpx.AsyncClient] | None = None,
+    scan_budget_seconds: float | None = None,
+) -> Verifier:
+    """A verifier on `upstreams` (their HTTP clients by `client`, default theirs) with its
+    key sets loaded, a fake bus and a journal in `spool_dir`."""
+    client = client or upstreams.client
+    issuer, venue_admin = client("issuer"), client("venue-admin")
+    health_records = client("health-records")
+    issuer_keys = RemoteKeySet(issuer, "/.well-known/jwks.json")
+    issuer_keys.load(upstreams.issuer_ring.jwks())
+    device_keys = RemoteKeySet(venue_admin, "/.well-known/jwks.json")
+    device_keys.load(upstreams.device_ring.jwks())
+    issuer_keys.fetched_at = device_keys.fetched_at = time.monotonic()
+    view, bus = ScanView(), FakeBus()
+    sync = ViewSync(
+        view, bus, issuer=issuer, venue_admin=venue_admin, health_records=health_records
+    )
+    budget = {} if scan_budget_seconds is None else {"scan_budget_seconds": scan_budget_seconds}
+    state = ScanState(
+        issuer_keys=issuer_keys,
+        device_keys=device_keys,
+        issuer=issuer,
+        venue_admin=venue_admin,
+        health_records=health_records,
+        stale_after_seconds=600,
+        view=view,
+        sync=sync,
+        **budget,
+    )
+    spool = AccessSpool(spool_dir, bus, "verifier.access_record.created.v1")
+    spool.open()
+    return Verifier(upstreams, view, sync, spool, ScanService(state, spool), bus)
+
+
 @pytest.fixture
 def make_verifier(tmp_path: Path) -> Callable[[Upstreams], Verifier]:
     def make(upstreams: Upstreams) -> Verifier:
-        issuer, venue_admin = upstreams.client("issuer"), upstreams.client("venue-admin")
-        health_records = upstreams.client("health-records")
-        issuer_keys = RemoteKeySet(issuer, "/.well-known/jwks.json")
-        issuer_keys.load(upstreams.issuer_ring.jwks())
-        device_keys = RemoteKeySet(venue_admin, "/.well-known/jwks.json")
-        device_keys.load(upstreams.device_ring.jwks())
-        issuer_keys.fetched_at = device_keys.fetched_at = time.monotonic()
-        view, bus = ScanView(), FakeBus()
-        sync = ViewSync(
-            view, bus, issuer=issuer, venue_admin=venue_admin, health_records=health_records
-        )
-        state = ScanState(
-            issuer_keys=issuer_keys,
-            device_keys=device_keys,
-            issuer=issuer,
-            venue_admin=venue_admin,
-            health_records=health_records,
-            stale_after_seconds=600,
-            view=view,
-            sync=sync,
-        )
-        spool = AccessSpool(tmp_path / "spool", bus, "verifier.access_record.created.v1")
-        spool.open()
-        return Verifier(upstreams, view, sync, spool, ScanService(state, spool), bus)
+        return build_verifier(upstreams, tmp_path / "spool")
 
     return make
 

@@ -19,20 +19,16 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from hc_common.auth.tokens import RemoteKeySet
 from hc_common.errors import DomainError
 from hc_common.testing import eventually
-from verifier.access.spool import AccessSpool
 from verifier.scan.decision import HealthStatus
-from verifier.scan.service import ScanResult, ScanService, ScanState
-from verifier.view.state import ScanView
-from verifier.view.sync import ViewSync
+from verifier.scan.service import ScanResult
 
 from .conftest import (
-    FakeBus,
     Upstreams,
     Verifier,
     an_id,
+    build_verifier,
     credential,
     device,
     key_ring,
@@ -85,32 +81,12 @@ def make(tmp_path: Path, freezer: Freezer) -> Callable[[Upstreams], Verifier]:
     """The conftest's verifier, on freezable upstreams and a budget of BUDGET seconds."""
 
     def build(upstreams: Upstreams) -> Verifier:
-        issuer = freezer.client(upstreams, "issuer")
-        venue_admin = freezer.client(upstreams, "venue-admin")
-        health_records = freezer.client(upstreams, "health-records")
-        issuer_keys = RemoteKeySet(issuer, "/.well-known/jwks.json")
-        issuer_keys.load(upstreams.issuer_ring.jwks())
-        device_keys = RemoteKeySet(venue_admin, "/.well-known/jwks.json")
-        device_keys.load(upstreams.device_ring.jwks())
-        issuer_keys.fetched_at = device_keys.fetched_at = time.monotonic()
-        view, bus = ScanView(), FakeBus()
-        sync = ViewSync(
-            view, bus, issuer=issuer, venue_admin=venue_admin, health_records=health_records
-        )
-        state = ScanState(
-            issuer_keys=issuer_keys,
-            device_keys=device_keys,
-            issuer=issuer,
-            venue_admin=venue_admin,
-            health_records=health_records,
-            stale_after_seconds=600,
-            view=view,
-            sync=sync,
+        return build_verifier(
+            upstreams,
+            tmp_path / "spool",
+            client=lambda name: freezer.client(upstreams, name),
             scan_budget_seconds=BUDGET,
         )
-        spool = AccessSpool(tmp_path / "spool", bus, "verifier.access_record.created.v1")
-        spool.open()
-        return Verifier(upstreams, view, sync, spool, ScanService(state, spool), bus)
 
     return build
 
