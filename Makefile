@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: install run test test-pg security lint format bench clean
+.PHONY: install run stop test test-pg rehearsal image test-image security lint format bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -23,12 +23,26 @@ install: $(VENV)/.synced
 run: install  ## start NATS and the four services on embedded defaults (Ctrl-C stops)
 	$(VENV)/bin/python -m hc_common.devstack
 
-test: install  ## the whole suite (PostgreSQL/NATS when TEST_DATABASE_URL_PREFIX/TEST_NATS_URL say so)
-	$(VENV)/bin/pytest
+stop: install  ## stop a `make run` started elsewhere (another terminal, a lost shell)
+	$(VENV)/bin/python -m hc_common.devstack stop
 
-test-pg: install  ## the suite against this machine's PostgreSQL and NATS (the fuzzer runs once, in `make test`)
-	TEST_DATABASE_URL_PREFIX=postgresql://postgres@127.0.0.1:5432/hc_test_ \
-	TEST_NATS_URL=nats://127.0.0.1:4222 $(VENV)/bin/pytest -m "not fuzz"
+test: install  ## the whole suite on embedded defaults (PostgreSQL/NATS when TEST_DATABASE_URL_PREFIX/TEST_NATS_URL say so)
+	$(VENV)/bin/pytest -m "not rehearsal and not image"
+
+PG_TEST_PREFIX ?= postgresql://postgres@127.0.0.1:5432/hc_test_
+
+test-pg: install  ## the suite against this machine's PostgreSQL and NATS, with the cluster rehearsal (the fuzzer runs once, in `make test`)
+	TEST_DATABASE_URL_PREFIX=$(PG_TEST_PREFIX) \
+	TEST_NATS_URL=nats://127.0.0.1:4222 $(VENV)/bin/pytest -m "not fuzz and not image"
+
+rehearsal: install  ## the production topology rehearsed alone: 3 NATS nodes, 2 replicas of each service, PostgreSQL
+	TEST_DATABASE_URL_PREFIX=$(PG_TEST_PREFIX) $(VENV)/bin/pytest -m rehearsal tests/rehearsal
+
+image: install  ## the container image, built with Podman (installed from Debian's packages when missing; root)
+	bash deploy/image/build.sh
+
+test-image: image  ## the image's smoke test: migrations and the four services from it, the scan slice
+	TEST_DATABASE_URL_PREFIX=$(PG_TEST_PREFIX) $(VENV)/bin/pytest -m image tests/image
 
 security: install  ## the security suite alone: races, hostile inputs, the API fuzzer
 	$(VENV)/bin/pytest tests/security
