@@ -5,16 +5,17 @@ The issue's words: "A test kills one NATS node and one replica of each service w
 run through both verifiers: no scan gets a 5xx from a surviving verifier, no access record is
 lost or doubled, and a status change still reaches both verifiers within 2 seconds."
 
-How, honestly: there is no load balancer, so every replica's upstream URLs name replica "a"
-of issuer, venue-admin and health-records; the test SIGKILLs replica "b" of each of those
-(a killed venue-admin "b" still matters: it consumes ACCESS with "a", and what it fetched
-and did not ack comes back to "a" after the consumer's ack wait), verifier "b" (one of the
-two the scans run through) and the NATS node that leads the ACCESS stream. Verifier "b" is
+How: issuer, venue-admin and health-records are each reached through a round-robin TCP proxy
+over their two replicas (the replicas' upstream URLs and the test's own calls alike; see
+topology.py). The test SIGKILLs replica "b" of each (a venue-admin replica also consumes
+ACCESS: what it fetched and did not ack comes back to "a" after the consumer's ack wait),
+verifier "b" (one of the two the scans run through) and the NATS node that leads the ACCESS
+stream, all at once while the scans run. Verifier "b" is
 SIGKILLed with records possibly still in its journal; it is started again on its own data
 dir (its own journal), which ships them. Then: every answer from verifier "a" was a 200 (and
 every HTTP answer from "b" before its death and after its restart); every record id of every
-200 answer is stored at venue-admin exactly once; a status change (`POST /v1/codes` on
-health-records "a") reaches verifier "a" while "b" is down, and a second one reaches both
+200 answer is stored at venue-admin exactly once; a status change (`POST /v1/codes` through
+health-records' proxy) reaches verifier "a" while "b" is down, and a second one reaches both
 after "b" is back, each measured from the POST to the first scan answer with the new colour
 (polled every 50 ms; the contract's 2 s is what is reported, the failure criterion is 5 s:
 a loaded 2-core machine runs eleven processes here).
@@ -35,6 +36,7 @@ import httpx
 import pytest
 
 from hc_common.testing import make_id_number, make_phone, poll
+from tests.e2e.test_verifier_scale_in import unshipped_ids
 from tests.journeys import AUTHORITY, access_record_ids, apply_for, open_venue, sign_in
 from tests.rehearsal.topology import Topology
 
@@ -138,9 +140,9 @@ class Place:
 
 def set_up_venue(topology: Topology) -> Place:
     """A venue, its main admin and a staff member (a sub-admin, who scans), and credentials
-    of three people, all through replicas "a"."""
-    issuer = httpx.Client(base_url=topology.replicas["issuer-a"].url, timeout=10)
-    venue_admin = httpx.Client(base_url=topology.replicas["venue-admin-a"].url, timeout=10)
+    of three people, through the services' proxies."""
+    issuer = httpx.Client(base_url=topology.url("issuer"), timeout=10)
+    venue_admin = httpx.Client(base_url=topology.url("venue-admin"), timeout=10)
     admin = sign_in(issuer, make_phone())
     venue_id = open_venue(venue_admin, admin)
     phone = make_phone()
@@ -167,10 +169,10 @@ def set_up_venue(topology: Topology) -> Place:
 
 
 def change_status(topology: Topology, id_number: str, color: str) -> float:
-    """`POST /v1/codes` at health-records "a"; the monotonic time it was sent."""
+    """`POST /v1/codes` at health-records; the monotonic time it was sent."""
     sent = time.monotonic()
     answer = httpx.post(
-        topology.replicas["health-records-a"].url + "/v1/codes",
+        topology.url("health-records") + "/v1/codes",
         headers=AUTHORITY,
         json={"id_number": id_number, "color": color, "reason": "rehearsal"},
         timeout=10,
@@ -236,9 +238,13 @@ def test_losing_a_nats_node_and_a_replica_of_each_service(topology: Topology) ->
         # it is back and ready (a load balancer sends nothing to a replica not ready).
         assert poll(lambda: scanners["b"].answers[-1].status is None, 10)
         scanners["b"].paused.set()
+        journal = topology.replicas["verifier-b"].data_dir / "access-spool"
+        print(
+            f"\n[rehearsal] verifier b killed with {len(unshipped_ids(journal))} records unshipped"
+        )
         lost_in_flight = sum(a.status is None for a in scanners["b"].answers[scanners_b_before:])
         new_leader = poll(lambda: topology.nats.stream_leader("ACCESS", wait=False), 30)
-        print(f"\n[rehearsal] killed NATS node {leader} (ACCESS leader; now {new_leader})")
+        print(f"[rehearsal] killed NATS node {leader} (ACCESS leader; now {new_leader})")
 
         assert poll(lambda: len(scanners["a"].answers) >= killed_at + SCANS_AFTER, 60)
 
@@ -297,7 +303,7 @@ def test_losing_a_nats_node_and_a_replica_of_each_service(topology: Topology) ->
     every = [*warm_up, *probes, *(a for s in scanners.values() for a in s.answers)]
     assert all(a.status == 200 for a in [*warm_up, *probes] if a.status is not None)
     answered = {a.record_id for a in every if a.record_id}
-    venue_admin = httpx.Client(base_url=topology.replicas["venue-admin-a"].url, timeout=10)
+    venue_admin = httpx.Client(base_url=topology.url("venue-admin"), timeout=10)
     started = time.monotonic()
 
     def stored() -> list[str] | None:

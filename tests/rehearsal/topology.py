@@ -2,10 +2,13 @@
 JetStream cluster (the system's users and rights on every node), this machine's PostgreSQL,
 and two replicas of every service on ports of their own, each process logging to a file.
 
-There is no load balancer: every replica's `ISSUER_URL`, `VENUE_ADMIN_URL` and
-`HEALTH_RECORDS_URL` name replica "a" of that service (the test kills replicas "b"). The
-verifiers follow the streams and ship their journals through the whole cluster
-(`NATS_URL` lists the three nodes).
+In front of the two replicas of issuer, venue-admin and health-records stands a small
+round-robin TCP proxy (`RoundRobinProxy`, what a Kubernetes Service does at connection
+level): each new connection goes to the next replica, or to the other one when the next
+refuses; a connection whose replica dies is closed. Every replica's `ISSUER_URL`,
+`VENUE_ADMIN_URL` and `HEALTH_RECORDS_URL` name these proxies, and so do the tests' calls to
+those services. The verifiers follow the streams and ship their journals through the whole
+cluster (`NATS_URL` lists the three nodes).
 
 `cluster_config` is the clustered counterpart of `hc_common.events.accounts.server_config`;
 it could live there (with a deployed, `$VARIABLE`-password variant for the manifests).
@@ -17,6 +20,7 @@ import os
 import secrets
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -213,6 +217,57 @@ class NatsCluster:
             _kill(node.process, signal.SIGTERM)
 
 
+class RoundRobinProxy:
+    """A TCP proxy on a port of its own, spreading connections over `ports` in turn, in a
+    thread with its own event loop."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports = ports
+        self.port = free_port()
+        self._next = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._handle, "127.0.0.1", self.port), self._loop
+        ).result(10)
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for _ in self.ports:
+            port = self.ports[self._next % len(self.ports)]
+            self._next += 1
+            try:
+                upstream = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:
+                continue  # that replica is down: the next one
+        else:
+            writer.close()
+            return
+        await asyncio.gather(self._pipe(reader, upstream[1]), self._pipe(upstream[0], writer))
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+
 @dataclass
 class Replica:
     service: str
@@ -239,6 +294,7 @@ class Topology:
     nats: NatsCluster = field(init=False)
     databases: dict[str, str] = field(default_factory=dict)
     replicas: dict[str, Replica] = field(default_factory=dict)
+    proxies: dict[str, RoundRobinProxy] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.nats = NatsCluster(self.run_dir / "nats")
@@ -252,6 +308,14 @@ class Topology:
                     self.run_dir / "data" / name,
                     self.run_dir / "logs" / f"{name}.log",
                 )
+            if service != "verifier":  # the scans name their verifier replica themselves
+                self.proxies[service] = RoundRobinProxy(
+                    [self.replicas[f"{service}-{r}"].port for r in REPLICAS]
+                )
+
+    def url(self, service: str) -> str:
+        """Where a service is reached: its proxy."""
+        return self.proxies[service].url
 
     def logs(self) -> list[Path]:
         return [node.log for node in self.nats.nodes] + [r.log for r in self.replicas.values()]
@@ -273,7 +337,6 @@ class Topology:
 
     def env(self, replica: Replica) -> dict[str, str]:
         """A replica's environment, as `Stack.service_env` builds one, on the cluster."""
-        upstream = {s: self.replicas[f"{s}-a"].url for s in SERVICES}
         env = {
             **os.environ,
             "APP_ENV": "dev",
@@ -283,9 +346,9 @@ class Topology:
             "NATS_PASSWORD": self.nats.passwords[replica.service],
             "NATS_STREAM_REPLICAS": "3",
             "NATS_STREAM_MAX_BYTES": str(STREAM_MAX_BYTES),
-            "ISSUER_URL": upstream["issuer"],
-            "VENUE_ADMIN_URL": upstream["venue-admin"],
-            "HEALTH_RECORDS_URL": upstream["health-records"],
+            "ISSUER_URL": self.url("issuer"),
+            "VENUE_ADMIN_URL": self.url("venue-admin"),
+            "HEALTH_RECORDS_URL": self.url("health-records"),
             # Sub-admins are hired with codes: 3 s between codes to one number, not a minute.
             "VENUE_ADMIN_OTP_MIN_INTERVAL_SECONDS": "3",
             "ISSUER_OTP_MIN_INTERVAL_SECONDS": "3",
@@ -304,6 +367,8 @@ class Topology:
 
     def start(self, timeout: float = 120) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        for proxy in self.proxies.values():
+            proxy.start()
         self.nats.start()
         self.setup_databases()
         # Replicas "a" first: they are everyone's upstreams, and the first of each service
@@ -345,3 +410,5 @@ class Topology:
         for process in running:
             _reap(process)
         self.nats.stop()
+        for proxy in self.proxies.values():
+            proxy.stop()
