@@ -1,5 +1,6 @@
 """Fault tests with real processes on a stack of this module's own (processes get killed)."""
 
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -33,6 +34,8 @@ def test_health_records_down_known_is_stale_unknown_is_manual_check(own) -> None
             lambda: (b := verify(api, admin, known["qr"], venue_id).json())["stale"] and b, EVENTS
         )
         assert body and body["decision"] == "pass" and body["health"]["color"] == "green"
+        metrics = api.verifier.get("/metrics").text
+        assert re.search(r"^verifier_stale_answers_total [1-9]", metrics, re.M), "counted"
         answer = verify(api, admin, unknown["qr"], venue_id)
         assert answer.status_code == 200
         assert answer.json()["decision"] == "manual_check"

@@ -36,7 +36,7 @@ from verifier.clients import NotKnown, ScanBudget, Unreachable, get_json, intern
 from verifier.config import Settings
 from verifier.scan.decision import Decision, HealthStatus, Rule, decide, health_reasons
 from verifier.view import handlers
-from verifier.view.metrics import SCAN_LATENCY, cache_counter, decision_counter
+from verifier.view.metrics import SCAN_LATENCY, STALE_ANSWERS, cache_counter, decision_counter
 from verifier.view.state import LRU, CredentialInfo, ScanView
 from verifier.view.sync import ViewSync
 
@@ -341,6 +341,8 @@ class ScanService:
         result = ScanResult(
             decision, shown, status if shown else None, stale and shown is not None, new_id(), now
         )
+        if result.stale:
+            STALE_ANSWERS.inc()
         self.record(result, venue_id, scanner)
         for reason in decision.reasons or ("none",):
             decision_counter(decision.decision, reason).inc()

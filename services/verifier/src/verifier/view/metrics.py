@@ -11,6 +11,11 @@ SCAN_LATENCY = Histogram(
     "Time to decide a scan (record on local disk included)",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5),
 )
+STALE_ANSWERS = Counter(
+    "verifier_stale_answers_total",
+    "Scans answered from a status kept in memory while health-records was unreachable "
+    "(`stale: true`)",
+)
 CACHE = Counter("verifier_cache_lookups_total", "In-memory view lookups", ["kind", "result"])
 EVENT_LAG = Gauge(
     "verifier_event_lag_seconds",
