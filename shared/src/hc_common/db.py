@@ -1,5 +1,14 @@
-"""The async database layer: engine per service, a request-scoped session, portable column types."""
+"""The async database layer: engine per service, a request-scoped session, portable column types.
 
+`DATABASE_STATEMENT_CACHE_SIZE` (unprefixed, read by every service's engine): the size of the
+prepared-statement caches on each PostgreSQL connection (asyncpg's and SQLAlchemy's); unset,
+the drivers' defaults. `0` behind PgBouncer in transaction mode, where one transaction's
+server connection is not the next one's: statements are then prepared under unique names and
+never reused from a cache.
+"""
+
+import os
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,10 +59,30 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.close()
 
         return engine
+    statement_cache_size = os.environ.get("DATABASE_STATEMENT_CACHE_SIZE", "").strip()
+    if statement_cache_size and parsed.get_backend_name() == "postgresql":
+        kwargs["connect_args"] = {
+            **statement_cache_args(int(statement_cache_size)),
+            **kwargs.get("connect_args", {}),
+        }
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
+
+
+def statement_cache_args(size: int) -> dict[str, Any]:
+    """asyncpg's connect arguments for statement caches of `size` (0: none, as PgBouncer's
+    transaction mode needs, with names of their own so that two never clash on a server)."""
+    if size < 0:
+        raise ValueError("DATABASE_STATEMENT_CACHE_SIZE must be 0 or more")
+    args: dict[str, Any] = {
+        "statement_cache_size": size,  # asyncpg's own
+        "prepared_statement_cache_size": size,  # SQLAlchemy's, over asyncpg's
+    }
+    if size == 0:
+        args["prepared_statement_name_func"] = lambda: f"__asyncpg_{uuid.uuid4().hex}__"
+    return args
 
 
 # `session.info` key of a transaction that wrote outbox rows (hc_common.events.outbox).
