@@ -506,11 +506,12 @@ def end_process_groups(
     while any(alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
         time.sleep(0.05)
     for name, pid in pids.items():
+        # Only a leader still there: a pid that has exited may already be another's.
         if alive(pid):
             say(f"{name} did not stop within {grace:g} s: killed")
-        # The group too: whatever the leader started must not outlive it.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+            # The group, not the leader alone: what it started must not outlive it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
     while any(alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
         time.sleep(0.05)
