@@ -1,11 +1,37 @@
 #!/bin/sh
-# Applies the service's migrations (prestart), then serves it. SERVICE is one of
-# issuer, venue-admin, health-records, verifier (which keeps no database: nothing to migrate).
+# The image's entrypoint. SERVICE picks the service (issuer, venue-admin, health-records,
+# verifier); the command says what to do with it:
+#   serve (the default)  run it: uvicorn on $PORT, 5 s for requests in flight on SIGTERM
+#   migrate              bring its database to the newest revision and exit: a one-shot job
+#                        before the replicas start (they do not migrate). Two at once are safe
+#                        (a PostgreSQL advisory lock). MIGRATION_DATABASE_URL, a direct
+#                        connection (not PgBouncer's), else DATABASE_URL. The verifier keeps
+#                        no database: nothing to do.
+#   anything else        run as given, e.g. python -m verifier.access drain /data/access-spool
 set -eu
-: "${SERVICE:?set SERVICE to issuer, venue-admin, health-records or verifier}"
-package=$(echo "$SERVICE" | tr '-' '_')
-if [ -f "/app/services/$SERVICE/alembic.ini" ]; then
-  alembic -c "/app/services/$SERVICE/alembic.ini" upgrade head
-fi
-exec uvicorn "$package.main:app" --host 0.0.0.0 --port "${PORT}" --no-access-log \
-  --loop uvloop --http httptools --timeout-graceful-shutdown 5 ${UVICORN_ARGS:-}
+command=${1:-serve}
+case "$command" in
+serve | migrate)
+  case "${SERVICE:-}" in
+  issuer | venue-admin | health-records | verifier) ;;
+  *)
+    echo "entrypoint: set SERVICE to issuer, venue-admin, health-records or verifier" >&2
+    exit 64
+    ;;
+  esac
+  ;;
+esac
+case "$command" in
+serve)
+  package=$(echo "$SERVICE" | tr '-' '_')
+  # shellcheck disable=SC2086  # UVICORN_ARGS is a list of words
+  exec uvicorn "$package.main:app" --host 0.0.0.0 --port "${PORT:-8000}" --no-access-log \
+    --loop uvloop --http httptools --timeout-graceful-shutdown 5 ${UVICORN_ARGS:-}
+  ;;
+migrate)
+  exec python -m hc_common.migrations "/app/services/$SERVICE"
+  ;;
+*)
+  exec "$@"
+  ;;
+esac
