@@ -36,13 +36,13 @@ test-pg: install  ## the suite against this machine's PostgreSQL and NATS, with 
 	TEST_NATS_URL=nats://127.0.0.1:4222 $(VENV)/bin/pytest -m "not fuzz and not image"
 
 rehearsal: install  ## the production topology rehearsed alone: 3 NATS nodes, 2 replicas of each service, PostgreSQL
-	TEST_DATABASE_URL_PREFIX=$(PG_TEST_PREFIX) $(VENV)/bin/pytest -m rehearsal tests/rehearsal
+	TEST_DATABASE_URL_PREFIX=$(PG_TEST_PREFIX) $(VENV)/bin/pytest -s -m rehearsal tests/rehearsal
 
 image: install  ## the container image, built with Podman (installed from Debian's packages when missing; root)
 	bash deploy/image/build.sh
 
 test-image: image  ## the image's smoke test: migrations and the four services from it, the scan slice
-	TEST_DATABASE_URL_PREFIX=$(PG_TEST_PREFIX) $(VENV)/bin/pytest -m image tests/image
+	TEST_DATABASE_URL_PREFIX=$(PG_TEST_PREFIX) $(VENV)/bin/pytest -s -m image tests/image
 
 security: install  ## the security suite alone: races, hostile inputs, the API fuzzer
 	$(VENV)/bin/pytest tests/security
