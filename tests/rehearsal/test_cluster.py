@@ -38,7 +38,7 @@ import pytest
 from hc_common.testing import make_id_number, make_phone, poll
 from tests.e2e.test_verifier_scale_in import unshipped_ids
 from tests.journeys import AUTHORITY, access_record_ids, apply_for, open_venue, sign_in
-from tests.rehearsal.topology import Topology
+from tests.rehearsal.topology import Topology, say
 
 pytestmark = pytest.mark.rehearsal
 
@@ -116,18 +116,16 @@ def topology(request: pytest.FixtureRequest) -> Iterator[Topology]:
     topology = Topology(Path(tempfile.mkdtemp(prefix="hc-rehearsal-")))
     try:
         topology.start()
-        print(
-            f"\n[rehearsal] topology up in {time.monotonic() - started:.1f} s: {topology.run_dir}"
-        )
+        say(f"\n[rehearsal] topology up in {time.monotonic() - started:.1f} s: {topology.run_dir}")
         yield topology
     except BaseException:
         failed_before = -1
         raise
     finally:
         if request.session.testsfailed != failed_before:
-            print("\n[rehearsal] logs:\n  " + "\n  ".join(str(p) for p in topology.logs()))
+            say("\n[rehearsal] logs:\n  " + "\n  ".join(str(p) for p in topology.logs()))
         topology.stop()
-        print(f"[rehearsal] suite took {time.monotonic() - started:.1f} s")
+        say(f"[rehearsal] suite took {time.monotonic() - started:.1f} s")
 
 
 @dataclass
@@ -239,12 +237,10 @@ def test_losing_a_nats_node_and_a_replica_of_each_service(topology: Topology) ->
         assert poll(lambda: scanners["b"].answers[-1].status is None, 10)
         scanners["b"].paused.set()
         journal = topology.replicas["verifier-b"].data_dir / "access-spool"
-        print(
-            f"\n[rehearsal] verifier b killed with {len(unshipped_ids(journal))} records unshipped"
-        )
+        say(f"\n[rehearsal] verifier b killed with {len(unshipped_ids(journal))} records unshipped")
         lost_in_flight = sum(a.status is None for a in scanners["b"].answers[scanners_b_before:])
         new_leader = poll(lambda: topology.nats.stream_leader("ACCESS", wait=False), 30)
-        print(f"[rehearsal] killed NATS node {leader} (ACCESS leader; now {new_leader})")
+        say(f"[rehearsal] killed NATS node {leader} (ACCESS leader; now {new_leader})")
 
         assert poll(lambda: len(scanners["a"].answers) >= killed_at + SCANS_AFTER, 60)
 
@@ -252,7 +248,7 @@ def test_losing_a_nats_node_and_a_replica_of_each_service(topology: Topology) ->
         probe_qr, probe_id = place.people[0]
         sent = change_status(topology, probe_id, "yellow")
         took_a = seen_after(verifiers["a"], place, probe_qr, "yellow", sent, probes)
-        print(f"[rehearsal] status change 1 (green -> yellow) reached verifier a in {took_a:.3f} s")
+        say(f"[rehearsal] status change 1 (green -> yellow) reached verifier a in {took_a:.3f} s")
 
         # Verifier "b" again, on its own data dir: its journal's records are shipped.
         topology.start_replica(topology.replicas["verifier-b"])
@@ -276,7 +272,7 @@ def test_losing_a_nats_node_and_a_replica_of_each_service(topology: Topology) ->
             thread.start()
         for thread in threads:
             thread.join(STATUS_CHANGE_LIMIT + 5)
-        print(
+        say(
             "[rehearsal] status change 2 (yellow -> red) reached "
             + ", ".join(f"verifier {r} in {t:.3f} s" for r, t in sorted(took.items()))
         )
@@ -290,13 +286,13 @@ def test_losing_a_nats_node_and_a_replica_of_each_service(topology: Topology) ->
         codes: dict[int | None, int] = {}
         for answer in scanner.answers:
             codes[answer.status] = codes.get(answer.status, 0) + 1
-        print(f"[rehearsal] verifier {name}: {len(scanner.answers)} scans, answers {codes}")
+        say(f"[rehearsal] verifier {name}: {len(scanner.answers)} scans, answers {codes}")
     assert all(a.status == 200 for a in scanners["a"].answers)
     assert all(a.status == 200 for a in scanners["b"].http_answers())
     fivexx = sum(
         1 for s in scanners.values() for a in s.http_answers() if a.status and a.status >= 500
     )
-    print(f"[rehearsal] 5xx answers: {fivexx}")
+    say(f"[rehearsal] 5xx answers: {fivexx}")
 
     # Every 200's record stored exactly once. A scan in flight when verifier "b" died may
     # have been journaled (and so stored) without its answer arriving: at most one a kill.
@@ -316,7 +312,7 @@ def test_losing_a_nats_node_and_a_replica_of_each_service(topology: Topology) ->
     assert records is not None, (
         f"{len(missing)} answered records never stored: {sorted(missing)[:5]}"
     )
-    print(
+    say(
         f"[rehearsal] records: {len(answered)} answered, {len(records)} stored "
         f"({len(set(records))} distinct), all within {time.monotonic() - started:.1f} s "
         "of the scans' end"

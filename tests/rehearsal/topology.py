@@ -27,9 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from hc_common.devstack import ROOT, SERVICES, free_port, nats_server_binary, service_command
+from hc_common.devstack import (
+    ROOT,
+    SERVICES,
+    free_port,
+    nats_server_binary,
+    service_command,
+    stop_group,
+    wait_until_ready,
+)
 from hc_common.events.accounts import OPERATOR, USERS, authorization_block
 from hc_common.migrations import upgrade_head
 from hc_common.testing import test_database_url
@@ -77,20 +83,14 @@ def _spawn(argv: list[str], env: Mapping[str, str], log: Path) -> subprocess.Pop
         )
 
 
-def _kill(process: subprocess.Popen[bytes] | None, sig: int) -> None:
-    if process is None or process.poll() is not None:
-        return
-    os.killpg(process.pid, sig)
-    _reap(process)
+# What the rehearsal measured, printed as it goes and again in the run's summary (a slow suite
+# says what it did even when pytest captures its output: tests/rehearsal/conftest.py).
+REPORT: list[str] = []
 
 
-def _reap(process: subprocess.Popen[bytes]) -> None:
-    """Waits out a signalled process's grace period (30 s), then kills it."""
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
+def say(line: str) -> None:
+    REPORT.append(line.strip())
+    print(line)
 
 
 @dataclass
@@ -210,11 +210,11 @@ class NatsCluster:
         return leader
 
     def kill(self, node: NatsNode) -> None:
-        _kill(node.process, signal.SIGKILL)
+        stop_group(node.process, signal.SIGKILL)
 
     def stop(self) -> None:
         for node in self.nodes:
-            _kill(node.process, signal.SIGTERM)
+            stop_group(node.process, grace=30)
 
 
 class RoundRobinProxy:
@@ -380,25 +380,17 @@ class Topology:
         self.wait_ready(list(self.replicas), timeout)
 
     def wait_ready(self, names: list[str], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        pending = list(names)
-        while pending:
-            replica = self.replicas[pending[0]]
-            if replica.process is not None and replica.process.poll() is not None:
-                raise RuntimeError(f"{replica.name} exited; log: {replica.log}")
-            try:
-                if httpx.get(replica.url + "/readyz", timeout=1).status_code == 200:
-                    pending.pop(0)
-                    continue
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{replica.name} not ready after {timeout} s: {replica.log}")
-            time.sleep(0.1)
+        replicas = {name: self.replicas[name] for name in names}
+        wait_until_ready(
+            {name: r.url for name, r in replicas.items()},
+            {name: r.process for name, r in replicas.items()},
+            timeout,
+            where=lambda name: f"; log: {replicas[name].log}",
+        )
 
     def kill(self, name: str) -> None:
         """SIGKILL: a replica lost, nothing shut down gracefully."""
-        _kill(self.replicas[name].process, signal.SIGKILL)
+        stop_group(self.replicas[name].process, signal.SIGKILL)
 
     def stop(self) -> None:
         """Every replica stopped gracefully at once (verifiers ship their journals for up to
@@ -408,7 +400,7 @@ class Topology:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
         for process in running:
-            _reap(process)
+            stop_group(process, grace=30)  # signalled above: waits, then kills
         self.nats.stop()
         for proxy in self.proxies.values():
             proxy.stop()

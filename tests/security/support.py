@@ -2,16 +2,12 @@
 bus, and a walk over an OpenAPI document's references."""
 
 import os
-import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import httpx
-
-from hc_common.devstack import Stack, free_port, service_command
+from hc_common.devstack import Stack, free_port, service_command, stop_group, wait_until_ready
 
 
 def start_replica(stack: Stack, name: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -27,30 +23,16 @@ def start_replica(stack: Stack, name: str) -> tuple[subprocess.Popen[bytes], str
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"the {name} replica exited with {process.returncode}")
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            stop_replica(process)
-            raise RuntimeError(f"the {name} replica was not ready after 90 s")
-        time.sleep(0.1)
+    try:
+        wait_until_ready({f"the {name} replica": url}, {f"the {name} replica": process}, 90)
+    except RuntimeError:
+        stop_replica(process)
+        raise
+    return process, url
 
 
 def stop_replica(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
+    stop_group(process, grace=15)
 
 
 @contextmanager

@@ -182,6 +182,49 @@ class EmbeddedNats:
             self.process.wait(10)
 
 
+def stop_group(
+    process: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, grace: float = 20
+) -> None:
+    """`sig` to the process's group (it leads a session of its own: uvicorn or nats-server and
+    what they started), up to `grace` seconds to exit, then SIGKILL to the group. The 20 s
+    default covers a verifier shipping its journal (5 s of requests, 8 s of shipping)."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, sig)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def wait_until_ready(
+    urls: Mapping[str, str],
+    processes: Mapping[str, subprocess.Popen[bytes] | None],
+    timeout: float,
+    where: Callable[[str], str] = lambda name: "",
+) -> None:
+    """Poll each named service's `/readyz` (`urls[name]`) until 200, in turn; raise if its
+    process (`processes.get(name)`) exits or `timeout` passes. `where` adds, say, a log path
+    to the message."""
+    deadline = time.monotonic() + timeout
+    pending = list(urls)
+    while pending:
+        name = pending[0]
+        process = processes.get(name)
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}{where(name)}")
+        try:
+            if httpx.get(urls[name] + "/readyz", timeout=1).status_code == 200:
+                pending.pop(0)
+                continue
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} not ready after {timeout} s{where(name)}")
+        time.sleep(0.1)
+
+
 def database_url(name: str, prefix: str, data_dir: Path, env: dict[str, str]) -> str:
     return normalise_url(
         env.get(f"{prefix}_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / name}.db"
@@ -314,35 +357,11 @@ class Stack:
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float = 60, names: list[str] | None = None) -> None:
-        deadline = time.monotonic() + timeout
-        pending = list(names or SERVICES)
-        while pending:
-            name = pending[0]
-            process = self.processes.get(name)
-            if process is not None and process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}")
-            try:
-                if httpx.get(self.url(name) + "/readyz", timeout=1).status_code == 200:
-                    pending.pop(0)
-                    continue
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} not ready after {timeout} s")
-            time.sleep(0.1)
+        wanted = names or list(SERVICES)
+        wait_until_ready({n: self.url(n) for n in wanted}, self.processes, timeout)
 
     def stop_process(self, name: str, sig: int = signal.SIGTERM) -> None:
-        process = self.processes.pop(name, None)
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, sig)
-        try:
-            # A verifier ships its journal before it exits: up to 5 s of requests in flight
-            # and 8 s of shipping (VERIFIER_SHUTDOWN_SHIP_SECONDS), within this.
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
+        stop_group(self.processes.pop(name, None), sig)
 
     def stop(self) -> None:
         for name in [n for n in list(self.processes) if n != "nats"]:
