@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from hc_common.testing import make_id_number, make_phone, poll
-from tests.conftest import Api
+from tests.conftest import Api, own_stack
 from tests.journeys import AUTHORITY, apply_for, open_venue, sign_in
 
 pytestmark = pytest.mark.e2e
@@ -57,6 +57,7 @@ def test_pass_has_the_contract_shape(api: Api, place) -> None:
         "expires_at": credential["expires_at"],
     }
     assert body["record_id"] and body["checked_at"].endswith("Z")
+    assert body["lines"] == ["李*华", "绿码", "无核酸记录"]
 
 
 def test_colours_nat_and_vaccination_against_the_rule(api: Api) -> None:
@@ -287,6 +288,63 @@ def test_gate_verify_and_devices(api: Api) -> None:
         "/v1/gate/verify", headers=credential["_family"], json={"qr": credential["qr"]}
     )
     assert as_user.status_code == 403 and as_user.json()["code"] == "forbidden"
+
+
+def test_lines_are_the_gates_in_either_language(api: Api) -> None:
+    """`/v1/verify`'s `lines` are what a gate's screen shows for the same card (the staff
+    page shows them): a pass, a denial with its reason's words, English on asking."""
+    venue_id, admin = venue(api)
+    gate = device(api, venue_id, admin)
+    credential, id_number = apply(api)
+
+    def both(**headers: str) -> tuple[list[str], list[str]]:
+        staff = verify(api, admin, credential["qr"], venue_id, **headers)
+        at_gate = api.verifier.post(
+            "/v1/gate/verify", headers={**gate, **headers}, json={"qr": credential["qr"]}
+        )
+        assert staff.status_code == 200 and at_gate.status_code == 200, at_gate.text
+        return staff.json()["lines"], at_gate.json()["lines"]
+
+    # A new gate's token is accepted once the verifier has heard of the device.
+    assert poll(
+        lambda: (
+            api.verifier.post(
+                "/v1/gate/verify", headers=gate, json={"qr": credential["qr"]}
+            ).status_code
+            == 200
+        ),
+        EVENTS,
+    )
+    passed = both()
+    assert passed[0] == passed[1] == ["李*华", "绿码", "无核酸记录"]
+    assert (
+        both(**{"Accept-Language": "en-GB,en;q=0.9"})
+        == (["李*华", "Green code", "No NAT result"],) * 2
+    )
+    red = api.health_records.post(
+        "/v1/codes", headers=AUTHORITY, json={"id_number": id_number, "color": "red", "reason": "x"}
+    )
+    assert red.status_code == 200, red.text
+    denied = poll(lambda: (b := both())[0][-1] == "禁止通行" and b, EVENTS)
+    assert denied and denied[0] == denied[1] == ["李*华", "红码", "无核酸记录", "禁止通行"]
+    english = both(**{"Accept-Language": "en"})
+    assert english[0] == english[1] == ["李*华", "Red code", "No NAT result", "No entry"]
+    invalid = verify(api, admin, "GXHC1:not.a.credential", venue_id, **{"Accept-Language": "en"})
+    assert invalid.json()["lines"] == ["Invalid credential", "No entry"]
+
+
+def test_manual_check_lines_with_health_records_down() -> None:
+    """A status the verifier never had, with health-records down: `manual_check`, said in
+    words, once and last (a stack of its own: a process is stopped)."""
+    with own_stack("verifier-scan-lines") as (stack, api):
+        venue_id, admin = venue(api)
+        credential, _ = apply(api)  # issued, its status never asked for
+        stack.stop_process("health-records")
+        body = verify(api, admin, credential["qr"], venue_id).json()
+        assert body["decision"] == "manual_check" and body["reasons"] == ["status_unavailable"]
+        assert body["lines"] == ["李*华", "请人工核验"]
+        english = verify(api, admin, credential["qr"], venue_id, **{"Accept-Language": "en"})
+        assert english.json()["lines"] == ["李*华", "Manual check required"]
 
 
 def test_scan_routes_keep_the_documented_surface(api: Api, place) -> None:

@@ -1,4 +1,6 @@
-"""What a gate's screen shows, top to bottom, in Chinese or English."""
+"""What a gate's screen shows, top to bottom, in Chinese or English: the `lines` of both
+`POST /v1/gate/verify` and `POST /v1/verify` (one function, so that a gate and the staff page
+say the same)."""
 
 from verifier.scan.decision import hours_since
 from verifier.scan.service import ScanResult
@@ -49,5 +51,9 @@ def gate_lines(result: ScanResult, english: bool) -> list[str]:
         if text not in lines:
             lines.append(text)
     if result.decision.decision != "pass":
-        lines.append(VERDICT[result.decision.decision][pick])
+        verdict = VERDICT[result.decision.decision][pick]
+        # status_unavailable's words are manual_check's verdict: said once, last.
+        if lines and lines[-1] == verdict:
+            lines.pop()
+        lines.append(verdict)
     return lines

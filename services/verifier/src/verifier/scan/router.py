@@ -79,9 +79,10 @@ def _operation(model: type[BaseModel], *schemes: str) -> dict[str, Any]:
     }
 
 
-def verify_answer(result: ScanResult) -> dict[str, Any]:
+def verify_answer(result: ScanResult, english: bool = False) -> dict[str, Any]:
     """The body of `VerifyResponse` as a plain dict: built and serialised once, with orjson
-    (the scan is the hot path; the model documents the shape in the OpenAPI description)."""
+    (the scan is the hot path; the model documents the shape in the OpenAPI description).
+    `lines` are the gate's (`gate_lines`), so that a staff page and a gate say the same."""
     credential, status = result.credential, result.status
     holder = health = credential_out = None
     if credential is not None:
@@ -121,6 +122,7 @@ def verify_answer(result: ScanResult) -> dict[str, Any]:
         "record_id": result.record_id,
         "checked_at": rfc3339(result.checked_at),
         "stale": result.stale,
+        "lines": gate_lines(result, english),
     }
 
 
@@ -146,10 +148,14 @@ def _json(body: dict[str, Any]) -> Response:
     "token (422 otherwise); one that is not of the system's id format (26 "
     "characters of lower-case Crockford base32) is an unknown venue: 404, "
     "whatever the token. 503 when venue-admin cannot be reached and the "
-    "venue is not in memory.",
+    "venue is not in memory. `lines` are what a gate's screen would show for the "
+    "same scan (as `POST /v1/gate/verify` answers them): Chinese by default, English "
+    "with `Accept-Language: en`.",
 )
 async def verify(request: Request) -> Response:
-    return _json(verify_answer(await _scan(request, VerifyRequest)))
+    result = await _scan(request, VerifyRequest)
+    english = wants_english(request.headers.get("accept-language"))
+    return _json(verify_answer(result, english))
 
 
 @router.post(

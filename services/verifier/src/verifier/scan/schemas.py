@@ -68,6 +68,12 @@ class VerifyResponse(BaseModel):
     record_id: str
     checked_at: Timestamp
     stale: bool
+    lines: list[str] = Field(
+        description="What a gate's screen shows for this scan, top to bottom (the same as "
+        "`POST /v1/gate/verify`'s `lines`): the masked name first when the credential "
+        "checked, the decision in words last when it is not a pass. Chinese by default, "
+        "English with `Accept-Language: en`."
+    )
 
 
 class GateResponse(BaseModel):
