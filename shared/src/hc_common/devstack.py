@@ -23,6 +23,12 @@ Settings:
   then give each service its credentials on it.
 - `<SERVICE>_DATABASE_URL` per service (e.g. `ISSUER_DATABASE_URL`,
   `VENUE_ADMIN_DATABASE_URL`), else SQLite under `<run dir>/data`.
+- `HC_HTTPS=1` (or a port): the verifier ALSO over HTTPS on 8443 (or that port), on every
+  address, for the staff page on a phone (hc_common.devtls): a self-signed certificate for
+  localhost, 127.0.0.1 and the LAN addresses under `<run dir>/tls/`.
+
+Each service is given `CORS_ORIGINS`: its own plus this stack's verifier's origins (the
+staff page calls the issuer and venue-admin from the browser).
 
 The embedded NATS runs with authentication on: a user per service with the rights of
 hc_common.events.accounts, passwords generated at the first start and kept (mode 0600) in
@@ -53,8 +59,9 @@ from hc_common.events.bus import NatsAuth
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
+from hc_common.devtls import TlsProxy, ensure_certificate, lan_addresses
 from hc_common.migrations import upgrade_head
-from hc_common.settings import DEV_NATS_PORT, DEV_PORTS
+from hc_common.settings import DEV_CORS_ORIGINS, DEV_HTTPS_PORT, DEV_NATS_PORT, DEV_PORTS
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -259,6 +266,8 @@ class Stack:
     log_to_files: bool = False
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     embedded_nats: EmbeddedNats | None = None
+    # The verifier's HTTPS port (hc_common.devtls), when the run serves it over HTTPS too.
+    https_port: int | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -314,6 +323,7 @@ class Stack:
             "VENUE_ADMIN_URL": self.url("venue-admin"),
             "HEALTH_RECORDS_URL": self.url("health-records"),
             "VERIFIER_URL": self.url("verifier"),
+            "CORS_ORIGINS": ",".join(self.cors_origins(merged.get("CORS_ORIGINS"))),
         }
         if self.embedded_nats is not None:
             env |= self.embedded_nats.env(name)
@@ -324,6 +334,21 @@ class Stack:
         env.setdefault("NATS_STREAM_MAX_BYTES", str(LOCAL_STREAM_MAX_BYTES))
         env.setdefault("APP_ENV", "dev")
         return env
+
+    def cors_origins(self, configured: str | None) -> list[str]:
+        """The origins the staff page is served from by this stack's verifier (its ports are
+        the test's own), after those configured (`CORS_ORIGINS`, else the settings' default)."""
+        origins = (
+            [o.strip() for o in configured.split(",") if o.strip()]
+            if configured is not None
+            else list(DEV_CORS_ORIGINS)
+        )
+        port = self.ports["verifier"]
+        origins += [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
+        if self.https_port is not None:
+            hosts = ["127.0.0.1", "localhost", *lan_addresses()]
+            origins += [f"https://{host}:{self.https_port}" for host in hosts]
+        return list(dict.fromkeys(origins))
 
     def migrate(self) -> None:
         for name, (_package, prefix) in SERVICES.items():
@@ -387,6 +412,7 @@ class RunSettings:
     ports: dict[str, int]
     nats_port: int
     nats_url: str | None = None
+    https_port: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "RunSettings":
@@ -404,6 +430,7 @@ class RunSettings:
             ports=ports,
             nats_port=int(env.get("HC_NATS_PORT") or DEV_NATS_PORT),
             nats_url=env.get("NATS_URL") or None,
+            https_port=_https_port(env.get("HC_HTTPS", "")),
         )
 
     @property
@@ -412,8 +439,24 @@ class RunSettings:
 
     def stack(self) -> Stack:
         return Stack(
-            self.run_dir, ports=dict(self.ports), nats_port=self.nats_port, nats_url=self.nats_url
+            self.run_dir,
+            ports=dict(self.ports),
+            nats_port=self.nats_port,
+            nats_url=self.nats_url,
+            https_port=self.https_port,
         )
+
+
+def _https_port(value: str) -> int | None:
+    """`HC_HTTPS`: empty, 0, false or no for none; 1, true or yes for 8443; else a port."""
+    value = value.strip().lower()
+    if value in ("", "0", "false", "no"):
+        return None
+    if value in ("1", "true", "yes"):
+        return DEV_HTTPS_PORT
+    if value.isdigit() and 0 < int(value) < 65536:
+        return int(value)
+    raise ValueError(f"HC_HTTPS: {value!r} is not 1 or a port")
 
 
 def describe_exit(code: int) -> str:
@@ -780,6 +823,10 @@ def print_ready(stack: Stack, started: float) -> None:
     print(f"\nReady in {time.monotonic() - started:.1f} s (APP_ENV=dev).", flush=True)
     for name in SERVICES:
         print(f"  {name:15} {stack.url(name)}   docs: {stack.url(name)}/docs")
+    if stack.https_port is not None:
+        for host in ["127.0.0.1", *lan_addresses()]:
+            print(f"  verifier HTTPS  https://{host}:{stack.https_port}   (self-signed)")
+        print(f"  certificate     {stack.run_dir / 'tls' / 'cert.pem'}")
     print(f"  nats            {stack.nats_url}")
     if stack.embedded_nats is not None:
         users = stack.embedded_nats.directory / "users.json"
@@ -865,8 +912,16 @@ def main(argv: list[str] | None = None) -> None:
     supervisor.handle_signals()
     started = time.monotonic()
     code = 0
+    proxy = None
     try:
         supervisor.start()
+        if stack.https_port is not None and not supervisor.stopping:
+            cert, key = ensure_certificate(stack.run_dir / "tls")
+            proxy = TlsProxy(stack.https_port, stack.ports["verifier"], cert, key)
+            try:
+                proxy.start()
+            except OSError as exc:
+                raise RuntimeError(f"HTTPS port {stack.https_port}: {exc}") from None
         code = supervisor.serve(on_ready=lambda: print_ready(stack, started))
     except Exception as exc:
         print(f"\nmake run failed: {exc}", file=sys.stderr, flush=True)
@@ -874,6 +929,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if supervisor.stopping:
             print("\nStopping...", flush=True)
+        if proxy is not None:
+            proxy.stop()
         supervisor.stop()
     if code == 0:
         print("Stopped.", flush=True)

@@ -5,14 +5,24 @@ prefix so that one container's environment configures one service the usual way.
 """
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SERVICE_KEY = "dev-service-key"
 DEV_NATS_PORT = 14222
 DEV_PORTS = {"issuer": 8001, "venue-admin": 8002, "health-records": 8003, "verifier": 8004}
+# The verifier's HTTPS port in the local run when asked (`HC_HTTPS=1`, hc_common.devstack).
+DEV_HTTPS_PORT = 8443
+# The origins of the local run's verifier (its staff page, `/scan/`), which calls the issuer
+# and venue-admin from the browser.
+DEV_CORS_ORIGINS = (
+    "http://127.0.0.1:8004",
+    "http://localhost:8004",
+    f"https://127.0.0.1:{DEV_HTTPS_PORT}",
+    f"https://localhost:{DEV_HTTPS_PORT}",
+)
 
 
 class DevSecretInProduction(RuntimeError):
@@ -56,6 +66,20 @@ class ServiceSettings(BaseSettings):
     upstream_timeout_seconds: float = Field(
         2.0, validation_alias=AliasChoices("UPSTREAM_TIMEOUT_SECONDS")
     )
+    # Browser origins allowed to call this service (CORS), comma-separated: the verifier's
+    # staff page signs in at the issuer and lists venues at venue-admin from its own origin.
+    # Empty: no CORS headers at all. A bearer token, not a cookie: no credentials mode.
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEV_CORS_ORIGINS),
+        validation_alias=AliasChoices("CORS_ORIGINS"),
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
 
     @property
     def is_dev(self) -> bool:
