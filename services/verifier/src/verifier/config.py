@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from hc_common.settings import ServiceSettings
@@ -35,3 +35,15 @@ class Settings(ServiceSettings):
     # scan answers then). A key-set fetch the scan stops waiting for goes on, for the next
     # scans. Keep it under 2 s less the scan's own work.
     scan_budget_seconds: float = Field(1.5, gt=0, le=1.9)
+    # The issuer's and venue-admin's addresses as the staff scanning page (`/scan/`) calls
+    # them from a phone's browser: sign-in and the venue list. Default: ISSUER_URL and
+    # VENUE_ADMIN_URL, which are right when the browser reaches the services as the verifier
+    # does (the local run); behind a gateway or ingress give the public URLs.
+    public_issuer_url: str = ""
+    public_venue_admin_url: str = ""
+
+    @model_validator(mode="after")
+    def _public_urls_default_to_upstream(self) -> "Settings":
+        self.public_issuer_url = self.public_issuer_url or self.issuer_url
+        self.public_venue_admin_url = self.public_venue_admin_url or self.venue_admin_url
+        return self

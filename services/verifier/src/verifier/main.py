@@ -19,6 +19,7 @@ from verifier.config import Settings
 from verifier.scan.router import SCAN_ROUTES, SECURITY_SCHEMES
 from verifier.scan.router import router as scan_router
 from verifier.scan.service import ScanService, ScanState
+from verifier.scan_page.router import router as scan_page_router
 from verifier.view.state import ScanView
 from verifier.view.sync import ViewSync
 
@@ -131,7 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Health code credentials: verifier",
         description=DESCRIPTION,
         lifespan=lifespan,
-        routers=[scan_router],
+        routers=[scan_router, scan_page_router],
     )
     _declare_security_schemes(app)
     # The hot path answers from plain routes ahead of the documented ones (scan/router.py).
