@@ -124,11 +124,11 @@ def test_gate_device_scans_until_deleted(api: Api) -> None:
     assert set(body) == {"open", "decision", "color", "lines", "record_id"}
     assert body["open"] is True and body["decision"] == "pass" and body["color"] == "green"
     assert body["lines"][0] == "黄*华"
-    assert body["lines"] == ["黄*华", "绿码", "无核酸记录"] and body["record_id"]
+    assert body["lines"] == ["黄*华", "绿码", "无核酸记录", "通行"] and body["record_id"]
 
     english = gate(api, token, card["qr"], **{"Accept-Language": "en"})
     assert english.status_code == 200
-    assert english.json()["lines"] == ["黄*华", "Green code", "No NAT result"]
+    assert english.json()["lines"] == ["黄*华", "Green code", "No NAT result", "Pass"]
     assert english.json()["open"] is True
 
     denied = gate(api, token, "GXHC1:not.a.credential")

@@ -57,7 +57,7 @@ def test_pass_has_the_contract_shape(api: Api, place) -> None:
         "expires_at": credential["expires_at"],
     }
     assert body["record_id"] and body["checked_at"].endswith("Z")
-    assert body["lines"] == ["李*华", "绿码", "无核酸记录"]
+    assert body["lines"] == ["李*华", "绿码", "无核酸记录", "通行"]
 
 
 def test_colours_nat_and_vaccination_against_the_rule(api: Api) -> None:
@@ -274,7 +274,7 @@ def test_gate_verify_and_devices(api: Api) -> None:
     )
     assert answer, "gate scan"
     assert answer.json()["open"] is True and answer.json()["decision"] == "pass"
-    assert answer.json()["lines"] == ["李*华", "绿码", "无核酸记录"]
+    assert answer.json()["lines"] == ["李*华", "绿码", "无核酸记录", "通行"]
     assert answer.json()["color"] == "green" and answer.json()["record_id"]
     english = api.verifier.post(
         "/v1/gate/verify", json={"qr": "nope"}, headers={**gate, "Accept-Language": "en"}
@@ -316,10 +316,10 @@ def test_lines_are_the_gates_in_either_language(api: Api) -> None:
         EVENTS,
     )
     passed = both()
-    assert passed[0] == passed[1] == ["李*华", "绿码", "无核酸记录"]
+    assert passed[0] == passed[1] == ["李*华", "绿码", "无核酸记录", "通行"]
     assert (
         both(**{"Accept-Language": "en-GB,en;q=0.9"})
-        == (["李*华", "Green code", "No NAT result"],) * 2
+        == (["李*华", "Green code", "No NAT result", "Pass"],) * 2
     )
     red = api.health_records.post(
         "/v1/codes", headers=AUTHORITY, json={"id_number": id_number, "color": "red", "reason": "x"}
@@ -342,9 +342,9 @@ def test_manual_check_lines_with_health_records_down() -> None:
         stack.stop_process("health-records")
         body = verify(api, admin, credential["qr"], venue_id).json()
         assert body["decision"] == "manual_check" and body["reasons"] == ["status_unavailable"]
-        assert body["lines"] == ["李*华", "请人工核验"]
+        assert body["lines"] == ["李*华", "健康状态暂不可查", "人工核验"]
         english = verify(api, admin, credential["qr"], venue_id, **{"Accept-Language": "en"})
-        assert english.json()["lines"] == ["李*华", "Manual check required"]
+        assert english.json()["lines"] == ["李*华", "Health status unavailable", "Manual check"]
 
 
 def test_scan_routes_keep_the_documented_surface(api: Api, place) -> None:

@@ -27,11 +27,12 @@ def scan(decision: Decision, color: str | None = "green", checked: bool = True) 
 
 def test_lines_of_a_pass_in_chinese_by_default_and_in_english() -> None:
     result = scan(Decision("pass"))
-    assert verify_answer(result)["lines"] == ["李*华", "绿码", "核酸阴性 20小时"]
+    assert verify_answer(result)["lines"] == ["李*华", "绿码", "核酸阴性 20小时", "通行"]
     assert verify_answer(result, english=True)["lines"] == [
         "李*华",
         "Green code",
         "NAT negative 20h",
+        "Pass",
     ]
 
 
@@ -56,8 +57,12 @@ def test_a_denial_says_the_reason_and_the_verdict_last() -> None:
 
 def test_manual_check_says_so_once_and_last() -> None:
     result = scan(Decision("manual_check", ["status_unavailable"]), None)
-    assert verify_answer(result)["lines"] == ["李*华", "请人工核验"]
-    assert verify_answer(result, True)["lines"] == ["李*华", "Manual check required"]
+    assert verify_answer(result)["lines"] == ["李*华", "健康状态暂不可查", "人工核验"]
+    assert verify_answer(result, True)["lines"] == [
+        "李*华",
+        "Health status unavailable",
+        "Manual check",
+    ]
 
 
 def test_the_body_is_a_verify_response() -> None:

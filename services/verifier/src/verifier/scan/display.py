@@ -20,12 +20,13 @@ REASONS = {
     "credential_revoked": ("凭证已作废", "Credential revoked"),
     "credential_expired": ("凭证已过期", "Credential expired"),
     "credential_invalid": ("无效凭证", "Invalid credential"),
-    "status_unavailable": ("请人工核验", "Manual check required"),
+    "status_unavailable": ("健康状态暂不可查", "Health status unavailable"),
 }
+# The last line, always: the decision in words, as the contract names them.
 VERDICT = {
-    "pass": ("请通行", "Please pass"),
+    "pass": ("通行", "Pass"),
     "deny": ("禁止通行", "No entry"),
-    "manual_check": ("请人工核验", "Manual check required"),
+    "manual_check": ("人工核验", "Manual check"),
 }
 
 
@@ -50,10 +51,5 @@ def gate_lines(result: ScanResult, english: bool) -> list[str]:
         text = REASONS[reason][pick]
         if text not in lines:
             lines.append(text)
-    if result.decision.decision != "pass":
-        verdict = VERDICT[result.decision.decision][pick]
-        # status_unavailable's words are manual_check's verdict: said once, last.
-        if lines and lines[-1] == verdict:
-            lines.pop()
-        lines.append(verdict)
+    lines.append(VERDICT[result.decision.decision][pick])
     return lines
