@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: install run stop test test-pg rehearsal image test-image security lint format bench clean
+.PHONY: install run stop test test-pg test-browser rehearsal image test-image security lint format bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -31,9 +31,12 @@ test: install  ## the whole suite on embedded defaults (PostgreSQL/NATS when TES
 
 PG_TEST_PREFIX ?= postgresql://postgres@127.0.0.1:5432/hc_test_
 
-test-pg: install  ## the suite against this machine's PostgreSQL and NATS, with the cluster rehearsal (the fuzzer runs once, in `make test`)
+test-pg: install  ## the suite against this machine's PostgreSQL and NATS, with the cluster rehearsal (the fuzzer and the browser tests run once, in `make test`)
 	TEST_DATABASE_URL_PREFIX=$(PG_TEST_PREFIX) \
-	TEST_NATS_URL=nats://127.0.0.1:4222 $(VENV)/bin/pytest -m "not fuzz and not image"
+	TEST_NATS_URL=nats://127.0.0.1:4222 $(VENV)/bin/pytest -m "not fuzz and not image and not browser"
+
+test-browser: install  ## the staff page in headless Chromium alone (Debian's chromium; screenshots under .run/browser-artifacts/latest/)
+	$(VENV)/bin/pytest -s -m browser tests/browser
 
 rehearsal: install  ## the production topology rehearsed alone: 3 NATS nodes, 2 replicas of each service, PostgreSQL
 	TEST_DATABASE_URL_PREFIX=$(PG_TEST_PREFIX) $(VENV)/bin/pytest -s -m rehearsal tests/rehearsal

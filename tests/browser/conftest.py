@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.report import REPORT, say
+
 CHROMIUM = os.environ.get("HC_CHROMIUM", "/usr/bin/chromium")
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -38,6 +40,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
 ) -> None:
+    if REPORT:
+        terminalreporter.section("browser tests: measurements and screenshots")
+        for line in REPORT:
+            terminalreporter.write_line(line)
     skipped = config.stash.get(_skipped, [])
     if skipped:
         terminalreporter.section(MISSING, sep="!", red=True, bold=True)
@@ -55,5 +61,5 @@ def artifacts() -> Path:
     if latest.is_symlink() or latest.exists():
         latest.unlink() if latest.is_symlink() else shutil.rmtree(latest)
     latest.symlink_to(directory.name)
-    print(f"\nbrowser artifacts: {directory}")
+    say(f"\nbrowser artifacts: {directory}")
     return directory

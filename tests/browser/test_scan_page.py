@@ -19,10 +19,11 @@ from hc_common.devstack import Stack
 from hc_common.testing import make_id_number, make_phone, poll
 from tests.browser.camera import card_video
 from tests.browser.conftest import CHROMIUM
+from tests.browser.report import say
 from tests.conftest import Api, own_stack
 from tests.journeys import AUTHORITY, apply_for, open_venue, sign_in
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 # The contract's page weight: every asset of the first load, cold cache.
 MAX_FIRST_LOAD_BYTES = 300 * 1024
@@ -123,14 +124,14 @@ def card(system: System, artifacts: Path) -> tuple[dict[str, Any], str, Path]:
     )
     assert pdf.status_code == 200, pdf.text
     video, frame = card_video(pdf.content, artifacts)
-    print(f"\ncamera frame: {frame}")
+    say(f"\ncamera frame: {frame}")
     return credential, id_number, video
 
 
 def shot(page: Page, artifacts: Path, name: str) -> Path:
     path = artifacts / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    print(f"\nscreenshot {name}: {path}")
+    say(f"\nscreenshot {name}: {path}")
     return path
 
 
@@ -210,7 +211,7 @@ def test_1_a_printed_card_through_the_camera_passes(
     shot(camera_page, artifacts, "3-camera-pass")
     metrics = camera_page.evaluate("window.scanMetrics")
     assert metrics["lastSound"] == "pass"
-    print(f"\ndecoded QR to answer shown: {metrics['lastDecodeToAnswerMs']:.0f} ms (camera)")
+    say(f"\ndecoded QR to answer shown: {metrics['lastDecodeToAnswerMs']:.0f} ms (camera)")
 
 
 def test_2_the_same_card_after_the_code_turns_red_is_denied(
@@ -252,7 +253,7 @@ def test_3_a_revoked_card_from_a_handheld_scanner_is_denied(
     expect(scanner_page.locator("#qr-input")).to_have_value("")
     expect(scanner_page.locator("#qr-input")).to_be_focused()
     shot(scanner_page, artifacts, "5-scanner-revoked-denied")
-    print(
+    say(
         "\ndecoded QR to answer shown: "
         f"{scanner_page.evaluate('window.scanMetrics.lastDecodeToAnswerMs'):.0f} ms (scanner)"
     )
@@ -333,8 +334,8 @@ def test_first_load_weight_and_time_to_interactive(playwright: Playwright, syste
             " ready: performance.getEntriesByName('scan:ready')[0].startTime}; }"
         )
         names = sorted(urlparse(r.url).path for r in finished)
-        print(f"\nfirst load, cold cache: {total} bytes in {len(finished)} responses {names}")
-        print(
+        say(f"\nfirst load, cold cache: {total} bytes in {len(finished)} responses {names}")
+        say(
             f"time to interactive: {timing['ready']:.0f} ms to the sign-in form "
             f"(DOM interactive {timing['dom']:.0f} ms, load {timing['loaded']:.0f} ms)"
         )
