@@ -452,9 +452,13 @@ def test_the_ingress_routes_only_public_paths(overlay: str) -> None:
                 assert path["backend"]["service"]["name"] == name
                 route = path["path"]
                 assert route not in ("/", ""), f"{name}: everything routed"
-                assert route.startswith(("/v1/", "/.well-known/", "/docs", "/openapi.json")), (
-                    f"{name}: {route} is not public"
-                )
+                public = ("/v1/", "/.well-known/", "/docs", "/redoc", "/openapi.json")
+                staff_page = name == "verifier" and route == "/scan"
+                assert route.startswith(public) or staff_page, f"{name}: {route} is not public"
+                assert not route.startswith(("/internal", "/metrics", "/dev", "/healthz"))
+        # TLS for every host: the staff page's camera needs a secure origin.
+        hosts = {rule["host"] for rule in ingress["spec"]["rules"]}
+        assert hosts <= {h for tls in ingress["spec"]["tls"] for h in tls["hosts"]}, name
 
 
 # --- monitoring -------------------------------------------------------------------------------
