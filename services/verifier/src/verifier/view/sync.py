@@ -101,7 +101,8 @@ class ViewSync:
         pending_msgs_limit: int = PENDING_MSGS,
         retry_initial: float = 0.1,
         retry_max: float = 5.0,
-        check_interval: float = 1.0,
+        check_interval: float = 0.5,
+        check_timeout: float = 1.0,
     ) -> None:
         self.view = view
         self.bus = bus
@@ -113,6 +114,7 @@ class ViewSync:
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self.check_interval = check_interval
+        self.check_timeout = check_timeout
         self.last_seq: dict[str, int] = {}
         self.live: dict[str, bool] = dict.fromkeys(FOLLOWED, False)
         self.ready = asyncio.Event()
@@ -402,15 +404,19 @@ class ViewSync:
         while True:
             await wait_event(self._wake, self.check_interval)
             self._wake.clear()
-            for stream in FOLLOWED:
-                try:
-                    await self._check(stream)
-                except Exception as exc:
-                    log.warning(
-                        "stream not followed yet",
-                        extra={"stream": stream, "error": type(exc).__name__},
-                    )
-                self._set_live(stream)
+            # All streams at once: a consumer lost with a NATS node must not wait behind
+            # another stream's check (HEALTH's state decides whether a status in memory is
+            # trusted, within the contract's 2 seconds).
+            await asyncio.gather(*(self._check_and_mark(stream) for stream in FOLLOWED))
+
+    async def _check_and_mark(self, stream: str) -> None:
+        try:
+            await self._check(stream)
+        except Exception as exc:
+            log.warning(
+                "stream not followed yet", extra={"stream": stream, "error": type(exc).__name__}
+            )
+        self._set_live(stream)
 
     async def _check(self, stream: str) -> None:
         follower = self.followers.get(stream)
@@ -433,7 +439,10 @@ class ViewSync:
         if follower.sub is None:
             return False
         try:
-            info = await follower.sub.consumer_info()
+            # Quickly: a consumer on a server that died answers nothing, and until this
+            # says so the stream counts as followed (statuses in memory as current).
+            async with asyncio.timeout(self.check_timeout):
+                info = await follower.sub.consumer_info()
         except Exception:  # gone with the server that held it, a time-out, ...
             return False
         delivered = info.delivered.stream_seq if info.delivered is not None else 0
