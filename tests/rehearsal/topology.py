@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -223,7 +224,10 @@ class RoundRobinProxy:
 
     def __init__(self, ports: list[int]) -> None:
         self.ports = ports
-        self.port = free_port()
+        # Bound now and kept (a port merely found free was taken by another process before
+        # the proxy started, once, in CI): the replicas are told this port before it serves.
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._socket.getsockname()[1])
         self._next = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -235,7 +239,7 @@ class RoundRobinProxy:
     def start(self) -> None:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._handle, "127.0.0.1", self.port), self._loop
+            asyncio.start_server(self._handle, sock=self._socket), self._loop
         ).result(10)
 
     def stop(self) -> None:
