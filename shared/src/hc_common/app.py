@@ -69,8 +69,9 @@ def create_service_app(
     version: str = "1.0.0",
     cors_origins: Sequence[str] | None = None,
 ) -> FastAPI:
-    """`cors_origins`: the browser origins allowed to call the service; by default the
-    `CORS_ORIGINS` setting (`ServiceSettings`), none when empty."""
+    """`cors_origins`: the browser origins allowed to call the service (the services pass
+    their settings' `CORS_ORIGINS`); without it, read from the environment; none when
+    empty."""
     app = FastAPI(
         title=title,
         description=description,

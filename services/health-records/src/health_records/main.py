@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         routers=[nat_router, vaccination_router, person_router, internal_router],
+        cors_origins=settings.cors_origins,
         body_limits={"/v1/nat-results/batch": 16 * MIB, "/v1/vaccinations/batch": 16 * MIB},
     )
     # The batches' bodies, read raw (each row judged alone) and documented by reference.

@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         routers=routers,
+        cors_origins=settings.cors_origins,
     )
 
 

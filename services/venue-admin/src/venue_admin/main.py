@@ -153,6 +153,7 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         routers=routers,
+        cors_origins=settings.cors_origins,
     )
 
 

@@ -133,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         routers=[scan_router, scan_page_router],
+        cors_origins=settings.cors_origins,
     )
     _declare_security_schemes(app)
     # The hot path answers from plain routes ahead of the documented ones (scan/router.py).
