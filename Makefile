@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: install run stop test test-pg test-browser rehearsal image test-image security lint format bench clean
+.PHONY: install run stop demo test test-pg test-browser rehearsal image test-image security lint format bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -25,6 +25,9 @@ run: install  ## start NATS and the four services on embedded defaults (Ctrl-C s
 
 stop: install  ## stop a `make run` started elsewhere (another terminal, a lost shell)
 	$(VENV)/bin/python -m hc_common.devstack stop
+
+demo: install  ## seed a running `make run` (a family, a venue with a sub-admin and a gate, health data) and print what to try
+	$(VENV)/bin/python -m hc_common.demo
 
 test: install  ## the whole suite on embedded defaults (PostgreSQL/NATS when TEST_DATABASE_URL_PREFIX/TEST_NATS_URL say so)
 	$(VENV)/bin/pytest -m "not rehearsal and not image"

@@ -1,4 +1,5 @@
-"""Fixtures every test folder shares: a NATS server for the session."""
+"""Fixtures every test folder shares: a NATS server for the session; and tests of what only
+PostgreSQL has (marked `postgres`) deselected, not skipped, when the suite runs on SQLite."""
 
 import asyncio
 import os
@@ -12,6 +13,19 @@ from hc_common.testing import NatsServer, reset_streams
 # The streams' declared sizes are a province's, reserved on the server's disk: a test's
 # services cap them (the machine's shared NATS would refuse 64 GiB).
 os.environ.setdefault("NATS_STREAM_MAX_BYTES", str(256 * 1024 * 1024))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the embedded defaults (no TEST_DATABASE_URL_PREFIX: SQLite) the `postgres` tests
+    are deselected, so that the run's count says they did not run; `make test-pg` runs them."""
+    if os.environ.get("TEST_DATABASE_URL_PREFIX"):
+        return
+    kept = [item for item in items if item.get_closest_marker("postgres") is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(
+            items=[item for item in items if item.get_closest_marker("postgres") is not None]
+        )
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,8 @@ serve)
   package=$(echo "$SERVICE" | tr '-' '_')
   # shellcheck disable=SC2086  # UVICORN_ARGS is a list of words
   exec uvicorn "$package.main:app" --host 0.0.0.0 --port "${PORT:-8000}" --no-access-log \
-    --loop uvloop --http httptools --timeout-graceful-shutdown 5 ${UVICORN_ARGS:-}
+    --loop uvloop --http hc_common.server:HttpProtocol --no-proxy-headers --no-server-header \
+    --timeout-graceful-shutdown 5 ${UVICORN_ARGS:-}
   ;;
 migrate)
   exec python -m hc_common.migrations "/app/services/$SERVICE"

@@ -39,6 +39,7 @@ def test_each_event_has_one_publisher_besides_the_operator() -> None:
         "venue_admin.rule.changed.v1": "venue-admin",
         "issuer.credential.revoked.v1": "issuer",
         "verifier.access_record.created.v1": "verifier",
+        "verifier.access_record.batch.v1": "verifier",
         "dead_letter.venue_admin.access-records": "venue-admin",
     }
     for subject, owner in owners.items():

@@ -75,8 +75,13 @@ async def test_validation_names_the_field_and_the_domain_code() -> None:
     body = response.json()
     assert body["code"] == "invalid_phone"
     assert body["errors"] == [
-        {"field": "phone", "code": "invalid_phone", "message": "手机号码无效"}
+        {
+            "field": "phone",
+            "code": "invalid_phone",
+            "message": "不是中国大陆手机号码（以 1 开头的 11 位数字）",
+        }
     ]
+    assert body["detail"] == "手机号码：不是中国大陆手机号码（以 1 开头的 11 位数字）"
 
 
 async def test_an_id_number_is_normalised_and_a_bad_one_is_invalid_id_number() -> None:
@@ -91,7 +96,10 @@ async def test_an_id_number_is_normalised_and_a_bad_one_is_invalid_id_number() -
         )
     assert ok.json() == {"id_number": "11010519491231002X"}
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_id_number"
-    assert bad.json()["errors"][0]["message"] == "Invalid identity number"
+    assert bad.json()["errors"][0]["message"] == (
+        "Not a valid identity number: wrong check character"
+    )
+    assert bad.json()["detail"] == "ID number: Not a valid identity number: wrong check character"
 
 
 async def test_a_body_that_is_not_json_is_a_422_problem() -> None:
@@ -115,7 +123,7 @@ async def test_a_body_that_cannot_be_read_is_a_422_like_bad_json() -> None:
             body = response.json()
             assert body["code"] == "validation_error"
             assert body["errors"] == [
-                {"field": "body", "code": "invalid_json", "message": "请求体不是有效的 JSON"}
+                {"field": "body", "code": "invalid_json", "message": "不是有效的 JSON"}
             ]
 
 

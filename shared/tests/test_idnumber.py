@@ -64,3 +64,17 @@ def test_every_kind_of_province_code_is_accepted(region: str) -> None:
 def test_other_province_codes_are_refused(region: str) -> None:
     with pytest.raises(InvalidIdNumber):
         parse_id_number(make_id_number(date(1980, 1, 1), region=region), TODAY)
+
+
+def test_the_check_character_is_the_standards_weighted_sum() -> None:
+    # GB 11643-1999 as written: weights 2 ** (17 - i) mod 11, the sum mod 11 looked up in
+    # "10X98765432". check_character takes a shortcut; it must agree on every input.
+    import random
+
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    draw = random.Random(11643)
+    samples = ["0" * 17, "9" * 17, "11010519491231002"]
+    samples += ["".join(draw.choice("0123456789") for _ in range(17)) for _ in range(20_000)]
+    for first17 in samples:
+        total = sum(int(digit) * weight for digit, weight in zip(first17, weights, strict=True))
+        assert check_character(first17) == "10X98765432"[total % 11], first17

@@ -23,7 +23,7 @@ from hc_common.otp import (
     OtpPolicy,
     SmsOutboxMixin,
 )
-from hc_common.testing import make_phone, test_database_url
+from hc_common.testing import make_phone, replica_databases, test_database_url
 
 
 class Base(DeclarativeBase):
@@ -64,14 +64,8 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 async def replicas(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[list[Database]]:
     """Two engines on one fresh database, as two replicas of a service would hold."""
     url = test_database_url("otp", tmp_path_factory.mktemp("otp"))
-    first, second = Database(url), Database(url)
-    async with first.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    try:
-        yield [first, second]
-    finally:
-        await first.dispose()
-        await second.dispose()
+    async with replica_databases(url, Base.metadata) as databases:
+        yield databases
 
 
 OTP = OtpCodes(Code, DevOutboxSender(Message), b"p" * 32, OtpPolicy())

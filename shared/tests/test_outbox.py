@@ -3,13 +3,21 @@
 import asyncio
 from pathlib import Path
 
+from sqlalchemy import insert
 from sqlalchemy.orm import DeclarativeBase
 
 from hc_common.db import Database
 from hc_common.events.bus import EventBus
 from hc_common.events.consumer import Consumer
-from hc_common.events.envelope import Envelope
-from hc_common.events.outbox import OutboxMixin, OutboxRelay, add_event
+from hc_common.events.envelope import Envelope, encode_envelope
+from hc_common.events.outbox import (
+    OutboxMixin,
+    OutboxRecord,
+    OutboxRelay,
+    add_event,
+    group_events,
+    row_messages,
+)
 from hc_common.testing import NatsServer, eventually, test_database_url
 
 
@@ -164,3 +172,143 @@ async def relay_pending_ids(db: Database) -> list[str]:
 
     async with db.sessionmaker() as session:
         return list((await session.scalars(select(Outbox.event_id))).all())
+
+
+# --- Grouped rows -----------------------------------------------------------------------------
+
+STATUS = "health_records.status.changed.v1"
+OTHER = "venue_admin.rule.changed.v1"
+
+
+def _records(subject: str, numbers: range) -> list[OutboxRecord]:
+    records: list[OutboxRecord] = []
+    for n in numbers:
+        event_id, occurred_at, payload = encode_envelope(subject, {"n": n, "note": "a\nb"})
+        records.append((event_id, subject, payload, occurred_at))
+    return records
+
+
+async def _stage(db: Database, rows: list[OutboxRecord]) -> None:
+    async with db.sessionmaker() as session:
+        await session.execute(
+            insert(Outbox),
+            [{"event_id": e, "subject": s, "payload": p, "created_at": c} for e, s, p, c in rows],
+        )
+        await session.commit()
+
+
+def test_runs_of_one_subject_become_grouped_rows_of_at_most_the_size() -> None:
+    records = _records(STATUS, range(5)) + _records(OTHER, range(1)) + _records(STATUS, range(2))
+    rows = group_events(records, size=3)
+    # 3 + 2 of the first run, the lone event of another subject as it was, then 2.
+    assert [row[1] for row in rows] == [STATUS, STATUS, OTHER, STATUS]
+    assert rows[2] == records[5]  # a run of one stays a plain row
+    assert [row[0] for row in rows] == [records[0][0], records[3][0], records[5][0], records[6][0]]
+    messages = [
+        m
+        for event_id, subject, payload, _ in rows
+        for m in row_messages(subject, payload, event_id)
+    ]
+    # Each event as its own row would have sent it: its envelope, its id, in order.
+    assert messages == [(subject, payload, event_id) for event_id, subject, payload, _ in records]
+
+
+class _RecordingBus:
+    connected = True
+
+    def __init__(self) -> None:
+        self.rounds: list[list[tuple[str, bytes, str]]] = []
+
+    async def publish_many(self, messages: list[tuple[str, bytes, str]]) -> None:
+        self.rounds.append(messages)
+
+
+async def test_a_round_reads_at_most_max_bytes_beyond_its_first_row(tmp_path: Path) -> None:
+    """Large grouped rows: a round takes rows up to `max_bytes` (always one), says how many
+    events it published, and pending() counts events, not rows."""
+    db = Database(test_database_url("outbox-rounds", tmp_path))
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    records = _records(STATUS, range(25))
+    rows = group_events(records, size=10)  # 10, 10, 5
+    bus = _RecordingBus()
+    relay = OutboxRelay(db, Outbox, bus, max_bytes=len(rows[0][2]) + 1)  # type: ignore[arg-type]
+    try:
+        await _stage(db, rows)
+        assert await relay.pending() == 25
+        assert await relay.relay_once() == 10
+        assert await relay.pending() == 15
+        assert await relay.relay_once() == 10
+        assert await relay.relay_once() == 5
+        assert await relay.relay_once() == 0
+        assert await relay.pending() == 0
+        assert [len(r) for r in bus.rounds] == [10, 10, 5]
+        sent = [m for r in bus.rounds for m in r]
+        assert [msg_id for _, _, msg_id in sent] == [r[0] for r in records]
+    finally:
+        await db.dispose()
+
+
+class _CrashAfterPublish:
+    """A relay's bus that publishes, then fails before the rows are removed (as a relay that
+    dies between the acks and its commit)."""
+
+    connected = True
+
+    def __init__(self, bus: EventBus) -> None:
+        self.bus = bus
+
+    async def publish_many(self, messages: list[tuple[str, bytes, str]]) -> None:
+        await self.bus.publish_many(messages)
+        raise RuntimeError("relay died after the acks")
+
+
+async def test_a_grouped_row_published_again_arrives_once_each_in_order(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """Plain rows and grouped rows of status events: the consumer gets every event once, in
+    the order written, under its own id, also when the relay published a group and died
+    before removing it (JetStream drops the second publish by the events' ids)."""
+    db = Database(test_database_url("outbox-groups", tmp_path))
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    bus = EventBus(
+        nats_server.url, "outbox-groups", streams=("HEALTH",), auth=nats_server.auth("operator")
+    )
+    await bus.start(wait=10)
+    received: list[Envelope] = []
+
+    async def handle(batch: list[Envelope]) -> None:
+        received.extend(batch)
+
+    consumer = Consumer(
+        bus, stream="HEALTH", durable="outbox-groups", subject="health_records.>", handler=handle
+    )
+    records = _records(STATUS, range(12))
+    rows = [records[0], *group_events(records[1:11], size=4), records[11]]
+    relay = OutboxRelay(db, Outbox, bus)
+    try:
+        await _stage(db, rows)
+        assert await relay.pending() == 12
+        dying = OutboxRelay(db, Outbox, _CrashAfterPublish(bus))  # type: ignore[arg-type]
+        try:
+            await dying.relay_once()
+        except RuntimeError:
+            pass
+        assert await relay.pending() == 12  # nothing removed: all of it goes again
+        assert await relay.relay_once() == 12
+        assert await relay.pending() == 0
+        consumer.start()
+
+        async def all_arrived() -> bool:
+            return len(received) >= 12
+
+        assert await eventually(all_arrived, 15), f"{len(received)} events arrived"
+        await asyncio.sleep(0.5)  # a duplicate would arrive meanwhile
+        assert [e.id for e in received] == [r[0] for r in records]
+        assert [e.data["n"] for e in received] == list(range(12))
+        assert all(e.data["note"] == "a\nb" for e in received)
+    finally:
+        await consumer.stop()
+        await bus.close()
+        await db.dispose()

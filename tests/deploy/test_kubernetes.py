@@ -207,10 +207,10 @@ def test_the_province_runs_the_verifier_at_the_planned_size() -> None:
     objects = rendered("province")
     verifier = of_kind(objects, "StatefulSet")["verifier"]
     (container,) = verifier["spec"]["template"]["spec"]["containers"]
-    assert verifier["spec"]["replicas"] == 80
+    assert verifier["spec"]["replicas"] == 12
     assert container["resources"]["requests"] == {"cpu": "1", "memory": "3Gi"}
     hpa = of_kind(objects, "HorizontalPodAutoscaler")["verifier"]
-    assert hpa["spec"]["minReplicas"] <= 80 <= hpa["spec"]["maxReplicas"]
+    assert hpa["spec"]["minReplicas"] <= 12 <= hpa["spec"]["maxReplicas"]
     test_objects = rendered("test")
     for name in DATABASE_SERVICES:
         assert of_kind(test_objects, "Deployment")[name]["spec"]["replicas"] == 1
@@ -300,6 +300,7 @@ def test_every_secret_reference_is_a_documented_key(overlay: str) -> None:
         "ISSUER_KEY_ENCRYPTION_KEY",
         "ISSUER_PEPPER",
         "ISSUER_FACE_CHECK_SECRET",
+        "ISSUER_AUTHORITY_API_KEY",
         "ISSUER_SMS_API_KEY",
         "VENUE_ADMIN_KEY_ENCRYPTION_KEY",
         "VENUE_ADMIN_PEPPER",

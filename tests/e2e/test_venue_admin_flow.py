@@ -16,7 +16,10 @@ from tests.journeys import apply_for, sign_in
 
 pytestmark = pytest.mark.e2e
 
-CSV_HEADER = "record_id,checked_at,decision,reasons,masked_name,color,scanner_kind,scanner_id"
+CSV_HEADER = (
+    "record_id,checked_at,checked_at_local,decision,reasons,reasons_text,masked_name,color,"
+    "scanner_kind,scanner_id,scanner_name"
+)
 
 
 def credential(api: Api) -> dict[str, Any]:
@@ -330,9 +333,10 @@ def test_every_scan_becomes_an_access_record(api: Api) -> None:
     )
     assert exported.status_code == 200
     assert exported.headers["content-type"].startswith("text/csv")
-    lines = exported.text.splitlines()
+    assert exported.content.startswith(b"\xef\xbb\xbf")  # UTF-8 with a byte-order mark
+    lines = exported.content.decode("utf-8-sig").splitlines()
     assert lines[0] == CSV_HEADER
-    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
     assert [r["record_id"] for r in rows] == [i["record_id"] for i in items]
     for row in rows:
         item = by_id[row["record_id"]]
@@ -349,7 +353,7 @@ def test_every_scan_becomes_an_access_record(api: Api) -> None:
         params={"decision": "deny"},
         headers={**venue.admin, "Accept": "text/csv"},
     )
-    denied_rows = list(csv.DictReader(io.StringIO(denied_csv.text)))
+    denied_rows = list(csv.DictReader(io.StringIO(denied_csv.content.decode("utf-8-sig"))))
     assert [r["record_id"] for r in denied_rows] == [i["record_id"] for i in denies]
 
     # A sub-admin is a member and reads them too; a non-member gets 403, in either form.

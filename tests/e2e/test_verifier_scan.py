@@ -348,8 +348,9 @@ def test_manual_check_lines_with_health_records_down() -> None:
 
 
 def test_scan_routes_keep_the_documented_surface(api: Api, place) -> None:
-    """The scan endpoints answer from plain routes (scan/router.py `ScanRoute`): they are
-    still described, counted by route in the metrics, and refuse other methods as before."""
+    """The scan endpoints answer from direct routes ahead of the middleware stack
+    (`hc_common.app.ServiceApp`): they are still described, counted by route in the metrics,
+    and refuse other methods as before."""
     venue_id, admin = place
     credential, _ = apply(api)
     assert verify(api, admin, credential["qr"], venue_id).status_code == 200

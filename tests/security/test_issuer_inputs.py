@@ -302,6 +302,8 @@ def test_every_operation_declares_the_credential_it_takes(openapi: dict[str, Any
                 assert declared == [{"UserToken": []}], (method, path)
             elif path.startswith("/internal/"):
                 assert declared == [{"ServiceKey": []}], (method, path)
+            elif path.startswith("/v1/review/"):
+                assert declared == [{"AuthorityKey": []}], (method, path)
             else:
                 assert path in public or path.startswith("/dev/"), (method, path)
                 assert not declared, (method, path)

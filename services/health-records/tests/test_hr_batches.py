@@ -97,6 +97,82 @@ async def test_repeated_batch_is_all_duplicates_and_changes_nothing(hr: httpx.As
     assert after == before
 
 
+@pytest.mark.parametrize("sampled", [True, False], ids=["seen-first", "seen-by-the-attempt"])
+async def test_a_known_report_among_new_ones_changes_nothing_and_the_rest_is_stored(
+    hr: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, sampled: bool
+) -> None:
+    # A batch is first stored as if all its report ids were new, all or none, unless one of
+    # the few looked up first is known. One known report id among new ones (with other
+    # content), found by that look-up or by the attempt (which then leaves nothing written):
+    # the batch is stored without it, the new rows count, once each, and set the statuses.
+    from health_records.nat.repository import NatResultRepository
+
+    person, other = new_id_number(), new_id_number()
+    first = nat_row(person, hours_ago=30)
+    assert (await push_nat(hr, [first])).json()["accepted"] == 1
+    before = await status_of(hr, person)
+    if not sampled:  # the batch's first look-up (its sample) is made to miss it
+        looked_up: list[list[str]] = []
+        real = NatResultRepository.known
+
+        async def blind_first(self: NatResultRepository, report_ids: list[str]) -> set[str]:
+            looked_up.append(report_ids)
+            return set() if len(looked_up) == 1 else await real(self, report_ids)
+
+        monkeypatch.setattr(NatResultRepository, "known", blind_first)
+    latest = nat_row(person, hours_ago=1)
+    known = dict(first, result="positive", sample_time=latest["sample_time"])
+    known["report_time"] = latest["report_time"]
+    newer = nat_row(person, hours_ago=5)
+    response = await push_nat(hr, [newer, known, nat_row(other, result="positive")])
+    assert response.json() == {"accepted": 2, "duplicates": 1, "rejected": []}
+    after = await status_of(hr, person)
+    assert after["nat"]["result"] == "negative" and after["color"] == "green"
+    assert after["nat"]["sample_time"] == newer["sample_time"]
+    assert after["version"] == before["version"] + 1  # one change for the batch
+    assert (await status_of(hr, other))["color"] == "red"
+    assert (await status_of(hr, other))["version"] == 2  # made, then one change
+    if not sampled:  # the attempt found it: then every report id was looked up
+        assert [len(ids) for ids in looked_up] == [3, 3]
+
+
+async def test_all_or_none_insert_stores_nothing_when_one_key_is_known(
+    hr: httpx.AsyncClient, hr_app: FastAPI
+) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import func, select
+
+    from health_records.nat.models import NatResult
+    from health_records.nat.repository import COLUMNS
+    from health_records.person.repository import insert_all_rows
+
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def record(report_id: str) -> tuple[object, ...]:
+        return (report_id, "k" * 64, "negative", now, now, "南宁市第一人民医院", now)
+
+    first, second, third = (uuid.uuid4().hex for _ in range(3))
+    table = NatResult.__table__
+    db = hr_app.state.runtime.db
+    async with db.sessionmaker() as session:
+        stored = await insert_all_rows(session, table, COLUMNS, [record(first)], "report_id")
+        assert stored == {first}
+        await session.commit()
+    async with db.sessionmaker() as session:
+        rows = [record(second), record(first), record(third)]
+        assert await insert_all_rows(session, table, COLUMNS, rows, "report_id") is None
+        # The transaction goes on (only the savepoint was rolled back) and holds none of them.
+        ids = [second, first, third]
+        held = await session.scalar(
+            select(func.count()).select_from(table).where(table.c.report_id.in_(ids))
+        )
+        assert held == 1
+        stored = await insert_all_rows(session, table, COLUMNS, [record(third)], "report_id")
+        assert stored == {third}
+        await session.commit()
+
+
 async def test_duplicate_within_one_batch_counts_once(hr: httpx.AsyncClient) -> None:
     person = new_id_number()
     row = nat_row(person)
@@ -278,7 +354,7 @@ async def test_text_with_nul_character_is_invalid_value_not_500(hr: httpx.AsyncC
         (2, "invalid_value"),
         (3, "invalid_value"),
     ]
-    assert body["rejected"][0]["detail"] == "name: must not contain control characters"
+    assert body["rejected"][0]["detail"] == "姓名：含有不允许的控制字符"
     site = vaccination_row(new_id_number())
     site["vaccine"] = "新冠\x00"
     response = await hr.post("/v1/vaccinations/batch", headers=SITE, json={"records": [site]})
@@ -373,8 +449,9 @@ async def test_results_stored_meanwhile_are_duplicates_and_change_nothing(
 async def test_a_batch_names_a_known_person_without_a_name(
     hr: httpx.AsyncClient, hr_app: FastAPI
 ) -> None:
-    # A person known without a name (linked by the issuer first) gets the batch's name, sealed;
-    # one known with a name keeps it. Both get the batch's result.
+    # A person known without a name (linked by the issuer first) gets the batch's name, sealed,
+    # and the batch's result; one known with a name keeps it, and a row under another name is
+    # refused (name_mismatch) and changes nothing.
     from sqlalchemy import select
 
     from hc_common.crypto import Sealer, decode_key
@@ -384,7 +461,10 @@ async def test_a_batch_names_a_known_person_without_a_name(
     await subject_of(hr, unnamed)
     assert (await push_nat(hr, [nat_row(named, hours_ago=30)])).json()["accepted"] == 1
     rows = [dict(nat_row(unnamed), name="王小明"), dict(nat_row(named), name="别的名字")]
-    assert (await push_nat(hr, rows)).json()["accepted"] == 2
+    before = await status_of(hr, named)
+    body = (await push_nat(hr, rows)).json()
+    assert body["accepted"] == 1
+    assert [(r["index"], r["code"]) for r in body["rejected"]] == [(1, "name_mismatch")]
     settings = hr_app.state.settings
     sealer = Sealer(decode_key(settings.data_key), b"person")
     db = hr_app.state.runtime.db
@@ -396,8 +476,8 @@ async def test_a_batch_names_a_known_person_without_a_name(
             )
     assert names[unnamed] == "王小明"
     assert names[named] != "别的名字"
-    for person, row in zip((unnamed, named), rows, strict=True):
-        assert (await status_of(hr, person))["nat"]["sample_time"] == row["sample_time"]
+    assert (await status_of(hr, unnamed))["nat"]["sample_time"] == rows[0]["sample_time"]
+    assert await status_of(hr, named) == before
 
 
 async def test_a_person_created_meanwhile_is_updated_as_known(

@@ -3,11 +3,14 @@ reordered while NATS is down (a nats-server of this test's own, stopped and star
 
 import asyncio
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import nats
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 from nats.js.api import DeliverPolicy
 
 from hc_common.events.envelope import STATUS_CHANGED
@@ -137,8 +140,6 @@ async def _outbox_empty(app: Any) -> bool:
 def test_a_status_event_carries_the_status_as_the_api_shows_it() -> None:
     # The same for a code set (a Person) and a batch (its PersonState): the status the API
     # answers, times in whole seconds, no masked ID number; valid as StatusChanged.
-    from datetime import UTC, datetime
-
     from hc_common.events.envelope import Envelope
     from hc_common.events.schemas import parse_payload
     from health_records.person.events import status_changed_rows
@@ -161,3 +162,73 @@ def test_a_status_event_carries_the_status_as_the_api_shows_it() -> None:
     assert envelope.data["updated_at"] == "2026-11-27T08:00:01Z"
     assert envelope.data["color"] == "red" and envelope.data["masked_id_number"] is None
     assert parse_payload(STATUS_CHANGED, envelope.data)["nat"]["report_time"] is None
+
+
+_TIMES = st.one_of(
+    st.none(),
+    st.datetimes(
+        datetime(2020, 1, 1), datetime(2030, 1, 1), timezones=st.just(UTC), allow_imaginary=False
+    ),
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["green", "yellow", "red"]),
+            st.one_of(st.none(), st.text(max_size=20)),
+            st.sampled_from([None, "negative", "positive"]),
+            _TIMES,
+            _TIMES,
+            st.integers(0, 5),
+            _TIMES,
+            st.integers(1, 2**40),
+            _TIMES,
+        ),
+        max_size=30,
+    ),
+    st.datetimes(datetime(2020, 1, 1), datetime(2030, 1, 1), timezones=st.just(UTC)),
+)
+def test_a_batch_writes_its_events_byte_for_byte_as_the_envelope_writer(
+    states: list[tuple[Any, ...]], occurred_at: datetime
+) -> None:
+    """A batch's events are written from a template with parts shared across the batch: the
+    same bytes as encode_envelope of status_changed, whatever the values (escapes in a
+    reason, times with fractions, no NAT, no doses), in order, each under its id."""
+    from hc_common.events.envelope import encode_envelope
+    from health_records.person.events import status_changed, status_changed_rows
+    from health_records.person.service import PersonState, new_ids
+
+    persons = [
+        PersonState(
+            f"{at:064x}",
+            subject,
+            "green",
+            reason,
+            color,
+            nat,
+            sample,
+            report,
+            doses,
+            last,
+            version,
+            updated_at=updated or occurred_at,
+        )
+        for at, (
+            (color, reason, nat, sample, report, doses, last, version, updated),
+            subject,
+        ) in enumerate(zip(states, new_ids(len(states)), strict=True))
+    ]
+    ids = new_ids(len(persons))
+    expected = [
+        (
+            event_id,
+            STATUS_CHANGED,
+            encode_envelope(
+                STATUS_CHANGED, status_changed(p), event_id=event_id, occurred_at=occurred_at
+            )[2],
+            occurred_at,
+        )
+        for p, event_id in zip(persons, ids, strict=True)
+    ]
+    assert status_changed_rows(persons, occurred_at, ids) == expected

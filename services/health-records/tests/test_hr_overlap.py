@@ -1,13 +1,13 @@
 """A batch's CPU work alongside one statement (person.service.overlap): both run, in turns,
-both results come back, and the statement has ended before an error of the work leaves. No
-I/O."""
+both results come back, and the statement has ended before an error of the work leaves; with
+meanwhile(), the work only until the statement is done, the rest left to the caller. No I/O."""
 
 import asyncio
 from collections.abc import Generator
 
 import pytest
 
-from health_records.person.service import finish, overlap
+from health_records.person.service import finish, meanwhile, overlap
 
 
 async def test_the_statement_runs_between_slices_and_both_results_come_back() -> None:
@@ -73,3 +73,32 @@ def test_finish_does_the_work_at_once() -> None:
         return made
 
     assert finish(work()) == [0, 1, 2]
+
+
+async def test_meanwhile_works_until_the_statement_is_done_and_leaves_the_rest() -> None:
+    made: list[int] = []
+
+    async def statement() -> str:
+        await asyncio.sleep(0)
+        return "stored"
+
+    def work() -> Generator[None, None, None]:
+        for step in range(10):
+            made.append(step)
+            yield
+
+    slices = work()
+    assert await meanwhile(statement(), slices) == ("stored", False)
+    assert 0 < len(made) < 10
+    assert finish(slices) is None and made == list(range(10))  # the rest, where it stopped
+
+
+async def test_meanwhile_says_when_the_work_was_done_first() -> None:
+    async def statement() -> str:
+        await asyncio.sleep(0.01)
+        return "stored"
+
+    def work() -> Generator[None, None, None]:
+        yield
+
+    assert await meanwhile(statement(), work()) == ("stored", True)

@@ -9,6 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import nats
+import nats.js.errors
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -160,6 +162,7 @@ def make_settings(database_url: str, nats_url: str, **extra: object) -> Settings
         nats_url=nats_url,
         app_env="dev",
         access_consumer_durable="va-test-" + new_id(),
+        access_batch_consumer_durable="va-test-batches-" + new_id(),
         **extra,
     )
 
@@ -179,3 +182,15 @@ async def va(
     async with app_client(app) as client:
         await app.state.bus.wait_ready(10)
         yield VenueAdmin(client, issuer, app, url)
+    # ACCESS is a work queue, which takes one consumer per subject: a module's durable
+    # consumer left behind would refuse the next module's (BadRequest) on a shared server.
+    nc = await nats.connect(nats_url)
+    settings = app.state.settings
+    try:
+        for durable in (settings.access_consumer_durable, settings.access_batch_consumer_durable):
+            try:
+                await nc.jetstream().delete_consumer("ACCESS", durable)
+            except nats.js.errors.NotFoundError:
+                pass
+    finally:
+        await nc.close()

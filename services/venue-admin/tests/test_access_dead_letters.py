@@ -23,7 +23,7 @@ from sqlalchemy import select, text
 from hc_common.clock import utcnow
 from hc_common.events.consumer import DEAD_LETTER_STREAM
 from hc_common.events.deadletters import DeadLetter, list_dead_letters
-from hc_common.events.envelope import ACCESS_RECORD_CREATED, Envelope
+from hc_common.events.envelope import ACCESS_RECORD_BATCH, ACCESS_RECORD_CREATED, Envelope
 from hc_common.ids import new_id
 from hc_common.migrations import upgrade_head
 from hc_common.testing import NatsServer, app_client, eventually, test_database_url
@@ -54,7 +54,14 @@ def record(venue_id: str, **overrides: Any) -> dict[str, Any]:
 
 
 def envelope_bytes(data: dict[str, Any]) -> bytes:
+    """A record in an event of its own, as verifiers of earlier versions sent them."""
     return Envelope(id=data["record_id"], type=ACCESS_RECORD_CREATED, data=data).to_bytes()
+
+
+def batch_bytes(records: list[dict[str, Any]]) -> bytes:
+    """Records in a batch event, as the verifier's journal ships them."""
+    pack_id = f"{records[0]['record_id']}+{len(records)}"
+    return Envelope(id=pack_id, type=ACCESS_RECORD_BATCH, data={"records": records}).to_bytes()
 
 
 @dataclass
@@ -69,10 +76,14 @@ class Running:
     def durable(self) -> str:
         return self.settings.access_consumer_durable
 
-    async def publish(self, payload: bytes) -> int:
-        """Publish as the verifier does; the record's sequence in ACCESS."""
+    @property
+    def batch_durable(self) -> str:
+        return self.settings.access_batch_consumer_durable
+
+    async def publish(self, payload: bytes, subject: str = ACCESS_RECORD_CREATED) -> int:
+        """Publish as the verifier does; the event's sequence in ACCESS."""
         ack = await self.verifier.jetstream().publish(
-            ACCESS_RECORD_CREATED, payload, headers={"Nats-Msg-Id": new_id()}
+            subject, payload, headers={"Nats-Msg-Id": new_id()}
         )
         return ack.seq
 
@@ -219,6 +230,48 @@ async def test_a_poison_record_goes_to_the_dead_letters_and_the_records_around_i
     assert "replayed 0" in output and "left: 2" in output, output
     assert (await va.dead_letters())[0] == 2
     assert await va.stored(venue_id) == {before["record_id"], after["record_id"]}
+
+
+async def test_a_batch_that_does_not_fit_goes_to_the_dead_letters_whole(
+    venue_admin: Running,
+) -> None:
+    """One record a newer verifier wrote (a decision this venue-admin does not know) makes
+    its batch unreadable: the batch goes to the dead letters as it came, every record in it
+    kept for a replay, and the batches around it are stored."""
+    va = venue_admin
+    venue_id = new_id()
+    before, after = [record(venue_id) for _ in range(3)], [record(venue_id) for _ in range(3)]
+    poison = [record(venue_id), record(venue_id, decision="waived")]
+    poison_bytes = batch_bytes(poison)
+    await va.publish(batch_bytes(before), ACCESS_RECORD_BATCH)
+    sequence = await va.publish(poison_bytes, ACCESS_RECORD_BATCH)
+    await va.publish(batch_bytes(after), ACCESS_RECORD_BATCH)
+    wanted = {data["record_id"] for data in before + after}
+
+    async def batch_letters() -> tuple[int, list[DeadLetter]]:
+        return await list_dead_letters(va.js, "venue-admin", va.batch_durable)
+
+    async def settled() -> bool:
+        return await va.stored(venue_id) == wanted and (await batch_letters())[0] == 1
+
+    assert await eventually(settled, 20), (await va.stored(venue_id), await batch_letters())
+    _, (letter,) = await batch_letters()
+    assert letter.headers["Dead-Letter-Error"] == "InvalidPayload"
+    assert letter.headers["Dead-Letter-Event-Id"] == f"{poison[0]['record_id']}+2"
+    assert letter.headers["Dead-Letter-Deliveries"] == "1"  # not tried again: it cannot pass
+    assert letter.headers["Dead-Letter-Subject"] == ACCESS_RECORD_BATCH
+    assert letter.headers["Dead-Letter-Consumer"] == va.batch_durable
+    assert letter.headers["Dead-Letter-Sequence"] == str(sequence)
+    assert not any(MASKED_NAME in value for value in letter.headers.values())
+    assert (await va.js.get_msg(DEAD_LETTER_STREAM, letter.sequence)).data == poison_bytes
+
+    status, output = await va.command("dead-letters")
+    assert status == 0 and f"1 dead letters of {va.batch_durable}" in output, output
+    # Nothing has changed: a replay stores none of it and leaves it.
+    status, output = await va.command("replay-dead-letters")
+    assert status == 1, output
+    assert f"replayed 0 dead letters of {va.batch_durable}; left: 1" in output, output
+    assert await va.stored(venue_id) == wanted
 
 
 async def test_records_that_failed_while_the_store_was_away_are_replayed(

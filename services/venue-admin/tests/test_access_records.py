@@ -1,23 +1,22 @@
 """Access records: consumed from the ACCESS stream exactly once per record id, listed newest
-first with filters and cursors, exported as CSV, members only, purged after retention."""
+first with filters and cursors, members only, purged after retention (the CSV export:
+test_access_csv.py)."""
 
 import asyncio
-import csv
-import io
 from datetime import datetime, timedelta
 
 import nats
+import pytest
 from sqlalchemy import func, select
 
 from hc_common.clock import rfc3339, utcnow
-from hc_common.events.envelope import ACCESS_RECORD_CREATED, Envelope
+from hc_common.events.consumer import InvalidPayload
+from hc_common.events.envelope import ACCESS_RECORD_BATCH, ACCESS_RECORD_CREATED, Envelope
 from hc_common.ids import new_id
 from hc_common.testing import eventually
 from venue_admin.access import service as access_records
 from venue_admin.access.handlers import store_access_records
 from venue_admin.access.models import AccessRecord
-
-CSV_HEADER = "record_id,checked_at,decision,reasons,masked_name,color,scanner_kind,scanner_id"
 
 
 def record(
@@ -86,12 +85,14 @@ async def test_each_record_stored_once_despite_duplicates_and_a_consumer_restart
             # JetStream's duplicate window: only venue-admin can drop this one.
             await publish(data, data["record_id"] + "-again")
         await wait_for_count(va, venue_id, 1)
-        await va.app.state.access_consumer.stop()  # mid-stream
+        for consumer in va.app.state.access_consumers:
+            await consumer.stop()  # mid-stream
         for data in second:
             await publish(data, data["record_id"])
         for data in first[:50] + second[:50]:
             await publish(data, "late-" + data["record_id"])
-        va.app.state.access_consumer.start()
+        for consumer in va.app.state.access_consumers:
+            consumer.start()
         # Messages fetched but not acked when the consumer stopped come back after the
         # consumer's ack wait (30 s): at least once, then dropped by record id.
         ids = await wait_for_count(va, venue_id, 500, seconds=60)
@@ -101,6 +102,48 @@ async def test_each_record_stored_once_despite_duplicates_and_a_consumer_restart
         await nc.close()
     assert sorted(ids) == sorted(d["record_id"] for d in first + second)
     assert len(ids) == len(set(ids)) == 500
+
+
+async def test_batches_and_single_records_are_stored_once_each(va, nats_url: str) -> None:
+    """What verifiers send (batches of records) and what earlier verifiers sent (a record an
+    event), side by side; the same records again in batches cut elsewhere (a verifier that
+    restarted between noting its offset and shipping) are kept once."""
+    venue_id = new_id()
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    records = [record(venue_id) for _ in range(450)]
+
+    async def publish_batch(part: list[dict], pack_id: str) -> None:
+        envelope = Envelope(id=pack_id, type=ACCESS_RECORD_BATCH, data={"records": part})
+        await js.publish(ACCESS_RECORD_BATCH, envelope.to_bytes(), headers={"Nats-Msg-Id": pack_id})
+
+    try:
+        for start in (0, 200):
+            part = records[start : start + 200]
+            await publish_batch(part, f"{part[0]['record_id']}+{len(part)}")
+        again = records[100:300]
+        await publish_batch(again, f"{again[0]['record_id']}+{len(again)}")
+        for data in records[400:]:
+            envelope = Envelope(id=data["record_id"], type=ACCESS_RECORD_CREATED, data=data)
+            await js.publish(
+                ACCESS_RECORD_CREATED, envelope.to_bytes(), headers={"Nats-Msg-Id": envelope.id}
+            )
+        await wait_for_count(va, venue_id, 450)
+        await asyncio.sleep(1)  # let anything late land, then count again
+        ids = await stored(va, venue_id)
+    finally:
+        await nc.close()
+    assert sorted(ids) == sorted(d["record_id"] for d in records)
+    assert len(ids) == len(set(ids)) == 450
+
+
+async def test_a_batch_that_does_not_fit_is_refused_whole(va) -> None:
+    venue_id = new_id()
+    good, bad = record(venue_id), {**record(venue_id), "decision": "maybe"}
+    envelope = Envelope(type=ACCESS_RECORD_BATCH, data={"records": [good, bad]})
+    with pytest.raises(InvalidPayload):
+        await store_access_records(va.app.state.db.sessionmaker, [envelope])
+    assert await stored(va, venue_id) == []  # the consumer dead-letters it whole, for a replay
 
 
 async def test_ingest_is_idempotent_and_keeps_the_fields(va) -> None:
@@ -114,8 +157,8 @@ async def test_ingest_is_idempotent_and_keeps_the_fields(va) -> None:
     )
     envelope = Envelope(type=ACCESS_RECORD_CREATED, data=data)
     sessionmaker = va.app.state.db.sessionmaker
-    await store_access_records(sessionmaker, [envelope, envelope])
-    await store_access_records(sessionmaker, [envelope])
+    assert await store_access_records(sessionmaker, [envelope, envelope]) == 1  # rows new
+    assert await store_access_records(sessionmaker, [envelope]) == 0
     # Payloads that do not fit the schema are dropped; the rest of their batch is stored.
     broken = [
         {"record_id": new_id(), "venue_id": venue_id},
@@ -232,46 +275,6 @@ async def test_members_only(va) -> None:
         f"/v1/venues/{other_venue}/access-records", headers=other_admin.headers
     )
     assert theirs.json()["items"] == []
-
-
-async def test_csv_export_streams_every_matching_row(va) -> None:
-    admin, venue_id, rows, now = await _venue_with_records(va)
-    url = f"/v1/venues/{venue_id}/access-records"
-    response = await va.client.get(
-        url, headers={**admin.headers, "Accept": "text/csv"}, params={"limit": 2}
-    )
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/csv")
-    lines = response.text.splitlines()
-    assert lines[0] == CSV_HEADER
-    parsed = list(csv.DictReader(io.StringIO(response.text)))
-    assert [p["record_id"] for p in parsed] == [r["record_id"] for r in rows]  # no cursor
-    assert parsed[1]["reasons"] == "color_yellow;nat_too_old"
-    assert parsed[0] == {
-        "record_id": rows[0]["record_id"],
-        "checked_at": rfc3339(now),
-        "decision": "pass",
-        "reasons": "",
-        "masked_name": "李*华",
-        "color": "green",
-        "scanner_kind": "user",
-        "scanner_id": "u1",
-    }
-    filtered = await va.client.get(
-        url, headers={**admin.headers, "Accept": "text/csv"}, params={"decision": "manual_check"}
-    )
-    body = list(csv.DictReader(io.StringIO(filtered.text)))
-    assert [p["record_id"] for p in body] == [r["record_id"] for r in rows[2::3]]
-
-
-async def test_csv_export_pages_through_more_rows_than_one_chunk(va, monkeypatch) -> None:
-    monkeypatch.setattr(access_records, "CSV_CHUNK", 5)
-    admin, venue_id, rows, _ = await _venue_with_records(va)
-    response = await va.client.get(
-        f"/v1/venues/{venue_id}/access-records", headers={**admin.headers, "Accept": "text/csv"}
-    )
-    ids = [p["record_id"] for p in csv.DictReader(io.StringIO(response.text))]
-    assert ids == [r["record_id"] for r in rows]
 
 
 async def test_records_older_than_retention_are_purged(va) -> None:

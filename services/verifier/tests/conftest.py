@@ -350,7 +350,7 @@ def build_verifier(
         sync=sync,
         **budget,
     )
-    spool = AccessSpool(spool_dir, bus, "verifier.access_record.created.v1")
+    spool = AccessSpool(spool_dir, bus, "verifier.access_record.batch.v1")
     spool.open()
     return Verifier(upstreams, view, sync, spool, ScanService(state, spool), bus)
 

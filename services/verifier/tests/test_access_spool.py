@@ -1,5 +1,6 @@
 """The access-record journal: a record is on disk before the scan answers, reaches the stream
-once, in order, with its id as the message id; nothing is lost when the bus fails or the
+once, in order, in batch events (a few hundred records a message, the message id the first
+record's id and the count); nothing is lost when the bus fails or the
 process restarts; one writer holds a journal; a stop ships what it holds. The file-format
 tests use a fake bus on a real directory; the stop and drain tests a real NATS server."""
 
@@ -7,6 +8,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,12 +16,12 @@ import pytest
 from hc_common.events.bus import EventBus
 from hc_common.testing import NatsServer, eventually
 from verifier.access.__main__ import drain
-from verifier.access.spool import LOCK_NAME, AccessSpool, Backlog, JournalLocked
+from verifier.access.spool import LOCK_NAME, AccessSpool, Backlog, ChunkNotStored, JournalLocked
 from verifier.config import Settings
 
 from .conftest import FakeBus
 
-SUBJECT = "verifier.access_record.created.v1"
+SUBJECT = "verifier.access_record.batch.v1"
 
 
 def spool_in(directory: Path, bus: FakeBus, **options: float) -> AccessSpool:
@@ -29,11 +31,20 @@ def spool_in(directory: Path, bus: FakeBus, **options: float) -> AccessSpool:
 
 
 def record(n: int) -> tuple[str, bytes]:
-    return f"rec{n:03d}", b'{"id":"rec%03d","data":{"n":%d}}' % (n, n)
+    return f"rec{n:03d}", b'{"record_id":"rec%03d","n":%d}' % (n, n)
+
+
+def records_in(envelope: bytes) -> list[dict[str, object]]:
+    """The records of a batch event, as venue-admin reads them."""
+    event = json.loads(envelope)
+    assert event["type"] == SUBJECT
+    records: list[dict[str, object]] = event["data"]["records"]
+    return records
 
 
 def shipped(bus: FakeBus) -> list[str]:
-    return [message.msg_id for message in bus.published]
+    """The ids of the records published, in order of publishing."""
+    return [str(r["record_id"]) for m in bus.published for r in records_in(m.payload)]
 
 
 async def test_a_record_is_in_the_journal_when_append_returns(tmp_path: Path) -> None:
@@ -55,10 +66,54 @@ async def test_ship_publishes_each_record_once_in_order_with_its_id(tmp_path: Pa
         spool.append(*record(n))
     assert await spool.ship_once() == 5
     assert shipped(bus) == [f"rec{n:03d}" for n in range(5)]
-    assert [m.payload for m in bus.published] == [record(n)[1] for n in range(5)]
+    published = [r for m in bus.published for r in records_in(m.payload)]
+    assert published == [json.loads(record(n)[1]) for n in range(5)]
     assert {m.subject for m in bus.published} == {SUBJECT}
     assert await spool.ship_once() == 0  # nothing twice
     assert spool.unshipped_bytes() == 0
+
+
+async def test_records_travel_in_packs_named_by_their_first_record_and_count(
+    tmp_path: Path,
+) -> None:
+    bus = FakeBus()
+    spool = spool_in(tmp_path, bus, chunk=10, pack=3)
+    for n in range(7):
+        spool.append(*record(n))
+    assert await spool.ship_once() == 7
+    assert [m.msg_id for m in bus.published] == ["rec000+3", "rec003+3", "rec006+1"]
+    for message in bus.published:
+        assert json.loads(message.payload)["id"] == message.msg_id
+    assert shipped(bus) == [f"rec{n:03d}" for n in range(7)]
+
+
+async def test_a_pack_stops_at_its_size_in_bytes(tmp_path: Path) -> None:
+    bus = FakeBus()
+    line = len(record(0)[1]) + 1
+    spool = spool_in(tmp_path, bus, pack=100, pack_bytes=2 * line)
+    for n in range(5):
+        spool.append(*record(n))
+    assert await spool.ship_once() == 5
+    assert [len(records_in(m.payload)) for m in bus.published] == [2, 2, 1]
+
+
+async def test_records_journaled_by_an_earlier_version_are_shipped_as_their_data(
+    tmp_path: Path,
+) -> None:
+    """Earlier verifiers journaled each record in its own envelope: after an upgrade, those
+    lines travel in the packs like the others."""
+    bus = FakeBus()
+    spool = spool_in(tmp_path, bus)
+    old = (
+        b'{"id":"rec000","type":"verifier.access_record.created.v1","data":{"record_id":"rec000"}}'
+    )
+    spool.append("rec000", old)
+    spool.append(*record(1))
+    assert await spool.ship_once() == 2
+    assert [r for m in bus.published for r in records_in(m.payload)] == [
+        {"record_id": "rec000"},
+        {"record_id": "rec001", "n": 1},
+    ]
 
 
 async def test_a_failed_ship_keeps_every_record_for_the_next_try(tmp_path: Path) -> None:
@@ -113,6 +168,26 @@ async def test_a_restart_ships_what_was_not_acked_and_only_that(tmp_path: Path) 
     second.append(*record(5))
     assert await second.ship_once() == 4
     assert shipped(again) == ["rec002", "rec003", "rec004", "rec005"]
+
+
+async def test_how_far_it_shipped_is_noted_every_sync_interval_and_at_a_stop(
+    tmp_path: Path,
+) -> None:
+    """Between notes a crash sends again what was shipped since the last one (duplicates,
+    which the message ids and venue-admin's store keep once), never less."""
+    bus = FakeBus()
+    spool = spool_in(tmp_path / "live", bus, sync_interval=3600)
+    for n in range(3):
+        spool.append(*record(n))
+    assert await spool.ship_once() == 3
+    assert spool.unshipped_bytes() == 0  # this process knows
+    crashed = tmp_path / "crashed"  # what the disk holds if the machine stopped now
+    shutil.copytree(tmp_path / "live", crashed, ignore=shutil.ignore_patterns(LOCK_NAME))
+    await spool.stop()
+    again = FakeBus()
+    assert await spool_in(tmp_path / "live", again).ship_once() == 0  # noted at the stop
+    assert await spool_in(crashed, again).ship_once() == 3
+    assert shipped(again) == ["rec000", "rec001", "rec002"]
 
 
 async def test_a_torn_last_line_from_a_crash_is_cut_off(tmp_path: Path) -> None:
@@ -225,8 +300,8 @@ def verifier_settings(server: NatsServer) -> Settings:
 
 
 async def stream_ids(server: NatsServer) -> list[str]:
-    """The `Nats-Msg-Id` of every message in the ACCESS stream, in order. Read by sequence:
-    ACCESS is a work queue, and a consumer here would take the records away."""
+    """The ids of the records in the ACCESS stream, in order. Read by sequence: ACCESS is a
+    work queue, and a consumer here would take the records away."""
     nc = await server.connect("operator")
     try:
         js = nc.jetstream()
@@ -236,7 +311,7 @@ async def stream_ids(server: NatsServer) -> list[str]:
             msg = await js.get_msg("ACCESS", seq)
             assert msg.headers is not None and msg.data is not None
             assert json.loads(msg.data)["id"] == msg.headers["Nats-Msg-Id"]
-            ids.append(msg.headers["Nats-Msg-Id"])
+            ids += [str(r["record_id"]) for r in records_in(msg.data)]
         return ids
     finally:
         await nc.close()
@@ -257,6 +332,43 @@ async def test_stop_ships_every_pending_record_when_the_bus_is_up(
         assert spool_in(tmp_path, FakeBus()).unshipped_bytes() == 0  # and the lock is free
     finally:
         await bus.close()
+
+
+async def test_records_are_shipped_in_acked_chunks_and_a_refused_chunk_stays(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    bus = verifier_bus(nats_server)
+    await bus.start(wait=10)
+    try:
+        spool = spool_in(tmp_path / "live", bus, chunk=40, sync_interval=3600)
+        for n in range(101):
+            spool.append(*record(n))
+        assert await spool.ship_once() == 101
+        assert await stream_ids(nats_server) == [f"rec{n:03d}" for n in range(101)]
+        crashed = tmp_path / "crashed"  # shipped, not yet noted: sent again after a crash
+        shutil.copytree(tmp_path / "live", crashed, ignore=shutil.ignore_patterns(LOCK_NAME))
+        await spool.stop()
+        again = spool_in(crashed, bus, chunk=40)
+        assert await again.ship_once() == 101  # acked as duplicates: stored, once
+        assert len(await stream_ids(nats_server)) == 101
+        await again.stop()
+    finally:
+        await bus.close()
+
+    # A subject no stream holds: no ack (the server says there is no one to store it); the
+    # record waits on disk.
+    operator = EventBus(nats_server.url, "operator-test", auth=nats_server.auth("operator"))
+    await operator.start(wait=10)
+    try:
+        nowhere = AccessSpool(tmp_path / "nowhere", operator, "nowhere.access_record")
+        nowhere.open()
+        nowhere.append(*record(1))
+        with pytest.raises(ChunkNotStored):
+            await nowhere.ship_once()
+        assert nowhere.unshipped_bytes() > 0
+        await nowhere.stop(ship_seconds=0)
+    finally:
+        await operator.close()
 
 
 async def test_stop_waits_for_a_reconnecting_bus_within_its_time(

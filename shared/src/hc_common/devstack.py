@@ -251,6 +251,16 @@ def service_command(name: str, port: int) -> list[str]:
         "--port",
         str(port),
         "--no-access-log",
+        # uvloop, and httptools with a response's writes coalesced (hc_common.server), as
+        # deploy/entrypoint.sh.
+        "--loop",
+        "uvloop",
+        "--http",
+        "hc_common.server:HttpProtocol",
+        # No proxy sets X-Forwarded-* for the services (the dev TLS proxy does not either),
+        # so uvicorn's check of them on every request is skipped (as deploy/entrypoint.sh).
+        "--no-proxy-headers",
+        "--no-server-header",  # no `server: uvicorn` advertised (nor checked per answer)
         "--timeout-graceful-shutdown",
         "5",
     ]

@@ -9,31 +9,26 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+
+from hc_common.i18n import (
+    PROBLEMS,
+    VALIDATION,
+    field_error,
+    field_label,
+    join_errors,
+    validation_message,
+    wants_english,
+)
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://healthcode.gx.gov.cn/problems/"
 
-# code -> (Chinese title, English title). Services add theirs with register_messages().
-MESSAGES: dict[str, tuple[str, str]] = {
-    "not_found": ("资源不存在", "Not found"),
-    "method_not_allowed": ("不支持该请求方法", "Method not allowed"),
-    "payload_too_large": ("请求体过大", "Request body too large"),
-    "validation_error": ("请求参数有误", "The request is not valid"),
-    "invalid_json": ("请求体不是有效的 JSON", "The request body is not valid JSON"),
-    "unauthorized": ("未登录或凭据无效", "Missing or invalid credentials"),
-    "forbidden": ("无权执行此操作", "Not allowed"),
-    "too_many_requests": ("请求过于频繁", "Too many requests"),
-    "conflict": ("与现有数据冲突", "Conflicts with existing data"),
-    "internal_error": ("服务内部错误", "Internal error"),
-    "service_unavailable": ("服务暂不可用", "Service unavailable"),
-    "invalid_id_number": ("身份证号码无效", "Invalid identity number"),
-    "invalid_phone": ("手机号码无效", "Invalid mobile phone number"),
-    "invalid_code": ("验证码错误或已过期", "Wrong or expired code"),
-    "missing": ("缺少必填字段", "Field required"),
-}
+# code -> (Chinese title, English title): the translation table's problems (hc_common.i18n),
+# the same dict. Services add theirs with register_messages().
+MESSAGES: dict[str, tuple[str, str]] = PROBLEMS
 
 _STATUS_CODES = {
     404: "not_found",
@@ -49,14 +44,6 @@ _STATUS_CODES = {
 
 def register_messages(messages: Mapping[str, tuple[str, str]]) -> None:
     MESSAGES.update(messages)
-
-
-def wants_english(accept_language: str | None) -> bool:
-    """True when the first language the client names is English."""
-    if not accept_language:
-        return False
-    first = accept_language.split(",", 1)[0].strip().lower()
-    return first.startswith("en")
 
 
 def title_for(code: str, english: bool) -> str:
@@ -121,11 +108,21 @@ class Problem(BaseModel):
     """The RFC 9457 body every error has (documented in each OpenAPI description)."""
 
     type: str
-    title: str
+    title: str = Field(
+        description="The code in words: Simplified Chinese, English with `Accept-Language: en`"
+    )
     status: int
-    detail: str
-    code: str
-    errors: list[dict[str, str]] | None = None
+    detail: str = Field(
+        description="What is wrong, in the title's language; for a validation error each "
+        "field in words and its rule (`身份证号码：不是有效的身份证号码：校验码错误`)"
+    )
+    code: str = Field(description="Stable and machine-readable: switch on this, not the words")
+    errors: list[dict[str, str]] | None = Field(
+        None,
+        description="Validation errors (422) only: `field` (the machine path, e.g. "
+        "`results.3.id_number`), `code` (`missing`, `invalid_value`, or a code of ours such as "
+        "`invalid_id_number`) and `message` (the rule in the title's language)",
+    )
 
 
 def problem_response(
@@ -167,14 +164,27 @@ def _field_path(loc: Iterable[Any]) -> str:
 _PYDANTIC_TO_CODE = {"missing": "missing", "json_invalid": "invalid_json"}
 
 
+def _message(kind: str, code: str, err: Mapping[str, Any], english: bool) -> str:
+    """A field error in words: the table's message for its type, with its values; a code of
+    ours the table has no message for reads as its title."""
+    if kind not in VALIDATION and code in MESSAGES:
+        return title_for(code, english)
+    return validation_message(kind, err.get("ctx"), english, fallback=str(err.get("msg", "")))
+
+
 def validation_problem(request: Request, exc: RequestValidationError) -> Response:
+    """422 with each field's error: `errors[].field` the machine path, `code` Pydantic's type
+    or ours, `message` in the request's language; the detail lists the fields in words."""
     english = wants_english(request.headers.get("accept-language"))
     errors = []
+    details = []
     for err in exc.errors():
         kind = str(err.get("type", "invalid"))
         code = _PYDANTIC_TO_CODE.get(kind, kind if kind in MESSAGES else "invalid_value")
-        message = title_for(code, english) if code in MESSAGES else str(err.get("msg", ""))
-        errors.append({"field": _field_path(err.get("loc", ())), "code": code, "message": message})
+        message = _message(kind, code, err, english)
+        loc = err.get("loc", ())
+        errors.append({"field": _field_path(loc), "code": code, "message": message})
+        details.append(field_error(field_label(loc, english, request.url.path), message, english))
     # The top-level code is the first domain code among the field errors (invalid_id_number,
     # invalid_phone, ...), so that a client can switch on one member.
     top = next(
@@ -187,7 +197,7 @@ def validation_problem(request: Request, exc: RequestValidationError) -> Respons
     )
     if top == "invalid_json":
         top = "validation_error"
-    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)[:500]
+    detail = join_errors(details, english)[:500]
     return problem_response(request, 422, top, detail, extra={"errors": errors})
 
 
@@ -215,12 +225,12 @@ def install_error_handlers(app: FastAPI) -> None:
             # limit, nesting past the parser's depth): for a client, that is JSON it sent wrong,
             # answered as malformed JSON is: 422 `validation_error`, field error `invalid_json`.
             english = wants_english(request.headers.get("accept-language"))
-            message = title_for("invalid_json", english)
+            message = validation_message("json_invalid", None, english)
             return problem_response(
                 request,
                 422,
                 "validation_error",
-                f"body: {message}",
+                field_error(field_label((), english), message, english),
                 extra={"errors": [{"field": "body", "code": "invalid_json", "message": message}]},
             )
         code = _STATUS_CODES.get(

@@ -2,7 +2,6 @@
 
 from dataclasses import dataclass
 from datetime import date
-from operator import mul
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -10,7 +9,6 @@ from pydantic_core import PydanticCustomError
 
 from hc_common.clock import cst_today
 
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 _PROVINCES = frozenset({*range(11, 66), 71, 81, 82})
 
@@ -29,13 +27,15 @@ class IdNumber:
         return self.value[:6]
 
 
-_DIGIT_OFFSET = 48 * sum(_WEIGHTS)  # the weighted sum of the ASCII code of "0"
-
-
 def check_character(first17: str) -> str:
-    """The ISO 7064 MOD 11-2 check character of 17 ASCII digits (on the batch path: the
-    weighted sum is taken over the bytes, at C speed)."""
-    return _CHECK[(sum(map(mul, first17.encode(), _WEIGHTS)) - _DIGIT_OFFSET) % 11]
+    """The ISO 7064 MOD 11-2 check character of 17 ASCII digits (the caller has checked that
+    they are: int() would also take letters, signs, spaces and underscores).
+
+    The weight of the i-th digit (from 0) is 2 ** (17 - i) mod 11, so the weighted sum is
+    2 * P(2) for the polynomial P whose coefficients are the digits; 13 = 2 (mod 11), so
+    P(2) = P(13) = int(first17, 13) (mod 11): one conversion at C speed (a batch checks
+    10,000 numbers)."""
+    return _CHECK[2 * int(first17, 13) % 11]
 
 
 def is_province_code(code: str) -> bool:

@@ -24,6 +24,10 @@ class Settings(ServiceSettings):
     data_key: str = DEV_DATA_KEY
     # HMAC key of the person look-up key (32 bytes, base64url). Never change it in place.
     pepper: str = DEV_PEPPER
+    # Contact tracing asks venue-admin at `VENUE_ADMIN_URL` (the shared setting every service
+    # reads, set by the local run, the tests' stack, compose and Kubernetes). A trace over 14
+    # days of a busy province's records reads many rows: a time-out of its own.
+    tracing_timeout_seconds: float = 30.0
 
     def api_keys(self) -> dict[str, str]:
         return {

@@ -11,6 +11,14 @@ from pydantic import BaseModel
 from hc_common.crypto import Sealer, decode_key
 from hc_common.deps import SessionDep, bearer_scheme
 from hc_common.errors import Forbidden, Unauthorized, Unprocessable
+from hc_common.i18n import (
+    english,
+    field_error,
+    field_label,
+    use_english,
+    validation_message,
+    wants_english,
+)
 from health_records.config import Settings
 from health_records.nat.service import NatService
 from health_records.person.schemas import MAX_ROWS
@@ -48,39 +56,53 @@ VaccinationSiteDep = Depends(
 
 def _body_error(field: str, code: str, message: str, message_en: str) -> Unprocessable:
     return Unprocessable(
-        detail=message,
-        detail_en=message_en,
-        extra={"errors": [{"field": field, "code": code, "message": message_en}]},
+        detail=field_error(field_label((field,)), message),
+        detail_en=field_error(field_label((field,), True), message_en, True),
+        extra={
+            "errors": [
+                {"field": field, "code": code, "message": message_en if english() else message}
+            ]
+        },
     )
 
 
 def batch_rows(key: str) -> Callable[[Request], Awaitable[list[Any]]]:
     """A dependency that gives the raw rows under `key` of the JSON body (each is validated
     alone later); 422 when the body is not that shape or holds more than MAX_ROWS rows (the
-    whole batch is refused then, nothing is stored)."""
+    whole batch is refused then, nothing is stored). It sets the request's language
+    (`use_english`) for the route: a rejected row's detail is written in it."""
 
     async def rows(request: Request) -> list[Any]:
+        use_english(wants_english(request.headers.get("accept-language")))
         try:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
             raise _body_error(
                 "body",
                 "invalid_json",
-                "请求体不是有效的 JSON",
-                "The request body is not valid JSON",
+                validation_message("json_invalid", None, False),
+                validation_message("json_invalid", None, True),
             ) from None
         if not isinstance(body, dict) or key not in body:
-            raise _body_error(key, "missing", f"缺少 {key} 数组", f"`{key}` (an array) is required")
+            raise _body_error(
+                key,
+                "missing",
+                validation_message("missing", None, False) + "（应为数组）",
+                validation_message("missing", None, True) + " (an array)",
+            )
         found = body[key]
         if not isinstance(found, list):
             raise _body_error(
-                key, "invalid_value", f"{key} 必须是数组", f"`{key}` must be an array"
+                key,
+                "invalid_value",
+                validation_message("list_type", None, False),
+                validation_message("list_type", None, True),
             )
         if len(found) > MAX_ROWS:
             raise _body_error(
                 key,
                 "too_many_rows",
-                f"每批最多 {MAX_ROWS} 行",
+                f"每批最多 {MAX_ROWS} 行，收到 {len(found)} 行",
                 f"At most {MAX_ROWS} rows a batch, got {len(found)}",
             )
         return found

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from hc_common.app import create_service_app
+from hc_common.http import make_client
 from hc_common.middleware import MIB
 from hc_common.runtime import service_runtime
 from health_records.config import Settings
@@ -18,6 +19,7 @@ from health_records.internal.router import router as internal_router
 from health_records.nat.router import router as nat_router
 from health_records.nat.schemas import NatBatch
 from health_records.person.router import router as person_router
+from health_records.tracing.router import router as tracing_router
 from health_records.vaccination.router import router as vaccination_router
 from health_records.vaccination.schemas import VaccinationBatch
 
@@ -28,7 +30,11 @@ Callers present the API key of their role as `Authorization: Bearer <key>` (the 
 schemes `LabKey`, `VaccinationSiteKey`, `AuthorityKey`; the other services `ServiceKey`); a key
 of another role is 403 `forbidden`, no or an unknown key 401 `unauthorized`. Every status
 change is published as an event through a transactional outbox. A person nobody has reported
-on has a green code and no NAT or vaccination data."""
+on has a green code and no NAT or vaccination data.
+
+Contact tracing (时空伴随, authority): a case's visits and the persons scanned near them in time
+and place, from venue-admin's access records (`VENUE_ADMIN_URL`), their codes turned when asked;
+every request kept for the audit."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,13 +47,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # as long as the process: kept out of the collector's full passes, which a batch's
             # tens of thousands of rows set off, and which would each walk all of it.
             gc.freeze()
-            yield
+            # Contact tracing reads venue-admin's access records.
+            app.state.venue_admin_http = make_client(
+                settings.venue_admin_url,
+                service_key=settings.service_key,
+                timeout=settings.tracing_timeout_seconds,
+            )
+            try:
+                yield
+            finally:
+                await app.state.venue_admin_http.aclose()
 
     app = create_service_app(
         title="Health code credentials: health-records",
         description=DESCRIPTION,
         lifespan=lifespan,
-        routers=[nat_router, vaccination_router, person_router, internal_router],
+        routers=[nat_router, vaccination_router, person_router, internal_router, tracing_router],
         cors_origins=settings.cors_origins,
         body_limits={"/v1/nat-results/batch": 16 * MIB, "/v1/vaccinations/batch": 16 * MIB},
     )

@@ -10,3 +10,8 @@ def pepper_of(settings: Settings) -> bytes:
 
 def key_sealer(settings: Settings) -> Sealer:
     return Sealer(decode_key(settings.key_encryption_key), b"issuer-signing-keys")
+
+
+def phone_sealer(settings: Settings) -> Sealer:
+    """Seals a user's phone number (to text them an appeal's outcome); never stored in clear."""
+    return Sealer(decode_key(settings.key_encryption_key), b"issuer-user-phones")

@@ -5,7 +5,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from hc_common.auth.keys import SigningKeyMixin
 from hc_common.events.outbox import OutboxMixin
-from hc_common.otp import OtpCodeMixin, OtpLimitMixin, SmsOutboxMixin
+from hc_common.otp import OtpCodeMixin, OtpLimitMixin, SmsNoticeOutboxMixin
 
 
 class Base(DeclarativeBase):
@@ -29,5 +29,5 @@ class OtpCode(Base, OtpCodeMixin):
     limits = OtpLimit
 
 
-class SmsMessage(Base, SmsOutboxMixin):
+class SmsMessage(Base, SmsNoticeOutboxMixin):
     __tablename__ = "sms_outbox"

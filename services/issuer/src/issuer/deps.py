@@ -1,6 +1,7 @@
 """Dependencies of the issuer's routes, as `Annotated` aliases: settings, keys, the signed-in
-user, and the domain services on the request's session."""
+user, the health authority's staff key, and the domain services on the request's session."""
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -9,13 +10,13 @@ from hc_common.auth.keys import KeyRing
 from hc_common.auth.tokens import InvalidToken, KeySet
 from hc_common.deps import SessionDep, bearer_scheme
 from hc_common.errors import Unauthorized
-from hc_common.otp import OtpCodes
+from hc_common.otp import OtpCodes, SmsNoticeSender
 from issuer.account.service import AccountService
 from issuer.appeal.service import AppealService
 from issuer.clients.health_records import HealthRecordsClient
 from issuer.config import Settings
 from issuer.credential.service import CredentialService
-from issuer.crypto import pepper_of
+from issuer.crypto import pepper_of, phone_sealer
 from issuer.facecheck.service import FaceChecks
 
 
@@ -57,6 +58,25 @@ async def _current_user(request: Request, token: Annotated[str, Depends(user_tok
     return str(claims["sub"])
 
 
+authority_key = bearer_scheme(
+    "AuthorityKey",
+    "The health authority's staff key (`ISSUER_AUTHORITY_API_KEY`): appeal review. An app "
+    "user's access token is not it.",
+)
+
+
+async def _require_authority(
+    request: Request, token: Annotated[str, Depends(authority_key)]
+) -> None:
+    settings: Settings = request.app.state.settings
+    # Constant time: the comparison does not tell how much of a guess was right.
+    if not hmac.compare_digest(token.encode(), settings.authority_api_key.encode()):
+        raise Unauthorized(detail="审核密钥无效", detail_en="Invalid authority key")
+
+
+# Routes of the health authority's staff: `dependencies=[AuthorityDep]`.
+AuthorityDep = Depends(_require_authority)
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 RingDep = Annotated[KeyRing, Depends(_ring)]
 OtpDep = Annotated[OtpCodes, Depends(_otp)]
@@ -67,7 +87,9 @@ CurrentUser = Annotated[str, Depends(_current_user)]
 async def _account_service(
     session: SessionDep, otp: OtpDep, ring: RingDep, settings: SettingsDep
 ) -> AccountService:
-    return AccountService(session, otp, ring, settings.access_token_ttl_seconds)
+    return AccountService(
+        session, otp, ring, settings.access_token_ttl_seconds, phone_sealer(settings)
+    )
 
 
 async def _credential_service(
@@ -86,8 +108,10 @@ async def _credential_service(
     )
 
 
-async def _appeal_service(session: SessionDep) -> AppealService:
-    return AppealService(session)
+async def _appeal_service(session: SessionDep, otp: OtpDep, settings: SettingsDep) -> AppealService:
+    # The sender of sign-in codes also texts notices (the dev outbox, or the gateway).
+    sender = otp.sender if isinstance(otp.sender, SmsNoticeSender) else None
+    return AppealService(session, sender, phone_sealer(settings))
 
 
 AccountServiceDep = Annotated[AccountService, Depends(_account_service)]

@@ -15,6 +15,7 @@ from hc_common.runtime import service_runtime
 from issuer import keys
 from issuer.account.router import router as account_router
 from issuer.appeal.router import router as appeal_router
+from issuer.card.printer import CardPrinter
 from issuer.config import Settings
 from issuer.credential.router import dev_router as credential_dev_router
 from issuer.credential.router import router as credential_router
@@ -79,9 +80,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 pepper_of(settings),
                 settings.face_check_ttl_seconds,
             )
+            app.state.card_printer = CardPrinter(settings.card_render_processes)
+            app.state.card_printer.start()
             try:
                 yield
             finally:
+                app.state.card_printer.close()
                 await app.state.health_records_http.aclose()
                 await sms_http.aclose()
 

@@ -19,11 +19,15 @@ class Settings(ServiceSettings, OtpSettings):
     device_token_ttl_seconds: int = 86400
     access_record_retention_days: int = 28
     access_record_purge_interval_seconds: float = 3600
+    # The durable consumers of ACCESS: batches of records (what verifiers send), and single
+    # records (what verifiers of earlier versions sent; kept while any may still run or
+    # while their messages wait in the stream). A work queue takes one consumer a subject.
+    access_batch_consumer_durable: str = "venue-admin-access-batches"
     access_consumer_durable: str = "venue-admin-access-records"
     # A record that fails is tried again after 2 s, 4 s, 8 s, ... (at most 2 min) and is
     # dead-lettered when it fails on its 8th delivery: about four minutes, so that a short
     # database outage delays records rather than sending them all to the dead letters.
-    access_consumer_max_deliver: int = Field(8, ge=1)
+    access_consumer_max_deliver: int = Field(8, ge=1)  # both consumers
     access_consumer_retry_delay_seconds: float = Field(2.0, gt=0)
     sms_template: str = "HC_SUBADMIN"
 

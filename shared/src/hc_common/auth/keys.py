@@ -11,7 +11,7 @@ from datetime import datetime
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import LargeBinary, String, select
+from sqlalchemy import LargeBinary, String, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -117,18 +117,49 @@ async def retire_key(session: AsyncSession, model: type[SigningKeyMixin], kid: s
     return True
 
 
+# The advisory lock that makes replicas starting together on an empty table create one
+# first key per purpose, not one each ("hc_keyri"; per database, like the migrations' lock).
+BOOTSTRAP_LOCK_KEY = 0x68635F6B65797269
+
+
+async def _take_bootstrap_lock(session: AsyncSession, model: type[SigningKeyMixin]) -> None:
+    """Serialise this transaction with every other replica's bootstrap of the same table.
+
+    PostgreSQL: a transaction-level advisory lock (released by the commit; works through
+    PgBouncer in transaction mode). SQLite: a write statement that changes nothing takes the
+    database's write lock for the rest of the transaction, and the reads after it see every
+    commit made before it."""
+    if (await session.connection()).dialect.name == "postgresql":
+        lock = text("SELECT pg_advisory_xact_lock(:key)")
+        await session.execute(lock, {"key": BOOTSTRAP_LOCK_KEY})
+    else:
+        await session.execute(update(model).where(model.kid.is_(None)).values(kid=model.kid))
+
+
+async def _live_rows(session: AsyncSession, model: type[SigningKeyMixin]) -> list[SigningKeyMixin]:
+    return list((await session.scalars(select(model).where(model.retired_at.is_(None)))).all())
+
+
 async def load_keyring(
     session: AsyncSession, model: type[SigningKeyMixin], sealer: Sealer, purposes: tuple[str, ...]
 ) -> KeyRing:
-    """Live keys of the table; creates the first key of a purpose that has none."""
-    rows = list((await session.scalars(select(model).where(model.retired_at.is_(None)))).all())
-    have = {row.purpose for row in rows}
-    if any(p not in have for p in purposes):
+    """Live keys of the table; creates the first key of a purpose that has none.
+
+    Replicas that start together on an empty table take turns (`_take_bootstrap_lock`): the
+    first creates the keys, the others find them. Without that, each made a first key of its
+    own and published only the ones it had seen, so a token signed by one replica's key was
+    refused by a service that had fetched the key set from the other."""
+    rows = await _live_rows(session, model)
+    if any(p not in {row.purpose for row in rows} for p in purposes):
+        await session.rollback()  # the check above was outside the lock: look again inside it
+        await _take_bootstrap_lock(session, model)
+        rows = await _live_rows(session, model)
+        have = {row.purpose for row in rows}
         for purpose in purposes:
             if purpose not in have:
                 await create_key(session, model, sealer, purpose)
         await session.commit()
-        rows = list((await session.scalars(select(model).where(model.retired_at.is_(None)))).all())
+        rows = await _live_rows(session, model)
     return KeyRing(
         [
             LiveKey(

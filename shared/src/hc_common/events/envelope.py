@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from hc_common.clock import utcnow
 from hc_common.ids import new_id
@@ -18,6 +18,12 @@ from hc_common.ids import new_id
 # Times as the contract writes them (RFC 3339, UTC with `Z`); orjson also writes the
 # datetimes and dates inside `data`, so producers hand over model values as they are.
 _JSON_OPTIONS = orjson.OPT_UTC_Z
+
+
+def encode_data(data: Mapping[str, Any]) -> bytes:
+    """An event's `data` alone, written as `encode_envelope` writes it inside an envelope (a
+    journal keeps records this way and wraps many in one envelope later)."""
+    return orjson.dumps(data, option=_JSON_OPTIONS)
 
 
 def encode_envelope(
@@ -39,12 +45,28 @@ def encode_envelope(
 
 
 class Envelope(BaseModel):
-    """An event as received (or made by a test: `to_bytes` writes it with `encode_envelope`)."""
+    """An event as received (or made by a test: `to_bytes` writes it with `encode_envelope`).
+
+    `payload_checked`: `data` was validated against its subject's schema when the event was
+    decoded (hc_common.events.consumer.decode_event), and is the payload as that schema reads
+    it (times as datetimes): a handler need not validate it again."""
 
     id: str = Field(default_factory=new_id)
     type: str
     occurred_at: datetime = Field(default_factory=utcnow)
     data: dict[str, Any]
+    _payload_checked: bool = PrivateAttr(default=False)
+
+    @property
+    def payload_checked(self) -> bool:
+        return self._payload_checked
+
+    @classmethod
+    def checked(cls, id: str, type: str, occurred_at: datetime, data: Any) -> "Envelope":
+        """An envelope whose parts were validated already, its payload against its schema."""
+        envelope = cls.model_construct(id=id, type=type, occurred_at=occurred_at, data=data)
+        envelope._payload_checked = True
+        return envelope
 
     def to_bytes(self) -> bytes:
         return encode_envelope(
@@ -73,7 +95,8 @@ DEVICE_CHANGED = "venue_admin.device.changed.v1"
 RULE_CHANGED = "venue_admin.rule.changed.v1"
 VENUE_CHANGED = "venue_admin.venue.changed.v1"
 STATUS_CHANGED = "health_records.status.changed.v1"
-ACCESS_RECORD_CREATED = "verifier.access_record.created.v1"
+ACCESS_RECORD_CREATED = "verifier.access_record.created.v1"  # one record (earlier verifiers)
+ACCESS_RECORD_BATCH = "verifier.access_record.batch.v1"  # up to a few hundred records
 
 
 def dead_letter_subject(service: str, durable: str) -> str:

@@ -13,7 +13,7 @@ A service declares its limits table and names it on its codes table, e.g.
 from datetime import date, datetime
 from typing import ClassVar
 
-from sqlalchemy import Date, Integer, String
+from sqlalchemy import Date, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hc_common.db import UTCDateTime
@@ -54,3 +54,11 @@ class SmsOutboxMixin:
     phone: Mapped[str] = mapped_column(String(16), index=True)
     code: Mapped[str] = mapped_column(String(8))
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SmsNoticeOutboxMixin(SmsOutboxMixin):
+    """A dev outbox that also holds notices (e.g. an appeal's outcome): a message with a
+    `text` and no code. A code message has `code` and no `text`."""
+
+    code: Mapped[str | None] = mapped_column(String(8), nullable=True)  # type: ignore[assignment]
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)

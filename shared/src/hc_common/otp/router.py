@@ -14,7 +14,10 @@ from hc_common.phone import Phone
 
 class Message(BaseModel):
     phone: str
-    code: str
+    # A sign-in or sub-admin code; null for a notice (e.g. an appeal's outcome).
+    code: str | None
+    # A notice's words; null for a code (and in an outbox that holds codes only).
+    text: str | None = None
     sent_at: str
 
 
@@ -30,13 +33,24 @@ def dev_outbox_router(model: type[SmsOutboxMixin]) -> APIRouter:
         "/dev/sms-outbox",
         response_model=Outbox,
         summary="Dev only: the SMS messages this service would have sent, newest first",
+        description="Each message is `{phone, code, text, sent_at}`: a code message has "
+        "`code` and `text` null; a notice (e.g. an appeal's outcome) has `text` and `code` "
+        "null.",
     )
     async def sms_outbox(
         session: SessionDep, phone: Annotated[Phone | None, Query()] = None
     ) -> Outbox:
         rows = await SmsOutboxRepository(session, model).newest(phone)
         return Outbox(
-            messages=[Message(phone=r.phone, code=r.code, sent_at=rfc3339(r.sent_at)) for r in rows]
+            messages=[
+                Message(
+                    phone=r.phone,
+                    code=r.code,
+                    text=getattr(r, "text", None),
+                    sent_at=rfc3339(r.sent_at),
+                )
+                for r in rows
+            ]
         )
 
     return router

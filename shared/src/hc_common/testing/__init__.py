@@ -18,6 +18,9 @@ from hc_common.idnumber import check_character
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from sqlalchemy import MetaData
+
+    from hc_common.db import Database
 
 
 _ISSUED: set[str] = set()
@@ -119,6 +122,22 @@ def test_database_url(name: str, tmp_dir: Path) -> str:
 
 
 test_database_url.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+@asynccontextmanager
+async def replica_databases(url: str, metadata: "MetaData") -> AsyncIterator[list["Database"]]:
+    """Two engines on one fresh database with `metadata`'s tables, as two replicas of a
+    service would hold: for tests of what must hold when replicas race."""
+    from hc_common.db import Database
+
+    first, second = Database(url), Database(url)
+    async with first.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    try:
+        yield [first, second]
+    finally:
+        await first.dispose()
+        await second.dispose()
 
 
 async def reset_streams(nats_url: str) -> None:

@@ -13,7 +13,8 @@ class NatResult(Base):
     __tablename__ = "nat_results"
 
     report_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    person_key: Mapped[str] = mapped_column(String(64), index=True)
+    # Not indexed: nothing reads these rows by person (migration 7c9d0e1f2a35).
+    person_key: Mapped[str] = mapped_column(String(64))
     result: Mapped[str] = mapped_column(String(8))
     sample_time: Mapped[datetime] = mapped_column(UTCDateTime)
     report_time: Mapped[datetime] = mapped_column(UTCDateTime)

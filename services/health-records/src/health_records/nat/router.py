@@ -1,9 +1,12 @@
 from fastapi import APIRouter
 
 from hc_common.clock import utcnow
+from hc_common.errors import title_for
+from hc_common.i18n import english
 from health_records.deps import LabDep, NatRowsDep, NatServiceDep, batch_body
 from health_records.nat.schemas import NatBatch, validate_nat_rows
-from health_records.person.schemas import MAX_ROWS, BatchResult
+from health_records.person.schemas import MAX_ROWS, BatchResult, RejectedRow
+from health_records.person.service import NAME_MISMATCH, collector_paused
 
 router = APIRouter(tags=["nat-results"])
 
@@ -16,7 +19,15 @@ kept. Times are RFC 3339 text with an offset (a time without one, or a number, i
 trimmed, must not be empty and must not hold a control character (`invalid_value`); ID numbers
 are 17 ASCII digits and a check character (`invalid_id_number`). The batch is stored in one
 transaction. Every person whose status changes gets one new status `version` and one status
-event per batch."""
+event per batch.
+
+A valid row whose `name` is not the name the system holds for its ID number is rejected alone
+with `name_mismatch` (a mistyped ID number must not give one person another's record; the
+other rows are kept). Names are compared after Unicode NFKC normalisation (full-width and
+half-width forms are the same letters) with surrounding spaces stripped. A person without a
+name on file (new, or known only by their ID number) is named by their first row in the
+batch, in the order sent; the batch's other rows for them under another name are
+`name_mismatch`. A duplicate row (a known id) is counted in `duplicates` whatever its name."""
 
 
 @router.post(
@@ -36,6 +47,28 @@ authority's colour. `report_time` before `sample_time` is `invalid_value`.""",
     openapi_extra=batch_body(NatBatch),
 )
 async def push_nat_results(rows: NatRowsDep, service: NatServiceDep) -> BatchResult:
-    good, rejected = validate_nat_rows(rows, utcnow())
-    accepted, duplicates = await service.ingest(good)
-    return BatchResult(accepted=accepted, duplicates=duplicates, rejected=rejected)
+    with collector_paused:  # a batch makes no cycles: no collector passes over its rows
+        good, rejected = validate_nat_rows(rows, utcnow())
+        done = await service.ingest(good, valid_indexes(len(rows), rejected))
+    return BatchResult(
+        accepted=done.accepted,
+        duplicates=done.duplicates,
+        rejected=with_refused(rejected, done.refused),
+    )
+
+
+def valid_indexes(count: int, rejected: list[RejectedRow]) -> list[int]:
+    """The places in the batch of its valid rows (those not `rejected`), in order."""
+    if not rejected:
+        return list(range(count))
+    bad = {row.index for row in rejected}
+    return [index for index in range(count) if index not in bad]
+
+
+def with_refused(rejected: list[RejectedRow], refused: list[int]) -> list[RejectedRow]:
+    """The rows rejected by validation and those refused for their name, by index."""
+    if not refused:
+        return rejected
+    detail = title_for(NAME_MISMATCH, english())
+    mismatched = [RejectedRow(index=index, code=NAME_MISMATCH, detail=detail) for index in refused]
+    return sorted(rejected + mismatched, key=lambda row: row.index)

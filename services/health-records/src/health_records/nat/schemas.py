@@ -2,7 +2,7 @@
 batch's rows checked against it (with a fast path for the common shape of a row)."""
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal, NamedTuple, Self
 
 from pydantic import (
@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from hc_common.clock import cst_today
-from hc_common.idnumber import IdNumberField, InvalidIdNumber, parse_id_number
+from hc_common.idnumber import IdNumberField, check_character, is_province_code
 from health_records.person.schemas import (
     CLOCK_SKEW,
     MAX_ROWS,
@@ -140,6 +140,12 @@ def nat_fast_path(now: datetime) -> Callable[[Any], NatRow | None]:
         times[value] = found
         return found
 
+    id_value = id_number_fast_path(today)
+    # Names and institutions repeat across a batch: each spelling is judged once.
+    names: dict[str, bool] = {}
+    institutions: dict[str, bool] = {}
+    make = tuple.__new__  # NatRow without its Python-level constructor
+
     def fast(row: Any) -> NatRow | None:
         if type(row) is not dict:
             return None
@@ -153,23 +159,80 @@ def nat_fast_path(now: datetime) -> Callable[[Any], NatRow | None]:
             institution = row["institution"]
         except KeyError:
             return None
-        if not (
-            _plain(report_id, 64)
-            and _plain(name, 50)
-            and _plain(institution, 200)
-            and type(result) is str
-            and (result == "negative" or result == "positive")
-            and type(number) is str
+        if (
+            type(report_id) is not str
+            or type(number) is not str
+            or type(name) is not str
+            or type(institution) is not str
+            or type(sample_time) is not str
+            or type(report_time) is not str
         ):
             return None
-        sample = time_of(sample_time)
-        report = time_of(report_time)
+        if result == "negative":
+            result = "negative"
+        elif result == "positive":
+            result = "positive"
+        else:
+            return None
+        good = names.get(name)
+        if good is None:
+            good = names[name] = _plain(name, 50)
+        if not good:
+            return None
+        good = institutions.get(institution)
+        if good is None:
+            good = institutions[institution] = _plain(institution, 200)
+        if not good:
+            return None
+        if not (
+            0 < len(report_id) <= 64
+            and report_id.isprintable()
+            and not report_id[0].isspace()
+            and not report_id[-1].isspace()
+        ):
+            return None
+        sample = times[sample_time] if sample_time in times else time_of(sample_time)
+        report = times[report_time] if report_time in times else time_of(report_time)
         if sample is None or report is None or sample > latest or report < sample:
             return None
-        try:
-            number = parse_id_number(number, today).value
-        except InvalidIdNumber:
+        number = id_value(number)
+        if number is None:
             return None
-        return NatRow(report_id, number, name, sample, report, result, institution)
+        return make(NatRow, (report_id, number, name, sample, report, result, institution))
 
     return fast
+
+
+# The two-digit province codes is_province_code takes.
+_PROVINCES = frozenset(f"{n:02d}" for n in range(100) if is_province_code(f"{n:02d}"))
+
+
+def id_number_fast_path(today: date) -> Callable[[str], str | None]:
+    """parse_id_number(number, today).value for an ID number of the common shape (18
+    characters, nothing to strip), each birth date checked once a batch; None for any other
+    text, valid or not, which is then parse_id_number's to judge."""
+    births: dict[str, bool] = {}  # YYYYMMDD -> a real date, from 1900 to today
+
+    def born(text: str) -> bool:
+        try:
+            birth = date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        except ValueError:
+            return False
+        return 1900 <= birth.year and birth <= today
+
+    def id_value(number: str) -> str | None:
+        if len(number) != 18:
+            return None
+        head = number[:17]
+        if not (head.isascii() and head.isdigit() and number[:2] in _PROVINCES):
+            return None
+        birth = number[6:14]
+        known = births.get(birth)
+        if known is None:
+            known = births[birth] = born(birth)
+        last = number[17]
+        if last == "x":
+            last, number = "X", head + "X"
+        return number if known and last == check_character(head) else None
+
+    return id_value

@@ -20,6 +20,8 @@ class Person(Base):
     subject_id: Mapped[str] = mapped_column(String(26), unique=True)
     id_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
     name_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # HMAC of the normalised name (NFKC, trimmed): a batch's names are compared by it.
+    name_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     color: Mapped[str] = mapped_column(String(8), default="green")
     # The colour the authority set; the code shows red over it while the latest NAT is positive.
     authority_color: Mapped[str] = mapped_column(String(8), default="green")

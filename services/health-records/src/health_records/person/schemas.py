@@ -21,6 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from hc_common.clock import utcnow
 from hc_common.hygiene import EntityId, FreeText, Text
+from hc_common.i18n import english, field_error, field_label, join_errors, validation_message
 from hc_common.idnumber import IdNumberField
 from hc_common.masking import mask_id_number
 from hc_common.schemas import Timestamp
@@ -172,21 +173,23 @@ Row = TypeVar("Row", bound=BaseModel)
 def validate_row(model: type[Row], row: Any, index: int, now: datetime) -> Row | RejectedRow:
     """The `index`-th row of a batch as its documented `model` (validated with `now` as the
     present), or why not: code `invalid_id_number` when the ID number is bad, else that of the
-    first error (`missing` or `invalid_value`). The detail names each field and its rule,
-    never a value (it may be an ID number)."""
+    first error (`missing` or `invalid_value`). The detail names each field in words and its
+    rule, in the request's language (`english()`, set by the batch's body dependency), never
+    a value (it may be an ID number)."""
     try:
         return model.model_validate(row, context={"now": now})
     except ValidationError as exc:
-        errors: list[tuple[str, str, str]] = []
+        in_english = english()
+        codes: list[str] = []
+        details: list[str] = []
         for error in exc.errors(include_url=False, include_input=False):
             kind = error["type"]
-            code = kind if kind in ("missing", "invalid_id_number") else "invalid_value"
-            field = ".".join(str(part) for part in error["loc"]) or "row"
-            message = "Input should be a valid dictionary" if kind == "model_type" else error["msg"]
-            errors.append((field, code, message))
-        codes = [code for _, code, _ in errors]
+            codes.append(kind if kind in ("missing", "invalid_id_number") else "invalid_value")
+            message = validation_message(kind, error.get("ctx"), in_english, fallback=error["msg"])
+            label = field_label(error["loc"], in_english, whole="row")
+            details.append(field_error(label, message, in_english))
         return RejectedRow(
             index=index,
             code="invalid_id_number" if "invalid_id_number" in codes else codes[0],
-            detail="; ".join(f"{field}: {message}" for field, _, message in errors)[:300],
+            detail=join_errors(details, in_english)[:300],
         )

@@ -2,24 +2,129 @@
 changes applied to thousands of persons at once."""
 
 import asyncio
+import gc
 import hashlib
-import hmac
-from collections.abc import Awaitable, Callable, Generator
+import os
+import time
+import unicodedata
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from itertools import islice
 from operator import attrgetter
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
+import asyncpg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hc_common.clock import utcnow
 from hc_common.crypto import Sealer, keyed_hash
-from hc_common.errors import NotFound
+from hc_common.errors import DomainError, NotFound, register_messages
+from hc_common.events.outbox import group_events
+from hc_common.ids import encode as encode_id
 from hc_common.ids import new_id
 from health_records.person.events import stage_status_changed, status_changed_rows
 from health_records.person.models import CodeChange, Person
-from health_records.person.repository import PersonRepository
+from health_records.person.repository import PersonRepository, savepoint
+
+NAME_MISMATCH = "name_mismatch"
+register_messages(
+    {
+        NAME_MISMATCH: (
+            "姓名与身份证号码登记的姓名不一致",
+            "The name differs from the one on file for this ID number",
+        )
+    }
+)
+
+
+class NameMismatch(DomainError):
+    """The name given is not the one on file for the ID number (a mistyped ID number must not
+    give one person another's results)."""
+
+    status, code = 422, NAME_MISMATCH
+
+
+def normalise_name(name: str) -> str:
+    """A name as names are compared: Unicode NFKC (full-width and half-width forms are the
+    same letters), surrounding spaces stripped."""
+    return unicodedata.normalize("NFKC", name).strip()
+
+
+# hc_common.ids' alphabet, two characters (10 bits) at a time.
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_PAIRS = tuple(a + b for a in _ALPHABET for b in _ALPHABET)
+
+
+def new_ids(count: int) -> list[str]:
+    """`count` new ids of hc_common.ids' form, at once: the 10 characters of the millisecond
+    (48 bits) written once, then 16 characters of 80 random bits each (from one draw of the
+    OS's random bytes), two characters a lookup (a quarter of new_id()'s cost each)."""
+    stamp = encode_id((time.time_ns() // 1_000_000) << 80)[:10]
+    random = os.urandom(10 * count)
+    take = int.from_bytes
+    p = _PAIRS
+    ids = []
+    for at in range(0, 10 * count, 10):
+        r = take(random[at : at + 10])
+        ids.append(
+            stamp
+            + p[r >> 70]
+            + p[(r >> 60) & 1023]
+            + p[(r >> 50) & 1023]
+            + p[(r >> 40) & 1023]
+            + p[(r >> 30) & 1023]
+            + p[(r >> 20) & 1023]
+            + p[(r >> 10) & 1023]
+            + p[r & 1023]
+        )
+    return ids
+
+
+class _Collector:
+    """The cyclic garbage collector paused while batches run (reference counting still frees
+    what a batch drops). A batch makes a few hundred thousand objects that live until it ends;
+    each of the collector's full passes it sets off would walk them all, for nothing: a batch
+    makes no cycles. Nested and concurrent batches share one pause; the collector is left as it
+    was found."""
+
+    def __init__(self) -> None:
+        self.holders = 0
+        self.was_enabled = False
+
+    def __enter__(self) -> None:
+        if self.holders == 0:
+            self.was_enabled = gc.isenabled()
+            gc.disable()
+        self.holders += 1
+
+    def __exit__(self, *_: object) -> None:
+        self.holders -= 1
+        if self.holders == 0 and self.was_enabled:
+            gc.enable()
+
+
+# `with collector_paused:` around a batch's work.
+collector_paused = _Collector()
+
+
+def taken_back(
+    row_ids: Iterable[tuple[str, str]], inserted: set[str], taken: set[str]
+) -> list[str]:
+    """The ids of a batch's stored rows whose person (key) was `taken` by apply_batch's
+    `refused`: created meanwhile by a concurrent request under another name, so the rows must
+    be deleted again and refused as `name_mismatch`. `row_ids` are (row id, person key) in the
+    batch's order."""
+    return [row_id for row_id, key in row_ids if row_id in inserted and key in taken]
 
 
 def effective_color(authority_color: str, nat_result: str | None) -> str:
@@ -48,6 +153,31 @@ def finish(work: Work[R]) -> R:
         except StopIteration as done:
             made: R = done.value
             return made
+
+
+def _step(work: Work[Any]) -> bool:
+    """One slice of `work`: True once it is done."""
+    try:
+        next(work)
+    except StopIteration:
+        return True
+    return False
+
+
+async def meanwhile(statement: Awaitable[T], work: Work[Any]) -> tuple[T, bool]:
+    """Run `statement` while slices of `work` are done here, as overlap() does, but only until
+    the statement is done: the rest of `work` is left to the caller. Returns the statement's
+    result and whether `work` is done."""
+    task = asyncio.ensure_future(statement)
+    finished = False
+    try:
+        while not task.done() and not finished:
+            await asyncio.sleep(0)
+            finished = _step(work)
+    except BaseException:
+        await asyncio.gather(task, return_exceptions=True)
+        raise
+    return await task, finished
 
 
 async def overlap(statement: Awaitable[T], work: Work[R]) -> tuple[T, R]:
@@ -84,16 +214,50 @@ _STATUS_COLUMNS = (
     "version",
     "updated_at",
 )
-_NEW_COLUMNS = (*_STATUS_COLUMNS, "subject_id", "authority_color", "color_reason")
-# A new person's row: its status columns, then the sealed ID number and name.
-_NEW_NAMES = (*_NEW_COLUMNS, "id_number_enc", "name_enc")
-_new_values = attrgetter(*_NEW_COLUMNS)
+
+
+class NewPerson(NamedTuple):
+    """A new person's row as a batch inserts it (the tuple, in this column order), and their
+    status as their event reads it (the attributes)."""
+
+    person_key: str
+    color: str
+    nat_result: str | None
+    nat_sample_time: datetime | None
+    nat_report_time: datetime | None
+    vaccine_doses: int
+    last_dose_at: datetime | None
+    version: int
+    updated_at: datetime
+    subject_id: str
+    authority_color: str
+    color_reason: str | None
+    id_number_enc: bytes
+    name_enc: bytes | None
+    name_key: str | None
+
+
+# The status columns of a person nobody has reported on (as a change gives them new values).
+_status_values = attrgetter(*_STATUS_COLUMNS)
+_NEW_STATUS: dict[str, Any] = {
+    "authority_color": "green",
+    "color_reason": None,
+    "nat_result": None,
+    "nat_sample_time": None,
+    "nat_report_time": None,
+    "vaccine_doses": 0,
+    "last_dose_at": None,
+}
+
+
+# PersonState.updated_at of a person whose status time was not read.
+NOT_READ = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(slots=True)
 class PersonState:
     """A person's status columns as a batch reads and changes them (not an ORM object: a batch
-    of 10,000 persons is plain rows)."""
+    of 10,000 persons is plain rows), and what the batch knows of their name."""
 
     person_key: str
     subject_id: str
@@ -106,20 +270,25 @@ class PersonState:
     vaccine_doses: int
     last_dose_at: datetime | None
     version: int
-    updated_at: datetime
-    name_missing: bool
-
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> "PersonState":
-        """A row of PersonRepository.lock_states."""
-        return cls(*row)
+    # The key of the name on file (None: no name, or one named before keys were kept).
+    name_key: str | None = None
+    # The sealed name of a person named before keys were kept (else None).
+    legacy_name: bytes | None = None
+    name_missing: bool = False
+    # When the status last changed: set by the batch that changes it (lock() does not read
+    # it: nothing reads the time of a status the batch leaves as it is, and a fifth of the
+    # time asyncpg takes to decode a batch's states was this timestamp's).
+    updated_at: datetime = NOT_READ
+    # The batch has worked out the key of a legacy name: it is written with the batch.
+    key_found: bool = False
 
     @classmethod
     def new(cls, person_key: str, subject_id: str, now: datetime) -> "PersonState":
         """A person nobody has reported on: green, no NAT, no vaccination."""
         return cls(
-            person_key, subject_id, "green", None, "green", None, None, None, 0, None, 1, now, False
-        )
+            person_key, subject_id, "green", None, "green", None, None, None, 0, None, 1,
+            updated_at=now,
+        )  # fmt: skip
 
     def apply(self, values: dict[str, Any], now: datetime) -> None:
         for column, value in values.items():
@@ -129,8 +298,22 @@ class PersonState:
         self.updated_at = now
 
 
-# A batch's persons: person_key -> (ID number, name).
+class _Undo(Exception):
+    """Leaves a savepoint's block, rolling it back."""
+
+
+class Ingested(NamedTuple):
+    """What a batch did: how many rows it stored, how many were duplicates, and the indexes
+    (places in the batch) of the rows refused as `name_mismatch`."""
+
+    accepted: int
+    duplicates: int
+    refused: list[int]
+
+
+# A batch's persons: person_key -> (ID number, name); as apply_batch reads them.
 People = dict[str, tuple[str, str | None]]
+PeopleView = Mapping[str, tuple[str, str | None]]
 # A batch's change of a person: the new values of their status columns, None for no change.
 Change = Callable[[PersonState], dict[str, Any] | None]
 
@@ -141,6 +324,8 @@ class PersonService:
     sealer: Sealer
     pepper: bytes
     repo: PersonRepository = field(init=False)
+    # The names' keys this service has worked out (one batch's names repeat).
+    _name_keys: dict[str, str] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.repo = PersonRepository(self.session)
@@ -149,13 +334,20 @@ class PersonService:
         return keyed_hash(self.pepper, "person:" + id_number)
 
     def person_key_function(self) -> Callable[[str], str]:
-        """person_key for a batch: the same HMAC, its keyed state for the prefix made once."""
-        base = hmac.new(self.pepper, b"person:", hashlib.sha256)
+        """person_key for a batch: the same HMAC-SHA256 (RFC 2104), its inner and outer states
+        for the key and the prefix made once, so that a number costs two hash copies."""
+        key = self.pepper if len(self.pepper) <= 64 else hashlib.sha256(self.pepper).digest()
+        key = key.ljust(64, b"\0")
+        inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
+        inner.update(b"person:")
+        outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
 
         def person_key(id_number: str) -> str:
-            mac = base.copy()
+            mac = inner.copy()
             mac.update(id_number.encode())
-            return mac.hexdigest()
+            done = outer.copy()
+            done.update(mac.digest())
+            return done.hexdigest()
 
         return person_key
 
@@ -170,10 +362,63 @@ class PersonService:
             yield
         return keys
 
+    def batch_keys(
+        self, id_numbers: list[str], names: list[str]
+    ) -> Work[tuple[dict[str, str], dict[str, str]]]:
+        """A batch's person keys (by ID number) and name keys (by name), in slices."""
+        person_keys = yield from self.person_keys(id_numbers)
+        name_keys = yield from self.name_keys(names)
+        return person_keys, name_keys
+
+    def name_key(self, name: str) -> str:
+        """The key a name is compared by: an HMAC (the pepper, a prefix of its own) of the
+        normalised name, so that names are compared without opening the sealed ones."""
+        found = self._name_keys.get(name)
+        if found is None:
+            found = self._name_keys[name] = keyed_hash(self.pepper, "name:" + normalise_name(name))
+        return found
+
+    def name_keys(self, names: Iterable[str]) -> Work[dict[str, str]]:
+        """name_key of each name (each once), in slices."""
+        name_key = self.name_key
+        keys: dict[str, str] = {}
+        for at, name in enumerate(names, 1):
+            if name not in keys:
+                keys[name] = name_key(name)
+            if at % SLICE == 0:
+                yield
+        return keys
+
+    def _key_on_file(self, state: PersonState) -> str | None:
+        """The key of the person's name on file; for one named before keys were kept, the
+        sealed name opened (rare) and its key kept to be written with the batch."""
+        if state.name_key is None and state.legacy_name is not None:
+            state.name_key = self.name_key(self.sealer.open(state.legacy_name).decode())
+            state.key_found = True
+        return state.name_key
+
+    def mismatched(self, named: list[tuple[str, str]], found: dict[str, PersonState]) -> list[int]:
+        """The positions in `named` (a batch's rows in the order sent, as (person key, name
+        key)) whose name is not the person's: the name on file, or for a person without one
+        (new, or known unnamed) the name of the person's first row in the batch."""
+        # The names on file first; a person without one gets the name of their first row.
+        expected = {
+            key: on_file
+            for key, state in found.items()
+            if (on_file := self._key_on_file(state)) is not None
+        }
+        want = expected.setdefault
+        return [
+            at
+            for at, (person_key, name_key) in enumerate(named)
+            if want(person_key, name_key) != name_key
+        ]
+
     # --- One person ---------------------------------------------------------------------------
 
     async def subject_id(self, id_number: str, name: str | None) -> str:
-        """The person's pseudonymous subject id (the person is created on first ask)."""
+        """The person's pseudonymous subject id (the person is created on first ask). A name
+        that is not the one on file is refused (NameMismatch); a person without one gets it."""
         return (await self._get_or_create(id_number, name)).subject_id
 
     async def by_subject(self, subject_id: str) -> Person:
@@ -209,49 +454,70 @@ class PersonService:
 
     async def _get_or_create(self, id_number: str, name: str | None = None) -> Person:
         person = await self.repo.by_key(self.person_key(id_number), for_update=True)
-        if person is not None:
-            if name and person.name_enc is None:
-                person.name_enc = self.sealer.seal(name.encode())
-            return person
-        person = Person(
-            person_key=self.person_key(id_number),
-            subject_id=new_id(),
-            id_number_enc=self.sealer.seal(id_number.encode()),
-            name_enc=self.sealer.seal(name.encode()) if name else None,
-            color="green",
-            authority_color="green",
-            color_reason=None,
-            nat_result=None,
-            nat_sample_time=None,
-            nat_report_time=None,
-            vaccine_doses=0,
-            last_dose_at=None,
-            version=1,
-            updated_at=utcnow(),
-        )
-        try:
-            async with self.session.begin_nested():
-                self.repo.add(person)
-        except IntegrityError:  # created concurrently by another request
-            found = await self.repo.by_key(self.person_key(id_number), for_update=True)
-            assert found is not None
-            return found
+        if person is None:
+            person = Person(
+                person_key=self.person_key(id_number),
+                subject_id=new_id(),
+                id_number_enc=self.sealer.seal(id_number.encode()),
+                name_enc=self.sealer.seal(name.encode()) if name else None,
+                name_key=self.name_key(name) if name else None,
+                color="green",
+                authority_color="green",
+                color_reason=None,
+                nat_result=None,
+                nat_sample_time=None,
+                nat_report_time=None,
+                vaccine_doses=0,
+                last_dose_at=None,
+                version=1,
+                updated_at=utcnow(),
+            )
+            try:
+                async with self.session.begin_nested():
+                    self.repo.add(person)
+                return person
+            except IntegrityError:  # created concurrently by another request: checked below
+                found = await self.repo.by_key(self.person_key(id_number), for_update=True)
+                assert found is not None
+                person = found
+        if name:
+            self._check_name(person, name)
         return person
+
+    def _check_name(self, person: Person, name: str) -> None:
+        """The person gets the name when they have none; a name that is not theirs is refused.
+        The key of a name given before keys were kept is written now."""
+        key = self.name_key(name)
+        if person.name_enc is None:
+            person.name_enc = self.sealer.seal(name.encode())
+            person.name_key = key
+            return
+        if person.name_key is None:
+            person.name_key = self.name_key(self.sealer.open(person.name_enc).decode())
+        if person.name_key != key:
+            raise NameMismatch(
+                detail="姓名与该身份证号码登记的姓名不一致，请核对身份证号码和姓名",
+                detail_en="The name differs from the one on file for this ID number: check "
+                "the ID number and the name",
+            )
 
     # --- A batch ------------------------------------------------------------------------------
 
     async def lock(self, keys: list[str]) -> dict[str, PersonState]:
-        """The persons found among `keys` (in key order), locked for this transaction: by key,
-        their status as plain rows."""
-        return {row[0]: PersonState.from_row(row) for row in await self.repo.lock_states(keys)}
+        """The persons found among `keys` (in any order), locked for this transaction in key
+        order (the database sorts them: two batches sharing persons lock them in the same
+        order): by key, in key order, their status as plain rows."""
+        # A row of lock_states is a PersonState's fields, in order.
+        return {row[0]: PersonState(*row) for row in await self.repo.lock_states(keys)}
 
     async def apply_batch(
         self,
-        people: People,
+        people: PeopleView,
         change: Change,
         alongside: Callable[[], Awaitable[bool]] | None = None,
         *,
         locked: dict[str, PersonState] | None = None,
+        refused: set[str] | None = None,
     ) -> int | None:
         """Apply a batch's changes to the persons `people` in bulk.
 
@@ -260,8 +526,9 @@ class PersonService:
         colour recomputed, version + 1 and ONE status event. Unknown persons are created
         (green, nothing reported) with the change already applied, so a new person is one
         INSERT; known ones are locked (key order), read as plain rows and updated in one
-        statement. A known person without a name gets the one given. Returns how many persons
-        changed.
+        statement. A known person without a name gets the one given (and its key); one named
+        before keys were kept gets the key of their name. The caller has left out the rows
+        whose name is not the person's (mismatched()). Returns how many persons changed.
 
         `alongside` is a write of the caller's (the batch's own rows) that the database does
         once the persons are locked, while the new persons' rows are made and sealed here. When
@@ -270,18 +537,22 @@ class PersonService:
         works the batch out again and calls without `alongside`.
 
         `locked`: the persons of `people` as lock() has just given them (else they are locked
-        here)."""
+        here). `refused`: where a person this batch would create was created meanwhile by a
+        concurrent request under another name, their key is added to it and the batch does
+        not change them (the caller takes their rows back)."""
         if not people:
             return None if alongside is not None and not await alongside() else 0
-        now = utcnow()
-        keys = sorted(people)
-        found = await self.lock(keys) if locked is None else locked
-        missing = [key for key in keys if key not in found]
+        # Whole seconds, as the API and the events show a status's time (nothing to round at
+        # each of the batch's events).
+        now = utcnow().replace(microsecond=0)
+        found = await self.lock(list(people)) if locked is None else locked
+        # Key order: two batches creating the same persons wait for each other in one order.
+        missing = sorted(key for key in people if key not in found)
         work = self._plan(missing, list(found.values()), people, change, now)
         if alongside is None:
-            fresh, records, updated, named = finish(work)
+            fresh, updated, named = finish(work)
         else:
-            planned, (fresh, records, updated, named) = await overlap(alongside(), work)
+            planned, (fresh, updated, named) = await overlap(alongside(), work)
             if not planned:
                 return None
         changed = 0
@@ -291,97 +562,238 @@ class PersonService:
             # events are made here.
             fresh_changed = [s for s in fresh if s.version > 1]
             inserted, fresh_events = await overlap(
-                self.repo.insert_new(_NEW_NAMES, records), _events(fresh_changed, now)
+                self.repo.insert_new(NewPerson._fields, fresh), _events(fresh_changed, now)
             )
-            events += [
-                event
-                for state, event in zip(fresh_changed, fresh_events, strict=True)
-                if state.person_key in inserted
-            ]
-            changed += sum(1 for s in fresh_changed if s.person_key in inserted)
+            if len(inserted) < len(fresh):
+                events += [
+                    event
+                    for state, event in zip(fresh_changed, fresh_events, strict=True)
+                    if state.person_key in inserted
+                ]
+                changed += sum(1 for s in fresh_changed if s.person_key in inserted)
+            else:
+                events += fresh_events
+                changed += len(fresh_changed)
             lost = [key for key in missing if key not in inserted]
-            if lost:  # created meanwhile by a concurrent batch: now a known person
-                more, more_named = finish(
-                    self._changes(list((await self.lock(lost)).values()), people, change, now)
-                )
+            if lost:  # created meanwhile by a concurrent request: now a known person
+                states = list((await self.lock(lost)).values())
+                if refused is not None:
+                    taken = {
+                        s.person_key
+                        for s in states
+                        if (on_file := self._key_on_file(s)) is not None
+                        and on_file != self.name_key(people[s.person_key][1] or "")
+                    }
+                    refused |= taken
+                    states = [s for s in states if s.person_key not in taken]
+                more, more_named = finish(self._changes(states, people, change, now))
                 updated += more
                 for column, values in more_named.items():
                     named[column] += values
-        # The database updates the known persons while their status events are made here.
-        columns = {column: [getattr(s, column) for s in updated] for column in _STATUS_COLUMNS}
-        _, updated_events = await overlap(self.repo.update_columns(columns), _events(updated, now))
+        # The database updates the known persons while their status events are made here,
+        # and grouped into outbox rows.
+        rows = list(map(_status_values, updated))
+        _, outbox_rows = await overlap(
+            self.repo.update_rows(_STATUS_COLUMNS, rows), _outbox_rows(events, updated, now)
+        )
         await self.repo.update_columns(named)
-        await self.repo.add_events(events + updated_events)
+        await self.repo.add_outbox_rows(outbox_rows)
         return changed + len(updated)
+
+    async def create_batch(
+        self, people: PeopleView, change: Change, alongside: Callable[[], Awaitable[bool]]
+    ) -> int | None:
+        """apply_batch for a batch whose persons are all new, without its look-up and locks:
+        `alongside` (the batch's own rows) is written while the persons' rows are made here,
+        then the persons are inserted, their rows sent as they are made and their status
+        events made with them. Returns how many persons changed.
+
+        All or nothing: None, with nothing written, when `alongside` returns False or when one
+        of the persons exists (or is being created by a concurrent transaction: the unique key
+        waits for it, then fails). The caller then goes apply_batch's way. The order of the
+        writes is apply_batch's (the batch's rows, then the persons), so that two batches
+        sharing rows and persons wait for each other in one order. `alongside` runs inside
+        this method's savepoint: a write of its that fails may leave the transaction in error
+        when it returns False (the savepoint is rolled back then)."""
+        now = utcnow().replace(microsecond=0)
+        keys = sorted(people)
+        rows: list[NewPerson] = []
+        work = self._new_persons(keys, people, change, now, rows)
+        events: list[tuple[Any, ...]] = []
+        event_ids = iter(batch_ids(len(keys)))
+
+        def stream() -> Iterator[NewPerson]:
+            """The persons' rows as the work makes them (those made while `alongside` ran,
+            then a slice at a time), each slice's status events made after it is sent."""
+            sent, finished = 0, False
+            while True:
+                part = rows[sent:]
+                sent = len(rows)
+                yield from part
+                changed = [row for row in part if row.version > 1]
+                events.extend(status_changed_rows(changed, now, islice(event_ids, len(changed))))
+                if finished:
+                    return
+                finished = _step(work)
+
+        try:
+            async with savepoint(self.session):
+                planned, _ = await meanwhile(alongside(), work)
+                if not planned:
+                    raise _Undo
+                await self.repo.insert_all(NewPerson._fields, stream())
+        except (_Undo, asyncpg.UniqueViolationError, IntegrityError):
+            return None
+        await self.repo.add_events(events)
+        return len(events)
 
     def _plan(
         self,
         missing: list[str],
         known: list[PersonState],
-        people: People,
+        people: PeopleView,
         change: Change,
         now: datetime,
-    ) -> Work[
-        tuple[list[PersonState], list[tuple[Any, ...]], list[PersonState], dict[str, list[Any]]]
-    ]:
+    ) -> Work[tuple[list[NewPerson], list[PersonState], dict[str, list[Any]]]]:
         """The batch's change applied to the persons of `missing` (made new) and to those
         `known`: _new_persons' and _changes' results."""
-        fresh, records = yield from self._new_persons(missing, people, change, now)
+        fresh = yield from self._new_persons(missing, people, change, now)
         updated, named = yield from self._changes(known, people, change, now)
-        return fresh, records, updated, named
+        return fresh, updated, named
 
     def _changes(
-        self, states: list[PersonState], people: People, change: Change, now: datetime
+        self, states: list[PersonState], people: PeopleView, change: Change, now: datetime
     ) -> Work[tuple[list[PersonState], dict[str, list[Any]]]]:
         """The batch's change applied to known persons, in slices: those it changed, and the
-        columns `person_key`, `name_enc` of those who get a name now (the one given, sealed)."""
+        columns `person_key`, `name_enc`, `name_key` of those who get a name now (the one
+        given, sealed) or the key of a name given before keys were kept."""
         updated: list[PersonState] = []
         unnamed: list[tuple[str, str]] = []
+        keyed: list[PersonState] = []
         for start in range(0, len(states), SLICE):
             for state in states[start : start + SLICE]:
                 values = change(state)
                 if values is not None:
-                    state.apply(values, now)
+                    # PersonState.apply, inline (once a person of thousands).
+                    for column, value in values.items():
+                        setattr(state, column, value)
+                    state.color = effective_color(state.authority_color, state.nat_result)
+                    state.version += 1
+                    state.updated_at = now
                     updated.append(state)
-                name = people[state.person_key][1]
-                if name and state.name_missing:
-                    unnamed.append((state.person_key, name))
+                if state.name_missing:
+                    name = people[state.person_key][1]
+                    if name:
+                        unnamed.append((state.person_key, name))
+                elif state.legacy_name is not None:
+                    self._key_on_file(state)
+                    keyed.append(state)
             yield
         return updated, {
-            "person_key": [key for key, _ in unnamed],
-            "name_enc": self.sealer.seal_many([name.encode() for _, name in unnamed]),
+            "person_key": [key for key, _ in unnamed] + [s.person_key for s in keyed],
+            "name_enc": self.sealer.seal_many([name.encode() for _, name in unnamed])
+            + [s.legacy_name for s in keyed],
+            "name_key": [self.name_key(name) for _, name in unnamed] + [s.name_key for s in keyed],
         }
 
     def _new_persons(
-        self, keys: list[str], people: People, change: Change, now: datetime
-    ) -> Work[tuple[list[PersonState], list[tuple[Any, ...]]]]:
-        """The new persons of `keys`, the change applied, and their rows of _NEW_NAMES (ID
-        number and name sealed), in slices."""
+        self,
+        keys: list[str],
+        people: PeopleView,
+        change: Change,
+        now: datetime,
+        rows: list[NewPerson] | None = None,
+    ) -> Work[list[NewPerson]]:
+        """The new persons of `keys`, the change applied, as their rows (ID number and name
+        sealed, the name's key), in slices (appended to `rows` as they are made, when given).
+        A new person is made as a row at once, not a PersonState: the change is asked of one
+        probe state given each person's key in turn (a change reads a state and keeps nothing
+        of it)."""
         seal_many = self.sealer.seal_many
-        fresh: list[PersonState] = []
-        records: list[tuple[Any, ...]] = []
+        name_key = self.name_key
+        subject_ids = new_ids(len(keys))
+        probe = PersonState.new("", "", now)
+        if rows is None:
+            rows = []
+        add = rows.append
+        make = tuple.__new__  # NewPerson without its Python-level constructor
         for start in range(0, len(keys), SLICE):
-            part = [PersonState.new(key, new_id(), now) for key in keys[start : start + SLICE]]
-            for state in part:
-                values = change(state)
-                if values is not None:
-                    state.apply(values, now)
-            given = [people[state.person_key] for state in part]
+            part = keys[start : start + SLICE]
+            given = [people[key] for key in part]
             numbers = seal_many([id_number.encode() for id_number, _ in given])
             names = iter(seal_many([name.encode() for _, name in given if name]))
-            records += [
-                (*_new_values(state), number, next(names) if name else None)
-                for state, number, (_, name) in zip(part, numbers, given, strict=True)
-            ]
-            fresh += part
+            for key, subject_id, (_, name), number in zip(
+                part, subject_ids[start : start + SLICE], given, numbers, strict=True
+            ):
+                probe.person_key = key
+                values = change(probe)
+                sealed_name: bytes | None = None
+                key_of_name: str | None = None
+                if name:
+                    sealed_name = next(names)
+                    key_of_name = name_key(name)
+                if values is None:
+                    add(
+                        make(NewPerson, (
+                            key, "green", None, None, None, 0, None, 1, now, subject_id,
+                            "green", None, number, sealed_name, key_of_name,
+                        ))
+                    )  # fmt: skip
+                    continue
+                status = _NEW_STATUS | values
+                nat_result = status["nat_result"]
+                authority_color = status["authority_color"]
+                add(
+                    make(NewPerson, (
+                        key,
+                        "red" if nat_result == "positive" else authority_color,  # effective_color
+                        nat_result,
+                        status["nat_sample_time"],
+                        status["nat_report_time"],
+                        status["vaccine_doses"],
+                        status["last_dose_at"],
+                        2,
+                        now,
+                        subject_id,
+                        authority_color,
+                        status["color_reason"],
+                        number,
+                        sealed_name,
+                        key_of_name,
+                    ))
+                )  # fmt: skip
             yield
-        return fresh, records
+        return rows
 
 
-def _events(states: list[PersonState], now: datetime) -> Work[list[tuple[Any, ...]]]:
+def batch_ids(count: int) -> list[str]:
+    """`count` ids of hc_common.ids' form for one batch's events, at a fraction of new_ids'
+    cost: the millisecond and 50 random bits once, then a counter (30 bits). Unique within
+    the batch by the counter, and across batches as new_id()'s are; unguessability is not
+    asked of an event id (a subject id is made by new_ids)."""
+    head = new_ids(1)[0][:20]  # new_id() counts up within a millisecond: not random enough
+    p = _PAIRS
+    return [head + p[n >> 20] + p[(n >> 10) & 1023] + p[n & 1023] for n in range(count)]
+
+
+def _outbox_rows(
+    made: list[tuple[Any, ...]], states: Sequence[PersonState], now: datetime
+) -> Work[list[tuple[Any, ...]]]:
+    """The outbox rows (group_events') of the events `made` and of the states' status events
+    (made here, in slices), in that order."""
+    events = made + (yield from _events(states, now))
+    return group_events(events)
+
+
+def _events(
+    states: Sequence[PersonState] | Sequence[NewPerson], now: datetime
+) -> Work[list[tuple[Any, ...]]]:
     """The outbox rows of the states' status events, in slices."""
     rows: list[tuple[Any, ...]] = []
+    event_ids = batch_ids(len(states))
     for start in range(0, len(states), SLICE):
-        rows += status_changed_rows(states[start : start + SLICE], now)
+        rows += status_changed_rows(
+            states[start : start + SLICE], now, event_ids[start : start + SLICE]
+        )
         yield
     return rows

@@ -13,7 +13,8 @@ class VaccinationRecord(Base):
     __tablename__ = "vaccinations"
 
     record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    person_key: Mapped[str] = mapped_column(String(64), index=True)
+    # Not indexed: nothing reads these rows by person (migration 7c9d0e1f2a35).
+    person_key: Mapped[str] = mapped_column(String(64))
     vaccine: Mapped[str] = mapped_column(String(100))
     manufacturer: Mapped[str] = mapped_column(String(100))
     dose_number: Mapped[int] = mapped_column(Integer)

@@ -7,8 +7,9 @@ from health_records.deps import (
     VaccinationSiteDep,
     batch_body,
 )
-from health_records.nat.router import BATCH_RULES
+from health_records.nat.router import BATCH_RULES, valid_indexes, with_refused
 from health_records.person.schemas import BatchResult
+from health_records.person.service import collector_paused
 from health_records.vaccination.schemas import VaccinationBatch, validate_vaccination_rows
 
 router = APIRouter(tags=["vaccinations"])
@@ -31,6 +32,11 @@ person's vaccination summary is `doses` = the highest `dose_number` reported for
 async def push_vaccinations(
     rows: VaccinationRowsDep, service: VaccinationServiceDep
 ) -> BatchResult:
-    good, rejected = validate_vaccination_rows(rows, utcnow())
-    accepted, duplicates = await service.ingest(good)
-    return BatchResult(accepted=accepted, duplicates=duplicates, rejected=rejected)
+    with collector_paused:  # a batch makes no cycles: no collector passes over its rows
+        good, rejected = validate_vaccination_rows(rows, utcnow())
+        done = await service.ingest(good, valid_indexes(len(rows), rejected))
+    return BatchResult(
+        accepted=done.accepted,
+        duplicates=done.duplicates,
+        rejected=with_refused(rejected, done.refused),
+    )

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hc_common.auth.keys import KeyRing
 from hc_common.auth.tokens import AUDIENCE, sign
 from hc_common.clock import utcnow
+from hc_common.crypto import Sealer
 from hc_common.errors import ServiceUnavailable
 from hc_common.ids import new_id
 from hc_common.masking import mask_phone
@@ -20,11 +21,19 @@ ISSUER_NAME = "hc-issuer"
 
 
 class AccountService:
-    def __init__(self, session: AsyncSession, otp: OtpCodes, ring: KeyRing, token_ttl: int):
+    def __init__(
+        self,
+        session: AsyncSession,
+        otp: OtpCodes,
+        ring: KeyRing,
+        token_ttl: int,
+        phone_sealer: Sealer | None = None,
+    ):
         self.session = session
         self.otp = otp
         self.ring = ring
         self.token_ttl = token_ttl
+        self.phone_sealer = phone_sealer
         self._users = UserRepository(session)
 
     async def send_code(self, phone: str) -> int:
@@ -60,6 +69,9 @@ class AccountService:
                     created_at=utcnow(),
                 )
             )
+        if self.phone_sealer is not None and user.phone_sealed is None:
+            # Kept sealed so that an appeal's outcome can be texted to the user.
+            user.phone_sealed = self.phone_sealer.seal(phone.encode())
         return user
 
     def access_token(self, user: User) -> str:

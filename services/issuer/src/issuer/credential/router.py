@@ -1,14 +1,16 @@
 """Family credentials: apply, list, show, print, reissue, revoke; and the dev face check."""
 
+import hashlib
 from typing import Annotated, Literal
+from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Response
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from hc_common.app import problem_responses
 from hc_common.clock import age_on, cst_today
 from hc_common.hygiene import EntityId
-from issuer.card.render import card_pdf, qr_png, qr_svg
+from issuer.card.printer import CardPrinter
+from issuer.card.render import card_file_name
 from issuer.credential.models import Credential
 from issuer.credential.schemas import (
     CredentialCreate,
@@ -20,7 +22,7 @@ from issuer.credential.schemas import (
     Relationship,
 )
 from issuer.credential.service import card_data, credential_status
-from issuer.deps import CredentialServiceDep, CurrentUser, FaceChecksDep
+from issuer.deps import CredentialServiceDep, CurrentUser, FaceChecksDep, SettingsDep
 
 router = APIRouter(prefix="/v1/family/credentials", tags=["family credentials"])
 
@@ -90,9 +92,40 @@ async def get_credential(
 
 
 PRIVATE = {"Cache-Control": "private, no-store"}
+# A credential's QR code never changes (a reissue is a new credential), and it carries
+# nothing personal: the browser may keep it, revalidating by its ETag.
+QR_CACHE = "private, max-age=31536000, immutable"
 PRINT_NOTE = (
     "Served for any of the caller's own credentials, also a revoked or expired one "
     "(it then scans as revoked or expired); another user's is 404."
+)
+
+
+async def _card_printer(request: Request) -> CardPrinter:
+    printer: CardPrinter = request.app.state.card_printer
+    return printer
+
+
+CardPrinterDep = Annotated[CardPrinter, Depends(_card_printer)]
+
+
+def _qr_headers(qr: str, kind: str) -> dict[str, str]:
+    etag = '"' + hashlib.sha256(f"{kind}:{qr}".encode()).hexdigest()[:32] + '"'
+    return {"Cache-Control": QR_CACHE, "ETag": etag}
+
+
+def _client_holds(request: Request, headers: dict[str, str]) -> bool:
+    """Whether `If-None-Match` names the image's ETag (then 304)."""
+    wanted = request.headers.get("if-none-match")
+    if wanted is None:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in wanted.split(",")}
+    return headers["ETag"] in tags or "*" in tags
+
+
+QR_NOTE = (
+    " Cached by the browser (`Cache-Control: private, max-age=31536000, immutable`: a "
+    "credential's code never changes) with an `ETag`; `If-None-Match` with it answers 304. "
 )
 
 
@@ -100,56 +133,91 @@ PRINT_NOTE = (
     "/{credential_id}/qr.png",
     response_class=Response,
     summary="The credential's QR code as PNG",
-    description="Level M, 4-module quiet zone, 8 pixels a module. " + PRINT_NOTE,
-    responses={200: {"content": {"image/png": {}}}},
+    description="Level M, 4-module quiet zone, 8 pixels a module, black on white, 1 bit a "
+    "pixel." + QR_NOTE + PRINT_NOTE,
+    responses={200: {"content": {"image/png": {}}}, 304: {"description": "Not modified"}},
 )
 async def credential_qr_png(
-    credential_id: str, user_id: CurrentUser, service: CredentialServiceDep
+    request: Request,
+    credential_id: str,
+    user_id: CurrentUser,
+    service: CredentialServiceDep,
+    printer: CardPrinterDep,
 ) -> Response:
     credential = await service.get_own(user_id, credential_id)
-    return Response(qr_png(credential.qr), media_type="image/png", headers=PRIVATE)
+    headers = _qr_headers(credential.qr, "png")
+    if _client_holds(request, headers):
+        return Response(status_code=304, headers=headers)
+    png = await printer.qr_png(credential.qr)
+    return Response(png, media_type="image/png", headers=headers)
 
 
 @router.get(
     "/{credential_id}/qr.svg",
     response_class=Response,
     summary="The credential's QR code as SVG",
-    description="Level M, 4-module quiet zone. " + PRINT_NOTE,
-    responses={200: {"content": {"image/svg+xml": {}}}},
+    description="Level M, 4-module quiet zone." + QR_NOTE + PRINT_NOTE,
+    responses={200: {"content": {"image/svg+xml": {}}}, 304: {"description": "Not modified"}},
 )
 async def credential_qr_svg(
-    credential_id: str, user_id: CurrentUser, service: CredentialServiceDep
+    request: Request,
+    credential_id: str,
+    user_id: CurrentUser,
+    service: CredentialServiceDep,
+    printer: CardPrinterDep,
 ) -> Response:
     credential = await service.get_own(user_id, credential_id)
-    return Response(qr_svg(credential.qr), media_type="image/svg+xml", headers=PRIVATE)
+    headers = _qr_headers(credential.qr, "svg")
+    if _client_holds(request, headers):
+        return Response(status_code=304, headers=headers)
+    svg = await printer.qr_svg(credential.qr)
+    return Response(svg, media_type="image/svg+xml", headers=headers)
+
+
+def content_disposition(file_name: str, fallback: str) -> str:
+    """`inline` with an ASCII `filename` for old clients and the UTF-8 `filename*`
+    (RFC 6266 / RFC 8187) that browsers prefer."""
+    return f"inline; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
 
 
 @router.get(
     "/{credential_id}/card.pdf",
     response_class=Response,
     summary="The printable card (PDF)",
-    description="Default `layout=card`: one page of 85.6 x 54 mm (ID-1) with the photo, "
-    "masked name, masked ID number, last valid day (China time), "
-    "广西健康码凭证, the version and the QR code. `layout=a4`: an A4 page "
-    "with the same card at true size near the top, cutting marks at its "
-    "corners and a printing hint (print at 100%). The Chinese font "
-    "(WenQuanYi Micro Hei) is embedded. Any other layout is 422. " + PRINT_NOTE,
+    description="Default `layout=card`: one page of 85.6 x 54 mm (ID-1): a band with "
+    "广西健康码凭证 and the issuing authority (setting `ISSUER_CARD_ISSUING_AUTHORITY`), "
+    "the photo, masked name, masked ID number, last valid day (China time), 补办 n on a "
+    "reissued card (version n >= 2; nothing on the first), the scanning hint in 10 pt and "
+    "the QR code (41 mm with its quiet zone). `layout=a4`: an A4 page with the same card "
+    "at true size, cutting marks, a 5 cm line to check the print's scale, and the family's "
+    "instructions in 14 pt: printing at actual size (100 %, not fit to page), cutting and "
+    "laminating, use, a lost card (reissue in the mini-program: the old card stops "
+    "working at once) and appeals. The Chinese font (WenQuanYi Micro Hei) is embedded. "
+    "Any other layout is 422. File name (`Content-Disposition`, `filename*` in UTF-8): "
+    "健康码凭证-李＊华-卡片.pdf or ...-A4.pdf, with -补办n before the layout on a "
+    "reissued card; the masked name only (its star full-width, which every system allows "
+    "in a file name); the ASCII `filename` is credential-{id}-card.pdf / -a4.pdf. "
+    "Not cached (`no-store`: it shows the photo). " + PRINT_NOTE,
     responses={200: {"content": {"application/pdf": {}}}},
 )
 async def credential_card_pdf(
     credential_id: str,
     user_id: CurrentUser,
     service: CredentialServiceDep,
+    settings: SettingsDep,
+    printer: CardPrinterDep,
     layout: Literal["card", "a4"] = Query("card"),
 ) -> Response:
     credential = await service.get_own(user_id, credential_id)
-    pdf = await run_in_threadpool(card_pdf, card_data(credential), layout)
+    card = card_data(credential, settings.card_issuing_authority)
+    pdf = await printer.card_pdf(card, layout)
+    fallback = f"credential-{credential.id}-{layout}.pdf"
     return Response(
         pdf,
         media_type="application/pdf",
         headers={
             **PRIVATE,
-            "Content-Disposition": f'inline; filename="credential-{credential.id}.pdf"',
+            "Content-Disposition": content_disposition(card_file_name(card, layout), fallback),
         },
     )
 

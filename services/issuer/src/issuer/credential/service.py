@@ -50,7 +50,7 @@ def credential_status(credential: Credential, now: datetime | None = None) -> st
     return "active"
 
 
-def card_data(credential: Credential) -> CardData:
+def card_data(credential: Credential, issuing_authority: str) -> CardData:
     """What the printed card shows: the last valid day is the China-time day of expiry."""
     return CardData(
         qr=credential.qr,
@@ -59,6 +59,7 @@ def card_data(credential: Credential) -> CardData:
         last_valid_day=credential.expires_at.astimezone(CST).date(),
         photo=credential.photo,
         version=credential.version,
+        issuing_authority=issuing_authority,
     )
 
 

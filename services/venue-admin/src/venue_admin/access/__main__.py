@@ -13,8 +13,10 @@ the `DEAD_LETTERS` stream, so that the records behind it flow.
   stored; those that still fail stay. Exit status: 0 when none is left, 1 otherwise.
   Storing a record twice is harmless (stored once per record id).
 
-Run with venue-admin's settings (its database and bus; the durable is
-`VENUE_ADMIN_ACCESS_CONSUMER_DURABLE`). How-to: docs/operations.md ("Dead letters").
+Both cover the dead letters of both access-record consumers: batches
+(`VENUE_ADMIN_ACCESS_BATCH_CONSUMER_DURABLE`) and single records from verifiers of earlier
+versions (`VENUE_ADMIN_ACCESS_CONSUMER_DURABLE`). Run with venue-admin's settings (its
+database and bus). How-to: docs/operations.md ("Dead letters").
 """
 
 import argparse
@@ -53,35 +55,38 @@ def _no_stream() -> None:
     print(f"no {DEAD_LETTER_STREAM} stream on the message bus: nothing is dead-lettered")
 
 
+def _durables(settings: Settings) -> tuple[str, ...]:
+    return settings.access_batch_consumer_durable, settings.access_consumer_durable
+
+
 async def show(settings: Settings, limit: int) -> int:
-    """Print the dead letters' count and headers; the exit status."""
-    durable = settings.access_consumer_durable
+    """Print the dead letters' count and headers, consumer by consumer; the exit status."""
     bus = _bus(settings)
     try:
         if not await _connected(bus, settings):
             return 1
         assert bus.js is not None
-        try:
-            total, letters = await list_dead_letters(
-                bus.js, settings.service_name, durable, limit=limit
-            )
-        except NotFoundError:
-            _no_stream()
-            return 0
+        for durable in _durables(settings):
+            try:
+                total, letters = await list_dead_letters(
+                    bus.js, settings.service_name, durable, limit=limit
+                )
+            except NotFoundError:
+                _no_stream()
+                return 0
+            print(f"{total} dead letters of {durable}")
+            for letter in letters:
+                headers = " ".join(f"{k}={v}" for k, v in sorted(letter.headers.items()))
+                print(f"#{letter.sequence} {headers}")
+            if total > len(letters):
+                print(f"(first {len(letters)} shown)")
     finally:
         await bus.close()
-    print(f"{total} dead letters of {durable}")
-    for letter in letters:
-        headers = " ".join(f"{key}={value}" for key, value in sorted(letter.headers.items()))
-        print(f"#{letter.sequence} {headers}")
-    if total > len(letters):
-        print(f"(first {len(letters)} shown)")
     return 0
 
 
 async def replay(settings: Settings) -> int:
-    """Store the dead letters with the consumer's handler; the exit status."""
-    durable = settings.access_consumer_durable
+    """Store the dead letters with the consumers' handler; the exit status."""
     db = Database(settings.effective_database_url)
     bus = _bus(settings)
 
@@ -92,20 +97,23 @@ async def replay(settings: Settings) -> int:
         if not await _connected(bus, settings):
             return 1
         assert bus.js is not None
-        # Validated here as by the consumer: store_access_records drops a record it cannot
-        # read, and a replay that dropped one would remove its only copy.
-        try:
-            report = await replay_dead_letters(
-                bus.js, settings.service_name, durable, handle, validate_payloads=True
-            )
-        except NotFoundError:
-            _no_stream()
-            return 0
+        left = 0
+        for durable in _durables(settings):
+            # Validated here as by the consumer: store_access_records drops a record it
+            # cannot read, and a replay that dropped one would remove its only copy.
+            try:
+                report = await replay_dead_letters(
+                    bus.js, settings.service_name, durable, handle, validate_payloads=True
+                )
+            except NotFoundError:
+                _no_stream()
+                return 0
+            print(f"replayed {report.replayed} dead letters of {durable}; left: {report.left}")
+            left += report.left
     finally:
         await bus.close()
         await db.dispose()
-    print(f"replayed {report.replayed} dead letters of {durable}; left: {report.left}")
-    return 0 if report.left == 0 else 1
+    return 0 if left == 0 else 1
 
 
 def main(argv: list[str] | None = None) -> int:

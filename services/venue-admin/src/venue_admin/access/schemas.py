@@ -5,9 +5,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator
+from pydantic import AfterValidator, BaseModel, BeforeValidator
 from pydantic_core import PydanticCustomError
 
+from hc_common.clock import to_utc
 from hc_common.schemas import Timestamp
 
 # RFC 3339 date-time (section 5.6), offset required; ASCII digits only.
@@ -26,18 +27,33 @@ def _rfc3339(value: object) -> object:
     )
 
 
-# A time in a query: RFC 3339 with its offset (`2026-11-28T08:00:00Z`), nothing else.
-QueryTime = Annotated[datetime, BeforeValidator(_rfc3339)]
+def _in_utc(value: datetime) -> datetime:
+    # `0001-01-01T00:00:00+08:00` is a valid RFC 3339 time with no UTC one (year 0).
+    try:
+        return to_utc(value)
+    except OverflowError:
+        raise PydanticCustomError(
+            "invalid_time", "a time between years 1 and 9999 in UTC"
+        ) from None
 
+
+# A time in a query: RFC 3339 with its offset (`2026-11-28T08:00:00Z`), nothing else; in UTC.
+QueryTime = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc)]
+
+# The CSV export's columns, in order: the codes as in the JSON items, plus `checked_at_local`
+# (China time), `reasons_text` (the reasons in words) and `scanner_name`.
 CSV_HEADER = [
     "record_id",
     "checked_at",
+    "checked_at_local",
     "decision",
     "reasons",
+    "reasons_text",
     "masked_name",
     "color",
     "scanner_kind",
     "scanner_id",
+    "scanner_name",
 ]
 
 

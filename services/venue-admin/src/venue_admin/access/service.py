@@ -2,9 +2,6 @@
 newest first (a page, or every row as CSV), kept for the retention period and then purged."""
 
 import asyncio
-import base64
-import csv
-import io
 import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -13,47 +10,31 @@ from datetime import datetime, timedelta
 import stamina
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hc_common.clock import rfc3339, to_utc, utcnow
-from hc_common.errors import Unprocessable
+from hc_common.clock import utcnow
 from hc_common.events.schemas import AccessRecordCreated
-from hc_common.hygiene import is_id
-from hc_common.pagination import Page, page_of
+from hc_common.pagination import Page, decode_time_cursor, encode_time_cursor, page_of
+from venue_admin.access.export import csv_rows, export_file_names
 from venue_admin.access.models import AccessRecord
 from venue_admin.access.repository import AccessRecordRepository
-from venue_admin.access.schemas import CSV_HEADER
 from venue_admin.venue.service import VenueService
 
 log = logging.getLogger("venue_admin.access")
 
-CSV_CHUNK = 2000
-# What a spreadsheet takes for the start of a formula (OWASP's list for CSV injection).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value: str) -> str:
-    """A cell as written to the CSV: with a leading `'` where it would start a formula
-    (a holder named `=cmd|' /C calc'!A0` shows as text, it does not run)."""
-    return "'" + value if value.startswith(FORMULA_START) else value
-
 
 def encode_cursor(record: AccessRecord) -> str:
-    raw = f"{to_utc(record.checked_at).isoformat()}|{record.record_id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return encode_time_cursor(record.checked_at, record.record_id)
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The (checked_at, record_id) of a page's last row; 422 `invalid_cursor` for anything
-    that is not a cursor this service wrote."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, record_id = raw.split("|", 1)
-        if not is_id(record_id):
-            raise ValueError("not a record id")
-        return to_utc(datetime.fromisoformat(at)), record_id
-    except (ValueError, UnicodeDecodeError):
-        raise Unprocessable(
-            "invalid_cursor", detail="分页游标无效", detail_en="Invalid cursor"
-        ) from None
+    """The (checked_at, record_id) of a page's last row; 422 `invalid_cursor` otherwise."""
+    return decode_time_cursor(cursor)
+
+
+@dataclass(frozen=True, slots=True)
+class CsvExport:
+    file_name: str  # with the venue's name
+    ascii_file_name: str  # for clients that take only an ASCII name
+    body: AsyncIterator[bytes]
 
 
 @dataclass
@@ -96,56 +77,18 @@ class AccessRecordService:
         start: datetime | None,
         end: datetime | None,
         decision: str | None,
-    ) -> AsyncIterator[bytes]:
-        """Every matching record as CSV (members only: checked here, before the first byte)."""
-        await self.venues.venue_for_member(venue_id, user_id)
-        return csv_rows(self.sessionmaker, venue_id, start=start, end=end, decision=decision)
-
-
-async def csv_rows(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    venue_id: str,
-    *,
-    start: datetime | None,
-    end: datetime | None,
-    decision: str | None,
-) -> AsyncIterator[bytes]:
-    """Every matching record as CSV, newest first, read in keyset chunks so that memory
-    stays flat however many rows there are."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_HEADER)
-    yield buffer.getvalue().encode()
-    after: tuple[datetime, str] | None = None
-    while True:
-        async with sessionmaker() as session:
-            rows = await AccessRecordRepository(session).page(
-                venue_id, start=start, end=end, decision=decision, after=after, limit=CSV_CHUNK
-            )
-        if not rows:
-            return
-        buffer.seek(0)
-        buffer.truncate()
-        for r in rows:
-            writer.writerow(
-                [
-                    csv_cell(cell)
-                    for cell in (
-                        r.record_id,
-                        rfc3339(r.checked_at),
-                        r.decision,
-                        ";".join(r.reasons),
-                        r.masked_name or "",
-                        r.color or "",
-                        r.scanner_kind,
-                        r.scanner_id,
-                    )
-                ]
-            )
-        yield buffer.getvalue().encode()
-        if len(rows) < CSV_CHUNK:
-            return
-        after = (rows[-1].checked_at, rows[-1].record_id)
+        english: bool,
+    ) -> CsvExport:
+        """Every matching record as CSV (members only: checked here, before the first byte),
+        with the file's names."""
+        venue, _member = await self.venues.venue_for_member(venue_id, user_id)
+        file_name, ascii_file_name = export_file_names(
+            venue_id, venue.name, start=start, end=end, decision=decision, english=english
+        )
+        body = csv_rows(
+            self.sessionmaker, venue_id, start=start, end=end, decision=decision, english=english
+        )
+        return CsvExport(file_name, ascii_file_name, body)
 
 
 async def store(

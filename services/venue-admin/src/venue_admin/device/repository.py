@@ -42,3 +42,12 @@ class DeviceRepository:
         return (
             await self.session.scalars(statement, execution_options={"populate_existing": True})
         ).one_or_none()
+
+    async def names_of_venue(self, venue_id: str, device_ids: list[str]) -> dict[str, str]:
+        """The names of those of the venue's devices, removed ones included (the row stays)."""
+        if not device_ids:
+            return {}
+        query = select(Device.id, Device.name).where(
+            Device.venue_id == venue_id, Device.id.in_(device_ids)
+        )
+        return {device_id: name for device_id, name in (await self.session.execute(query)).all()}

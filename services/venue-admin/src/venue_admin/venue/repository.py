@@ -163,3 +163,12 @@ class VenueRepository:
         return (
             await self.session.scalars(statement, execution_options={"populate_existing": True})
         ).one()
+
+    async def masked_phones_of_members(self, venue_id: str, user_ids: list[str]) -> dict[str, str]:
+        """The masked phones of those users who are members of the venue now."""
+        if not user_ids:
+            return {}
+        query = select(Member.user_id, Member.masked_phone).where(
+            Member.venue_id == venue_id, Member.user_id.in_(user_ids)
+        )
+        return {user_id: phone for user_id, phone in (await self.session.execute(query)).all()}

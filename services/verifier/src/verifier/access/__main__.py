@@ -38,7 +38,7 @@ async def drain(directory: Path, timeout: float, settings: Settings) -> int:
     # The verifier's own user on the bus (NATS_URL, NATS_USER/NATS_PASSWORD or NATS_CREDS):
     # it may publish access records and declare their stream, nothing else.
     bus = EventBus.from_settings(settings, streams=("ACCESS",), name="verifier-drain")
-    spool = AccessSpool(directory, bus, subjects.ACCESS_RECORD_CREATED)
+    spool = AccessSpool(directory, bus, subjects.ACCESS_RECORD_BATCH)
     try:
         spool.open()
     except JournalLocked as exc:

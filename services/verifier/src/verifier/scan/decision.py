@@ -74,9 +74,9 @@ def health_reasons(status: HealthStatus, rule: Rule, now: datetime) -> list[str]
 
 
 def decide(reasons: list[str]) -> Decision:
-    ordered = sorted(set(reasons), key=REASON_ORDER.index)
-    if not ordered:
+    if not reasons:
         return Decision("pass", [])
+    ordered = sorted(set(reasons), key=REASON_ORDER.index)
     if ordered == ["status_unavailable"]:
         return Decision("manual_check", ordered)
     return Decision("deny", [r for r in ordered if r != "status_unavailable"] or ordered)

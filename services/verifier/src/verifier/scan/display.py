@@ -2,32 +2,9 @@
 `POST /v1/gate/verify` and `POST /v1/verify` (one function, so that a gate and the staff page
 say the same)."""
 
+from hc_common.i18n import COLORS, DECISIONS, REASONS
 from verifier.scan.decision import hours_since
 from verifier.scan.service import ScanResult
-
-COLORS = {
-    "green": ("绿码", "Green code"),
-    "yellow": ("黄码", "Yellow code"),
-    "red": ("红码", "Red code"),
-}
-REASONS = {
-    "color_yellow": ("黄码", "Yellow code"),
-    "color_red": ("红码", "Red code"),
-    "nat_missing": ("无核酸记录", "No NAT result"),
-    "nat_too_old": ("核酸超时", "NAT result too old"),
-    "nat_positive": ("核酸阳性", "NAT positive"),
-    "vaccination_insufficient": ("疫苗接种不足", "Not enough vaccine doses"),
-    "credential_revoked": ("凭证已作废", "Credential revoked"),
-    "credential_expired": ("凭证已过期", "Credential expired"),
-    "credential_invalid": ("无效凭证", "Invalid credential"),
-    "status_unavailable": ("健康状态暂不可查", "Health status unavailable"),
-}
-# The last line, always: the decision in words, as the contract names them.
-VERDICT = {
-    "pass": ("通行", "Pass"),
-    "deny": ("禁止通行", "No entry"),
-    "manual_check": ("人工核验", "Manual check"),
-}
 
 
 def gate_lines(result: ScanResult, english: bool) -> list[str]:
@@ -51,5 +28,5 @@ def gate_lines(result: ScanResult, english: bool) -> list[str]:
         text = REASONS[reason][pick]
         if text not in lines:
             lines.append(text)
-    lines.append(VERDICT[result.decision.decision][pick])
+    lines.append(DECISIONS[result.decision.decision][pick])
     return lines

@@ -1,6 +1,13 @@
 """The scan over HTTP: `POST /v1/verify` for staff and gates, `POST /v1/gate/verify` for a
-gate's display."""
+gate's display.
 
+Each is answered by one function of the request's authorization, language and body
+(`answer_verify`, `answer_gate`), reached two ways: as a direct route of the app
+(`DIRECT_ROUTES`, hc_common.app `ServiceApp`: ahead of the middleware stack and FastAPI's
+routing, which together cost several times the scan), and as the documented FastAPI route
+below, which answers what the direct route leaves to the stack (browsers' CORS requests)."""
+
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -8,16 +15,21 @@ from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
-from starlette.routing import Match, Route
-from starlette.types import Scope
 
-from hc_common.app import problem_responses
-from hc_common.clock import rfc3339
-from hc_common.deps import bearer_token
-from hc_common.errors import Forbidden, wants_english
+from hc_common.app import DirectEndpoint, ServiceApp, problem_responses
+from hc_common.clock import to_utc
+from hc_common.errors import Forbidden, Unauthorized
+from hc_common.i18n import wants_english
 from verifier.scan.decision import hours_since
 from verifier.scan.display import gate_lines
-from verifier.scan.schemas import GateResponse, GateVerifyRequest, VerifyRequest, VerifyResponse
+from verifier.scan.schemas import (
+    ID_MAX_LENGTH,
+    QR_MAX_LENGTH,
+    GateResponse,
+    GateVerifyRequest,
+    VerifyRequest,
+    VerifyResponse,
+)
 from verifier.scan.service import ScanResult, ScanService
 
 router = APIRouter(tags=["scan"])
@@ -41,8 +53,17 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
 }
 
 
+def _bearer(authorization: str | None) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(detail="缺少 Bearer 令牌", detail_en="Bearer token required")
+    return token.strip()
+
+
 async def _scan(
-    request: Request,
+    service: ScanService,
+    authorization: str | None,
+    raw: bytes,
     model: type[VerifyRequest] | type[GateVerifyRequest],
     *,
     device_only: bool = False,
@@ -53,19 +74,43 @@ async def _scan(
     No FastAPI dependencies or body parameter here: their resolution cost as much as the
     whole scan. The body's schema and the security are given to the OpenAPI description by
     hand below."""
-    service: ScanService = request.app.state.scan_service
-    scanner = await service.scanner(bearer_token(request))
+    scanner = await service.scanner(_bearer(authorization))
     if device_only and scanner.kind != "device":
         raise Forbidden(
             detail="仅闸机可调用此接口", detail_en="Only a gate device's token is accepted here"
         )
+    qr, venue_id = parse_body(model, raw)
+    return await service.scan(scanner, qr, venue_id)
+
+
+def parse_body(
+    model: type[VerifyRequest] | type[GateVerifyRequest], raw: bytes
+) -> tuple[str, str | None]:
+    """The QR text and the venue id (None for a gate's body) of a scan's body, or 422.
+
+    A plain JSON object whose members have the model's types and lengths is taken from
+    orjson's parse (a third of the model's cost); anything else goes to the model, which
+    answers it as always (the same values, or its validation errors)."""
     try:
-        body = model.model_validate_json(await request.body())
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = None
+    if type(data) is dict:
+        qr = data.get("qr")
+        venue_id = data.get("venue_id") if model is VerifyRequest else None
+        if (
+            type(qr) is str
+            and 0 < len(qr) <= QR_MAX_LENGTH
+            and (venue_id is None or (type(venue_id) is str and len(venue_id) <= ID_MAX_LENGTH))
+        ):
+            return qr, venue_id
+    try:
+        body = model.model_validate_json(raw)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
         ) from None
-    return await service.scan(scanner, body.qr, getattr(body, "venue_id", None))
+    return body.qr, getattr(body, "venue_id", None)
 
 
 def _operation(model: type[BaseModel], *schemes: str) -> dict[str, Any]:
@@ -79,10 +124,26 @@ def _operation(model: type[BaseModel], *schemes: str) -> dict[str, Any]:
     }
 
 
+# Times as the contract writes them (`rfc3339`: whole seconds, `Z`), written by orjson itself
+# from UTC datetimes (`_utc`): the scan's answer formats three of them.
+_TIMES = orjson.OPT_UTC_Z | orjson.OPT_OMIT_MICROSECONDS
+
+
+def _utc(value: datetime) -> datetime:
+    """`value` in UTC (the view's times are already; anything else is converted)."""
+    return value if value.tzinfo is UTC else to_utc(value)
+
+
+def answer_json(body: dict[str, Any]) -> bytes:
+    """The JSON of an answer built by `verify_answer` (its times as `rfc3339` writes them)."""
+    return orjson.dumps(body, option=_TIMES)
+
+
 def verify_answer(result: ScanResult, english: bool = False) -> dict[str, Any]:
-    """The body of `VerifyResponse` as a plain dict: built and serialised once, with orjson
-    (the scan is the hot path; the model documents the shape in the OpenAPI description).
-    `lines` are the gate's (`gate_lines`), so that a staff page and a gate say the same."""
+    """The body of `VerifyResponse` as a plain dict, its times as UTC datetimes: built and
+    serialised once, with orjson (`answer_json`; the scan is the hot path; the model
+    documents the shape in the OpenAPI description). `lines` are the gate's (`gate_lines`),
+    so that a staff page and a gate say the same."""
     credential, status = result.credential, result.status
     holder = health = credential_out = None
     if credential is not None:
@@ -94,20 +155,20 @@ def verify_answer(result: ScanResult, english: bool = False) -> dict[str, Any]:
         credential_out = {
             "credential_id": credential.credential_id,
             "version": credential.version,
-            "expires_at": rfc3339(credential.expires_at),
+            "expires_at": _utc(credential.expires_at),
         }
     if status is not None:
         nat = None
         if status.nat_result and status.nat_sample_time:
             nat = {
                 "result": status.nat_result,
-                "sample_time": rfc3339(status.nat_sample_time),
+                "sample_time": _utc(status.nat_sample_time),
                 "hours_since_sample": hours_since(status.nat_sample_time, result.checked_at),
             }
         vaccination = (
             {
                 "doses": status.vaccine_doses,
-                "last_dose_at": rfc3339(status.last_dose_at) if status.last_dose_at else None,
+                "last_dose_at": _utc(status.last_dose_at) if status.last_dose_at else None,
             }
             if status.vaccine_doses
             else None
@@ -120,14 +181,42 @@ def verify_answer(result: ScanResult, english: bool = False) -> dict[str, Any]:
         "health": health,
         "credential": credential_out,
         "record_id": result.record_id,
-        "checked_at": rfc3339(result.checked_at),
+        "checked_at": _utc(result.checked_at),
         "stale": result.stale,
         "lines": gate_lines(result, english),
     }
 
 
-def _json(body: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json")
+async def answer_verify(
+    service: ScanService, authorization: str | None, language: str | None, raw: bytes
+) -> bytes:
+    """`POST /v1/verify`: the JSON of the answer, or a request fault raised."""
+    result = await _scan(service, authorization, raw, VerifyRequest)
+    return answer_json(verify_answer(result, wants_english(language)))
+
+
+async def answer_gate(
+    service: ScanService, authorization: str | None, language: str | None, raw: bytes
+) -> bytes:
+    """`POST /v1/gate/verify`: the JSON of the answer, or a request fault raised."""
+    result = await _scan(service, authorization, raw, GateVerifyRequest, device_only=True)
+    return orjson.dumps(
+        {
+            "open": result.decision.decision == "pass",
+            "decision": result.decision.decision,
+            "color": result.status.color if result.status else None,
+            "lines": gate_lines(result, wants_english(language)),
+            "record_id": result.record_id,
+        }
+    )
+
+
+async def _answer(request: Request, answer: Any) -> Response:
+    service: ScanService = request.app.state.scan_service
+    headers = request.headers
+    raw = await request.body()
+    body = await answer(service, headers.get("authorization"), headers.get("accept-language"), raw)
+    return Response(body, media_type="application/json")
 
 
 @router.post(
@@ -153,9 +242,7 @@ def _json(body: dict[str, Any]) -> Response:
     "with `Accept-Language: en`.",
 )
 async def verify(request: Request) -> Response:
-    result = await _scan(request, VerifyRequest)
-    english = wants_english(request.headers.get("accept-language"))
-    return _json(verify_answer(result, english))
+    return await _answer(request, answer_verify)
 
 
 @router.post(
@@ -171,36 +258,33 @@ async def verify(request: Request) -> Response:
     "`forbidden`.",
 )
 async def gate_verify(request: Request) -> Response:
-    result = await _scan(request, GateVerifyRequest, device_only=True)
-    english = wants_english(request.headers.get("accept-language"))
-    return _json(
-        {
-            "open": result.decision.decision == "pass",
-            "decision": result.decision.decision,
-            "color": result.status.color if result.status else None,
-            "lines": gate_lines(result, english),
-            "record_id": result.record_id,
-        }
+    return await _answer(request, answer_gate)
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
+
+
+async def _direct_verify(app: ServiceApp, headers: dict[bytes, bytes], body: bytes) -> bytes:
+    return await answer_verify(
+        app.state.scan_service,
+        _text(headers.get(b"authorization")),
+        _text(headers.get(b"accept-language")),
+        body,
     )
 
 
-class ScanRoute(Route):
-    """A scan endpoint dispatched as a plain Starlette route. FastAPI's per-request machinery
-    (dependency solving, exit stacks) costs about 50 us even for an endpoint without
-    dependencies (`python -m tests.bench verifier`), more than the scan itself; the
-    endpoints above already read their header and body themselves, so nothing is lost. The
-    APIRoute of the same path stays in the router for the OpenAPI description; these are
-    put before it (main.py), so they answer. Errors go through the app's handlers as before.
-    """
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child_scope = super().matches(scope)
-        if match is not Match.NONE:
-            child_scope["route"] = self  # the metrics' route label, as for an APIRoute
-        return match, child_scope
+async def _direct_gate(app: ServiceApp, headers: dict[bytes, bytes], body: bytes) -> bytes:
+    return await answer_gate(
+        app.state.scan_service,
+        _text(headers.get(b"authorization")),
+        _text(headers.get(b"accept-language")),
+        body,
+    )
 
 
-SCAN_ROUTES = [
-    ScanRoute("/v1/verify", verify, methods=["POST"]),
-    ScanRoute("/v1/gate/verify", gate_verify, methods=["POST"]),
-]
+# The app answers these paths' POSTs directly (main.py; hc_common.app `ServiceApp`).
+DIRECT_ROUTES: dict[str, DirectEndpoint] = {
+    "/v1/verify": _direct_verify,
+    "/v1/gate/verify": _direct_gate,
+}

@@ -8,15 +8,20 @@ from pydantic import BaseModel, Field
 from hc_common.hygiene import ID_PATTERN
 from hc_common.schemas import Timestamp
 
+QR_MAX_LENGTH = 2048
+ID_MAX_LENGTH = 64
+
 
 class VerifyRequest(BaseModel):
-    qr: str = Field(min_length=1, max_length=2048, description="The scanned text, `GXHC1:...`")
+    qr: str = Field(
+        min_length=1, max_length=QR_MAX_LENGTH, description="The scanned text, `GXHC1:...`"
+    )
     # The id format is checked by the scan (a venue_id not of it is an unknown venue, 404),
     # not here, so that the answer is the contract's 404 and not a 422; the pattern is stated
     # for clients.
     venue_id: str | None = Field(
         None,
-        max_length=64,
+        max_length=ID_MAX_LENGTH,
         description="Required with a user token; with a device token optional, and if given it "
         "must be the device's venue. Not of the system's id format: 404, an unknown venue.",
         json_schema_extra={"pattern": ID_PATTERN},
@@ -24,7 +29,7 @@ class VerifyRequest(BaseModel):
 
 
 class GateVerifyRequest(BaseModel):
-    qr: str = Field(min_length=1, max_length=2048)
+    qr: str = Field(min_length=1, max_length=QR_MAX_LENGTH)
 
 
 class HolderOut(BaseModel):

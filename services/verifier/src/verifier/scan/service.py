@@ -9,9 +9,10 @@ scan at most what is left of it, is then `Unreachable`, and the scan is answered
 has under the rules for an unreachable owner."""
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import httpx
@@ -26,11 +27,10 @@ from hc_common.errors import (
     Unauthorized,
     Unprocessable,
 )
-from hc_common.events import envelope as subjects
-from hc_common.events.envelope import encode_envelope
+from hc_common.events.envelope import encode_data
 from hc_common.events.schemas import AccessRecordCreated
 from hc_common.hygiene import is_id
-from hc_common.ids import new_id
+from hc_common.ids import encode
 from verifier.access.spool import AccessSpool
 from verifier.clients import NotKnown, ScanBudget, Unreachable, get_json, internal_path
 from verifier.config import Settings
@@ -41,6 +41,9 @@ from verifier.view.state import LRU, CredentialInfo, ScanView
 from verifier.view.sync import ViewSync
 
 QR_PREFIX = "GXHC1:"
+_CST_OFFSET = timedelta(hours=8)
+# What the scan hides for a credential that fails its check (holder, health).
+_CREDENTIAL_FAILED = frozenset({"credential_revoked", "credential_expired"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,10 @@ class ScanResult:
     def age(self) -> int | None:
         if self.credential is None:
             return None
-        return age_on(self.credential.birth_date, cst_today(self.checked_at))
+        checked = self.checked_at
+        # The day in China (UTC+8): cst_today's answer, cheaper for the UTC time a scan has.
+        today = (checked + _CST_OFFSET).date() if checked.tzinfo is UTC else cst_today(checked)
+        return age_on(self.credential.birth_date, today)
 
 
 @dataclass
@@ -85,12 +91,38 @@ class ScanState:
 DEFAULT_RULE = Rule()
 
 
+class RecordIds:
+    """New access-record ids: what `hc_common.ids.new_id` makes (a ULID's text: 48 bits of
+    milliseconds, 80 random bits from `os.urandom`, strictly increasing within the process),
+    without python-ulid's objects and with the random bytes read 1,000 ids at a time: 0.5 us
+    an id instead of 2 (the event loop's thread only)."""
+
+    __slots__ = ("_at", "_last", "_random")
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._random = b""
+        self._at = 0
+
+    def __call__(self) -> str:
+        at = self._at
+        if at >= len(self._random):
+            self._random, at = os.urandom(10 * 1000), 0
+        self._at = at + 10
+        value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(self._random[at : at + 10])
+        if value <= self._last:  # the same millisecond: one more than the last, as python-ulid
+            value = self._last + 1
+        self._last = value
+        return encode(value)
+
+
 class ScanService:
     def __init__(self, state: ScanState, spool: AccessSpool) -> None:
         self.state = state
         self.view = state.view
         self.spool = spool
         self.budget = ScanBudget(state.scan_budget_seconds)
+        self.record_id = RecordIds()
         # Verified tokens by their exact text: a signature is checked once, not on every scan.
         self._tokens: LRU[str, tuple[Scanner, float]] = LRU(200_000)
         self._qrs: LRU[str, tuple[dict[str, Any], float]] = LRU(200_000)
@@ -249,7 +281,9 @@ class ScanService:
         self._qrs.put(token, (claims, expires))
         return claims, time.time() >= expires
 
-    async def credential(self, qr: str) -> tuple[CredentialInfo | None, list[str]]:
+    async def credential(
+        self, qr: str, now: datetime | None = None
+    ) -> tuple[CredentialInfo | None, list[str]]:
         """The credential the QR names and what is wrong with it (reasons), or None."""
         if not qr.startswith(QR_PREFIX):
             return None, ["credential_invalid"]
@@ -280,7 +314,7 @@ class ScanService:
         reasons: list[str] = []
         if info.status == "revoked" or credential_id in self.view.revoked:
             reasons.append("credential_revoked")
-        if expired or utcnow() > info.expires_at:
+        if expired or (now or utcnow()) > info.expires_at:
             reasons.append("credential_expired")
         return info, reasons
 
@@ -320,7 +354,7 @@ class ScanService:
         try:
             venue_id, rule = await self.authorize(scanner, venue_id)
             now = utcnow()
-            credential, reasons = await self.credential(qr)
+            credential, reasons = await self.credential(qr, now)
             status, stale = None, False
             if credential is not None and not reasons:
                 status, stale = await self.status(credential.subject_id)
@@ -334,12 +368,16 @@ class ScanService:
         decision = decide(reasons)
         shown = (
             credential
-            if credential is not None
-            and not {"credential_revoked", "credential_expired"} & set(reasons)
+            if credential is not None and _CREDENTIAL_FAILED.isdisjoint(reasons)
             else None
         )
         result = ScanResult(
-            decision, shown, status if shown else None, stale and shown is not None, new_id(), now
+            decision,
+            shown,
+            status if shown else None,
+            stale and shown is not None,
+            self.record_id(),
+            now,
         )
         if result.stale:
             STALE_ANSWERS.inc()
@@ -351,7 +389,7 @@ class ScanService:
 
     def record(self, result: ScanResult, venue_id: str, scanner: Scanner) -> None:
         """One access record per decision, in the local journal before the answer; the
-        journal's shipper delivers it to JetStream with the record id as its message id."""
+        journal's shipper delivers it to JetStream in a batch event (access/spool.py)."""
         credential, status = result.credential, result.status
         record: AccessRecordCreated = {
             "record_id": result.record_id,
@@ -362,12 +400,7 @@ class ScanService:
             "masked_name": credential.masked_name if credential else None,
             "color": status.color if status else None,
             "credential_id": credential.credential_id if credential else None,
+            "subject_id": credential.subject_id if credential else None,
             "scanner": {"kind": scanner.kind, "id": scanner.id},
         }
-        _, _, envelope = encode_envelope(
-            subjects.ACCESS_RECORD_CREATED,
-            record,
-            event_id=result.record_id,
-            occurred_at=result.checked_at,
-        )
-        self.spool.append(result.record_id, envelope)
+        self.spool.append(result.record_id, encode_data(record))

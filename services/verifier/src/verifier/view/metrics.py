@@ -1,22 +1,29 @@
 """The verifier's own metrics: decisions, scan latency, cache hits, and how the view follows
-its streams (lag, position, failures to apply, gaps, reloads)."""
+its streams (lag, position, failures to apply, gaps, reloads).
+
+Those a scan updates are hc_common.middleware's lock-free `Counter` and `Histogram` (the
+scan path's; updated on the event loop's thread only); the others are prometheus_client's."""
 
 import functools
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge
 
-DECISIONS = Counter("verifier_decisions_total", "Scan decisions", ["decision", "reason"])
-SCAN_LATENCY = Histogram(
+from hc_common import middleware as scan_path
+
+DECISIONS = scan_path.Counter("verifier_decisions_total", "Scan decisions", ["decision", "reason"])
+SCAN_LATENCY = scan_path.Histogram(
     "verifier_scan_duration_seconds",
     "Time to decide a scan (record on local disk included)",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5),
 )
-STALE_ANSWERS = Counter(
+STALE_ANSWERS = scan_path.Counter(
     "verifier_stale_answers_total",
     "Scans answered from a status kept in memory while health-records was unreachable "
     "(`stale: true`)",
 )
-CACHE = Counter("verifier_cache_lookups_total", "In-memory view lookups", ["kind", "result"])
+CACHE = scan_path.Counter(
+    "verifier_cache_lookups_total", "In-memory view lookups", ["kind", "result"]
+)
 EVENT_LAG = Gauge(
     "verifier_event_lag_seconds",
     "Age of the newest event applied from a stream when it was applied",
@@ -52,11 +59,11 @@ VIEW_RELOADS = Counter(
 
 
 @functools.cache
-def decision_counter(decision: str, reason: str) -> Counter:
+def decision_counter(decision: str, reason: str) -> scan_path.Count:
     """The labelled child, looked up once (labels() costs a lock and a dict per call)."""
     return DECISIONS.labels(decision, reason)
 
 
 @functools.cache
-def cache_counter(kind: str, result: str) -> Counter:
+def cache_counter(kind: str, result: str) -> scan_path.Count:
     return CACHE.labels(kind, result)

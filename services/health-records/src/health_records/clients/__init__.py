@@ -1,0 +1,1 @@
+"""Typed wrappers of the other services' internal endpoints."""

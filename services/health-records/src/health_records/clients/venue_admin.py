@@ -1,0 +1,103 @@
+"""venue-admin: a case's visits and who was scanned near them (contact tracing)."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from hc_common.errors import ServiceUnavailable
+
+
+class Visit(BaseModel):
+    venue_id: str
+    venue_name: str | None
+    checked_at: datetime
+
+
+_VISITS = TypeAdapter(list[Visit])
+
+
+@dataclass(frozen=True, slots=True)
+class CoPresence:
+    """venue-admin's answer. The contacts, one a subject (their first scan within a window),
+    ordered by that scan's time, are columns as venue-admin sends them (a trace may find
+    200,000: no object per contact): the i-th contact is `subject_ids[i]`, scanned at
+    `venue_ids[i]` at `checked_at[i]` (as the API writes times) showing `masked_names[i]`
+    (None: no name shown)."""
+
+    visits: list[Visit]
+    subject_ids: list[str]
+    venue_ids: list[str]
+    checked_at: list[str]
+    masked_names: list[str | None]
+    records_kept_since: datetime
+
+    @classmethod
+    def of(
+        cls,
+        visits: list[Visit],
+        contacts: list[tuple[str, str, str, str | None]],
+        records_kept_since: datetime,
+    ) -> "CoPresence":
+        """From contacts as rows `(subject_id, venue_id, checked_at, masked_name)`."""
+        columns = [list(c) for c in zip(*contacts, strict=True)] or [[], [], [], []]
+        subject_ids, venue_ids, checked_at, masked_names = columns
+        return cls(visits, subject_ids, venue_ids, checked_at, masked_names, records_kept_since)
+
+
+def _column(found: dict[str, Any], name: str, size: int | None, kinds: set[type]) -> list[Any]:
+    column = found[name]
+    if not isinstance(column, list) or (size is not None and len(column) != size):
+        raise ValueError(f"{name} is not a list of the contacts")
+    if not set(map(type, column)) <= kinds:  # one pass in C
+        raise ValueError(f"{name} holds a value of another type")
+    return column
+
+
+def parse_co_presence(content: bytes) -> CoPresence:
+    """venue-admin's answer; ValueError, KeyError or ValidationError when it is not of its
+    shape."""
+    found = orjson.loads(content)
+    contacts = found["contacts"]
+    subject_ids = _column(contacts, "subject_ids", None, {str})
+    size = len(subject_ids)
+    return CoPresence(
+        _VISITS.validate_python(found["visits"]),
+        subject_ids,
+        _column(contacts, "venue_ids", size, {str}),
+        _column(contacts, "checked_at", size, {str}),
+        _column(contacts, "masked_names", size, {str, type(None)}),
+        datetime.fromisoformat(found["records_kept_since"]),
+    )
+
+
+class VenueAdminClient:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def co_presence(
+        self, subject_id: str, start: datetime, end: datetime, window_minutes: int
+    ) -> CoPresence:
+        """The scans of `subject_id` from `start` to `end` and the other subjects scanned
+        within `window_minutes` of one of them. Pseudonymous ids only; in the body, not the
+        URL. 503 `service_unavailable` when venue-admin cannot answer."""
+        try:
+            response = await self.client.post(
+                "/internal/v1/co-presence",
+                json={
+                    "subject_id": subject_id,
+                    "from": start.isoformat(),
+                    "to": end.isoformat(),
+                    "window_minutes": window_minutes,
+                },
+            )
+            response.raise_for_status()
+            return parse_co_presence(response.content)
+        except (httpx.HTTPError, ValidationError, ValueError, KeyError, TypeError):
+            raise ServiceUnavailable(
+                detail="场所服务暂不可用，请稍后再试",
+                detail_en="Venue records are unreachable; try again later",
+            ) from None
