@@ -204,6 +204,20 @@ async def test_an_older_version_never_overwrites_a_newer_one(verifier: Verifier)
     assert (await verifier.service.credential(qr))[1] == ["credential_revoked"]
 
 
+async def test_a_new_venues_admin_may_scan_before_their_own_event_arrives(
+    verifier: Verifier,
+) -> None:
+    """venue-admin publishes a new venue's creation, then its main admin's membership. A scan
+    by that admin between the two is asked of venue-admin (found in CI: it was told 403, the
+    venue counting as known with no member in it)."""
+    new_venue = an_id("venue-new")
+    verifier.upstreams.add_venue(new_venue, [member(new_venue, STAFF.id, ["reverse_scan"])])
+    venues = Stream(verifier, "VENUES")
+    await venues.send(subjects.VENUE_CHANGED, {"venue_id": new_venue, "deleted": False})
+    assert await may_scan(verifier, STAFF, new_venue) == 200
+    assert "reverse_scan" in verifier.view.members[(new_venue, STAFF.id)].permissions
+
+
 async def test_an_event_seen_already_is_not_applied_again(verifier: Verifier) -> None:
     """A consumer made again may deliver what was applied: the stream sequence says so."""
     venues = Stream(verifier, "VENUES")

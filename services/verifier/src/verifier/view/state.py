@@ -241,9 +241,11 @@ class ScanView:
         self.venues_complete = True
 
     def apply_venue(self, venue_id: str, *, deleted: bool) -> None:
+        """A venue deleted is deleted for good. A venue created is not yet known: `venues`
+        holds the venues whose members this view holds, and the creation's event comes before
+        the event of its main admin, so a scan between the two would be told 403 instead of
+        asking venue-admin. The member's or the rule's event makes it known."""
         if deleted:
             self.deleted_venues.add(venue_id)
             self.venues.discard(venue_id)
             self.rules.pop(venue_id, None)
-        else:
-            self.venues.add(venue_id)
