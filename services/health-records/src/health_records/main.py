@@ -1,6 +1,5 @@
 """create_app(): health-records' lifespan, routers and error handlers."""
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,7 +11,7 @@ from pydantic.json_schema import models_json_schema
 from hc_common.app import create_service_app
 from hc_common.http import make_client
 from hc_common.middleware import MIB
-from hc_common.runtime import service_runtime
+from hc_common.runtime import freeze_heap, service_runtime
 from health_records.config import Settings
 from health_records.db import OutboxEvent
 from health_records.internal.router import router as internal_router
@@ -43,16 +42,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with service_runtime(app, settings, outbox=OutboxEvent, streams=("HEALTH",)):
-            # What is alive once the service has started (modules, the app, its runtime) lives
-            # as long as the process: kept out of the collector's full passes, which a batch's
-            # tens of thousands of rows set off, and which would each walk all of it.
-            gc.freeze()
             # Contact tracing reads venue-admin's access records.
             app.state.venue_admin_http = make_client(
                 settings.venue_admin_url,
                 service_key=settings.service_key,
                 timeout=settings.tracing_timeout_seconds,
             )
+            freeze_heap()
             try:
                 yield
             finally:

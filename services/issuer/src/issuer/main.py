@@ -11,7 +11,7 @@ from hc_common.auth.tokens import KeySet
 from hc_common.errors import register_messages
 from hc_common.http import make_client
 from hc_common.otp import OtpCodes, dev_outbox_router, make_sender
-from hc_common.runtime import service_runtime
+from hc_common.runtime import freeze_heap, service_runtime
 from issuer import keys
 from issuer.account.router import router as account_router
 from issuer.appeal.router import router as appeal_router
@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             app.state.card_printer = CardPrinter(settings.card_render_processes)
             app.state.card_printer.start()
+            freeze_heap()
             try:
                 yield
             finally:

@@ -1,7 +1,6 @@
 """create_app(): the verifier's lifespan, routers and error handlers."""
 
 import asyncio
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,7 +12,7 @@ from hc_common.app import create_service_app
 from hc_common.auth.tokens import RemoteKeySet
 from hc_common.events import envelope as subjects
 from hc_common.http import make_client
-from hc_common.runtime import service_runtime
+from hc_common.runtime import freeze_heap, service_runtime
 from verifier.access.spool import AccessSpool
 from verifier.config import Settings
 from verifier.scan.router import DIRECT_ROUTES, SECURITY_SCHEMES
@@ -46,12 +45,9 @@ venue, or a device token (venue-admin). Errors are RFC 9457 problem details."""
 
 
 async def _freeze_heap_when_loaded(ready: asyncio.Event) -> None:
-    """Once the view is loaded, move everything alive into the permanent generation: a full
-    collection then walks only what scans allocate, not the whole app and view (a pause of
-    tens of milliseconds otherwise, straight into the scans' p99)."""
+    """Once the view is loaded, it too lives as long as the process (`freeze_heap`)."""
     await ready.wait()
-    gc.collect()
-    gc.freeze()
+    freeze_heap()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
