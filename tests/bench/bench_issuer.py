@@ -37,7 +37,6 @@ import io
 import os
 import pstats
 import random
-import shutil
 import signal
 import statistics
 import subprocess
@@ -57,6 +56,7 @@ from hc_common.devstack import (
     wait_until_ready,
 )
 from hc_common.testing import make_id_number, make_phone
+from tests.bench.bench_verifier import tool
 from tests.journeys import sign_in
 
 N = int(os.environ.get("BENCH_N", 300))
@@ -169,9 +169,7 @@ def renderer_alone() -> None:
 
 def hey_cards(url: str, headers: dict[str, str], seconds: float) -> subprocess.Popen[str]:
     """`hey` downloading cards with LOADERS clients for `seconds`, in its own process."""
-    hey = shutil.which("hey")
-    assert hey is not None, "hey is missing: apt-get install hey"
-    command = [hey, "-z", f"{seconds:.0f}s", "-c", str(LOADERS)]
+    command = [tool("hey"), "-z", f"{seconds:.0f}s", "-c", str(LOADERS)]
     for key, value in headers.items():
         command += ["-H", f"{key}: {value}"]
     return subprocess.Popen([*command, url], stdout=subprocess.PIPE, text=True)
