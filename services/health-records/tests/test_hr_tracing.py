@@ -367,6 +367,33 @@ async def test_venue_admin_away_is_503_and_nothing_is_kept(hr, hr_app) -> None:
     assert after["items"] == kept["items"]
 
 
+async def test_a_subject_venue_admin_sends_twice_is_one_contact_at_their_first_scan() -> None:
+    """venue-admin sends every co-present scan in time order (a subject scanned twice near
+    the case comes twice): the client keeps each subject's first row, columns aligned."""
+    a, b, c = new_id(), new_id(), new_id()
+    station, market = new_id(), new_id()
+    answer = {
+        "visits": [{"venue_id": station, "venue_name": "南宁东站", "checked_at": rfc3339(T0)}],
+        "contacts": {
+            "subject_ids": [a, b, a, c, b],
+            "venue_ids": [station, station, market, market, station],
+            "checked_at": [rfc3339(T0 + timedelta(minutes=m)) for m in (1, 2, 3, 4, 5)],
+            "masked_names": ["李*华", None, "李*", "王*", "刘*"],
+        },
+        "records_kept_since": rfc3339(T0 - timedelta(days=27)),
+    }
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, json=answer))
+    async with httpx.AsyncClient(base_url="http://venue-admin", transport=transport) as client:
+        found = await VenueAdminClient(client).co_presence(new_id(), T0, T0, 30)
+    assert list(
+        zip(found.subject_ids, found.venue_ids, found.checked_at, found.masked_names, strict=True)
+    ) == [
+        (a, station, rfc3339(T0 + timedelta(minutes=1)), "李*华"),
+        (b, station, rfc3339(T0 + timedelta(minutes=2)), None),
+        (c, market, rfc3339(T0 + timedelta(minutes=4)), "王*"),
+    ]
+
+
 def test_masked_id_numbers_are_those_of_the_sealed_numbers() -> None:
     """The masks made from the key stream in one go are mask_id_number of each number as
     Sealer.open gives it back; a value of another length is opened one by one."""

@@ -1,6 +1,7 @@
-"""Contact tracing's co-presence query: a case's visits, the subjects scanned within the window
-of one of them (once each, their first such scan), windows merged per venue, the period and
-window refused out of bounds, the service key required."""
+"""Contact tracing's co-presence query: a case's visits, the other subjects' scans within the
+window of one of them (in time order, so that a subject's first row is their first such scan),
+windows merged per venue, the period and window refused out of bounds, the service key
+required."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -78,7 +79,7 @@ def scan(venue_id: str, subject_id: str | None, at: datetime, **extra: Any) -> d
     }
 
 
-async def test_visits_and_first_co_present_scans_once_per_subject(va) -> None:
+async def test_visits_and_every_co_present_scan_in_time_order(va) -> None:
     admin = va.user()
     station = await va.venue(admin, name="南宁东站")
     market = await va.venue(admin, name="中山路市场")
@@ -93,10 +94,10 @@ async def test_visits_and_first_co_present_scans_once_per_subject(va) -> None:
             scan(market, case, t + minutes(120)),
             scan(station, case, t - timedelta(days=5)),  # before `from`: not a visit
             scan(station, near, t + minutes(45), masked_name="刘*兰"),  # 30 min of the 2nd visit
-            scan(station, near, t + minutes(48)),  # the same subject again: once
+            scan(station, near, t + minutes(48)),  # the same subject again
             scan(market, twice, t + minutes(95)),  # at the market first...
             scan(station, twice, t + minutes(100)),  # ...not within a window here
-            scan(station, twice, t - minutes(10)),  # ...but earlier here: the first
+            scan(station, twice, t - minutes(10)),  # ...and earlier here: their first
             scan(station, late, t + minutes(51)),  # 31 min after the last station visit
             scan(station, None, t + minutes(5)),  # a credential that did not check
             scan(market, denied, t + minutes(150), decision="deny", reasons=["color_red"]),
@@ -120,10 +121,13 @@ async def test_visits_and_first_co_present_scans_once_per_subject(va) -> None:
         {"venue_id": station, "venue_name": "南宁东站", "checked_at": rfc3339(t + minutes(20))},
         {"venue_id": market, "venue_name": "中山路市场", "checked_at": rfc3339(t + minutes(120))},
     ]
-    # Columns, in the contacts' order; the name is the one the first scan showed.
+    # Columns, in time order; a subject's first row is their first scan (health-records
+    # keeps that one), with the name that scan showed.
     assert rows(body["contacts"]) == [
         (twice, station, rfc3339(t - minutes(10)), "李*华"),
         (near, station, rfc3339(t + minutes(45)), "刘*兰"),
+        (near, station, rfc3339(t + minutes(48)), "李*华"),
+        (twice, market, rfc3339(t + minutes(95)), "李*华"),
         (denied, market, rfc3339(t + minutes(150)), "李*华"),
     ]
     # Retention: 28 days by default.
@@ -210,5 +214,6 @@ async def test_a_tie_between_venues_goes_to_the_smaller_venue_id(va) -> None:
     assert response.status_code == 200, response.text
     assert rows(response.json()["contacts"]) == [
         (both, first, rfc3339(t + minutes(0.5)), "甲*"),
+        (both, second, rfc3339(t + minutes(0.5)), "乙*"),
         (blank, first, rfc3339(t + minutes(2)), None),
     ]

@@ -58,18 +58,31 @@ def _column(found: dict[str, Any], name: str, size: int | None, kinds: set[type]
 
 
 def parse_co_presence(content: bytes) -> CoPresence:
-    """venue-admin's answer; ValueError, KeyError or ValidationError when it is not of its
-    shape."""
+    """venue-admin's answer, each subject once: venue-admin sends every co-present scan in
+    time order, so a subject scanned twice near the case's visits comes twice, and their first
+    row is their first scan (the one kept). ValueError, KeyError or ValidationError when it is
+    not of its shape."""
     found = orjson.loads(content)
     contacts = found["contacts"]
     subject_ids = _column(contacts, "subject_ids", None, {str})
     size = len(subject_ids)
+    venue_ids = _column(contacts, "venue_ids", size, {str})
+    checked_at = _column(contacts, "checked_at", size, {str})
+    masked_names = _column(contacts, "masked_names", size, {str, type(None)})
+    # Each subject's first place: a dict made from the end keeps the smallest (in C).
+    first = dict(zip(reversed(subject_ids), range(size - 1, -1, -1), strict=True))
+    if len(first) < size:
+        kept = sorted(first.values())
+        subject_ids, venue_ids, checked_at, masked_names = (
+            [column[i] for i in kept]
+            for column in (subject_ids, venue_ids, checked_at, masked_names)
+        )
     return CoPresence(
         _VISITS.validate_python(found["visits"]),
         subject_ids,
-        _column(contacts, "venue_ids", size, {str}),
-        _column(contacts, "checked_at", size, {str}),
-        _column(contacts, "masked_names", size, {str, type(None)}),
+        venue_ids,
+        checked_at,
+        masked_names,
         datetime.fromisoformat(found["records_kept_since"]),
     )
 

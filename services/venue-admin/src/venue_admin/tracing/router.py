@@ -16,10 +16,12 @@ router = APIRouter(prefix="/internal/v1", tags=["internal"], dependencies=[Servi
     response_model=CoPresenceAnswer,
     summary="A case's visits and who was scanned near them (contact tracing)",
     description="`visits`: every scan of `subject_id` from `from` to `to` (both included, at "
-    "most 14 days apart), oldest first. `contacts`: every other subject scanned at one of "
+    "most 14 days apart), oldest first. `contacts`: every scan of another subject at one of "
     "those venues within `window_minutes` (1-240) before or after one of those visits, "
-    "whatever the scan's decision, once per subject (their first such scan; a tie between "
-    "venues goes to the smaller venue id), by time; a window may reach beyond `from` and "
+    "whatever the scan's decision, by time, venue id and subject id, so that a subject's "
+    "first row is their first such scan (a tie between venues goes to the smaller venue id); "
+    "a subject scanned again is there again (the reader keeps the first: a sort by subject "
+    "here cost more than the rest of the query); a window may reach beyond `from` and "
     "`to`. Scans whose credential did not check name no subject and are left out. "
     "`records_kept_since`: the retention cut-off, before which records are purged. "
     "Pseudonymous subject ids and masked names only: no personal data crosses. 422 "

@@ -68,10 +68,12 @@ class ContactColumns(BaseModel):
 class CoPresenceAnswer(BaseModel):
     visits: list[VisitOut] = Field(description="The case's scans, oldest first")
     contacts: ContactColumns = Field(
-        description="Other subjects' first scans within the window of a visit, ordered by "
-        "time then subject id, as columns (a trace may find 200,000 of them): the i-th contact "
+        description="Other subjects' scans within the window of a visit, ordered by time, "
+        "venue id, then subject id, as columns (a trace may find 200,000 of them): the i-th "
         "is `subject_ids[i]`, scanned at `venue_ids[i]` at `checked_at[i]` showing "
-        "`masked_names[i]` (the name the scan showed, masked; null when it showed none)"
+        "`masked_names[i]` (the name the scan showed, masked; null when it showed none). A "
+        "subject scanned more than once may be there each time: their first row is their "
+        "first such scan, the one a trace names"
     )
     records_kept_since: Timestamp = Field(
         description="Records older than this are purged (the retention period)"

@@ -1,7 +1,8 @@
 """The rules of contact tracing over access records: a case's visits between two times, and
-every other subject scanned at one of those venues within a window of one of those visits,
-once per subject (their first such scan). Visits close together at one venue make one
-interval, so a venue the case passes through every day is read once per merged interval."""
+every scan of another subject at one of those venues within a window of one of those visits,
+in time order (a subject's first row is their first such scan). Visits close together at one
+venue make one interval, so a venue the case passes through every day is read once per merged
+interval."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -68,10 +69,11 @@ async def co_presence(
     retention_days: int,
 ) -> CoPresence:
     """The case's visits (scans of `subject_id` from `start` to `end`, oldest first) and the
-    contacts: every other subject scanned at a visit's venue within `window` of the visit
-    (which may reach up to `window` beyond `start` and `end`), once per subject, their first
-    such scan (a tie between venues: the smaller venue id); ordered by that scan's time, then
-    subject id."""
+    contacts: the scans of every other subject at a visit's venue within `window` of the visit
+    (which may reach up to `window` beyond `start` and `end`), ordered by time, venue id and
+    subject id, so that a subject's first row is their first such scan (a tie between venues:
+    the smaller venue id). A subject scanned more than once is there each time: the reader
+    keeps the first (health-records' tracing)."""
     found = await repository.visits(session, subject_id, start, end)
     intervals = merge_windows(found, window)
     if repository.is_postgres(session):
@@ -93,16 +95,18 @@ async def _contacts_here(
     session: AsyncSession, intervals: list[Interval], subject_id: str
 ) -> bytes:
     """repository.contacts_json's answer worked out here, an interval at a time (SQLite)."""
-    first: dict[str, tuple[datetime, str, str | None]] = {}
-    for interval in intervals:
-        scans = await repository.first_scans(
+    rows = [
+        (scan.checked_at, interval.venue_id, scan.subject_id, scan.masked_name)
+        for interval in intervals
+        for scan in await repository.scans(
             session, interval.venue_id, interval.start, interval.end, excluding=subject_id
         )
-        for other, scan in scans.items():
-            known = first.get(other)
-            if known is None or (scan.checked_at, interval.venue_id) < known[:2]:
-                first[other] = (scan.checked_at, interval.venue_id, scan.masked_name)
-    ordered = sorted(first.items(), key=lambda item: (item[1][0], item[0]))
-    rows = [(other, venue_id, rfc3339(at), name) for other, (at, venue_id, name) in ordered]
-    columns = list(zip(*rows, strict=True)) or [()] * len(repository.CONTACT_COLUMNS)
+    ]
+    rows.sort(key=lambda row: row[:3])
+    columns = [
+        [subject for _, _, subject, _ in rows],
+        [venue_id for _, venue_id, _, _ in rows],
+        [rfc3339(at) for at, _, _, _ in rows],
+        [name for _, _, _, name in rows],
+    ]
     return orjson.dumps(dict(zip(repository.CONTACT_COLUMNS, columns, strict=True)))
