@@ -5,6 +5,7 @@ code's history), the audit list and a trace read again."""
 
 import asyncio
 import os
+import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +29,7 @@ from health_records.deps import PersonServiceDep
 from health_records.person.models import CodeChange
 from health_records.person.service import PersonService
 from health_records.testing import AUTHORITY, LAB, SERVICE, new_id_number, status_of
+from health_records.tracing import service as tracing_service_module
 from health_records.tracing.masking import IdNumberMasker
 from health_records.tracing.router import tracing_service
 from health_records.tracing.service import TracingService
@@ -368,18 +370,27 @@ async def test_venue_admin_away_is_503_and_nothing_is_kept(hr, hr_app) -> None:
 
 
 async def test_a_subject_venue_admin_sends_twice_is_one_contact_at_their_first_scan() -> None:
-    """venue-admin sends every co-present scan in time order (a subject scanned twice near
-    the case comes twice): the client keeps each subject's first row, columns aligned."""
+    """venue-admin sends every co-present scan in time order, in parts (a subject scanned
+    twice near the case comes twice, in one part or in both): the client keeps each subject's
+    first row, columns aligned."""
     a, b, c = new_id(), new_id(), new_id()
     station, market = new_id(), new_id()
     answer = {
         "visits": [{"venue_id": station, "venue_name": "南宁东站", "checked_at": rfc3339(T0)}],
-        "contacts": {
-            "subject_ids": [a, b, a, c, b],
-            "venue_ids": [station, station, market, market, station],
-            "checked_at": [rfc3339(T0 + timedelta(minutes=m)) for m in (1, 2, 3, 4, 5)],
-            "masked_names": ["李*华", None, "李*", "王*", "刘*"],
-        },
+        "contacts": [
+            {
+                "subject_ids": [a, b, a],
+                "venue_ids": [station, station, market],
+                "checked_at": [rfc3339(T0 + timedelta(minutes=m)) for m in (1, 2, 3)],
+                "masked_names": ["李*华", None, "李*"],
+            },
+            {
+                "subject_ids": [c, b],
+                "venue_ids": [market, station],
+                "checked_at": [rfc3339(T0 + timedelta(minutes=m)) for m in (4, 5)],
+                "masked_names": ["王*", "刘*"],
+            },
+        ],
         "records_kept_since": rfc3339(T0 - timedelta(days=27)),
     }
     transport = httpx.MockTransport(lambda _: httpx.Response(200, json=answer))
@@ -392,6 +403,25 @@ async def test_a_subject_venue_admin_sends_twice_is_one_contact_at_their_first_s
         (b, station, rfc3339(T0 + timedelta(minutes=2)), None),
         (c, market, rfc3339(T0 + timedelta(minutes=4)), "王*"),
     ]
+
+
+@pytest.mark.parametrize("count", [0, 1, 5, 6])
+async def test_an_answer_written_in_chunks_is_one_json_and_its_kept_copy_the_same(
+    count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The contacts are written and compressed a chunk at a time (two here): one JSON object,
+    members in order, and the audit's copy decompresses to the same bytes."""
+    monkeypatch.setattr(tracing_service_module, "_CHUNK", 2)
+    contacts = [{"masked_name": f"李*{n}", "checked_at": rfc3339(T0)} for n in range(count)]
+    head = {"trace_id": new_id(), "case": {"masked_name": "王*"}, "visits": []}
+    tail = {"created_at": rfc3339(T0), "changed": 0}
+    answer, kept = await tracing_service_module._written_and_kept(head, iter(contacts), tail)
+    assert list(orjson.loads(answer).items()) == [
+        *head.items(),
+        ("contacts", contacts),
+        *tail.items(),
+    ]
+    assert zlib.decompress(kept) == answer
 
 
 def test_masked_id_numbers_are_those_of_the_sealed_numbers() -> None:

@@ -4,6 +4,7 @@ windows merged per venue, the period and window refused out of bounds, the servi
 required."""
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from hc_common.clock import rfc3339, utcnow
 from hc_common.ids import new_id
 from venue_admin.access import service as access_records
 from venue_admin.tracing.repository import Visit
-from venue_admin.tracing.service import Interval, merge_windows
+from venue_admin.tracing.service import Interval, merge_windows, split_in_time
 
 SERVICE = {"Authorization": "Bearer dev-service-key"}
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -52,14 +53,38 @@ def test_a_window_inside_another_keeps_the_outer_end() -> None:
     assert merge_windows([], minutes(60)) == []
 
 
+def test_a_long_trace_is_cut_in_time_into_halves_that_share_no_scan() -> None:
+    """The two parts read at once on PostgreSQL: half the intervals' length each, every time
+    of the first before every time of the second, nothing lost at the cut."""
+    intervals = [
+        Interval("a", T0, T0 + minutes(60)),
+        Interval("b", T0 + minutes(30), T0 + minutes(90)),
+        Interval("c", T0 + minutes(200), T0 + minutes(260)),
+    ]
+    first, second = split_in_time(intervals)
+    length = [sum((i.end - i.start for i in part), timedelta()) for part in (first, second)]
+    assert abs(length[0] - length[1]) <= timedelta(seconds=2)
+    cut = max(i.end for i in first)
+    assert all(i.start > cut for i in second)
+    # Every instant of every interval, to the microsecond, is in exactly one part.
+    for whole in intervals:
+        pieces = sorted(
+            (i for i in first + second if i.venue_id == whole.venue_id), key=lambda i: i.start
+        )
+        assert pieces[0].start == whole.start and pieces[-1].end == whole.end
+        for left, right in pairwise(pieces):
+            assert right.start == left.end + timedelta(microseconds=1)
+
+
 # --- The endpoint on a real database ------------------------------------------------------------
 
 
-def rows(contacts: dict[str, list[Any]]) -> list[tuple[Any, ...]]:
-    """The answer's contact columns as rows (subject_id, venue_id, checked_at, masked_name)."""
+def rows(parts: list[dict[str, list[Any]]]) -> list[tuple[Any, ...]]:
+    """The answer's contacts, parts of columns, as rows (subject_id, venue_id, checked_at,
+    masked_name), part after part."""
     columns = ("subject_ids", "venue_ids", "checked_at", "masked_names")
-    assert sorted(contacts) == sorted(columns)
-    return list(zip(*(contacts[c] for c in columns), strict=True))
+    assert all(sorted(part) == sorted(columns) for part in parts)
+    return [row for part in parts for row in zip(*(part[c] for c in columns), strict=True)]
 
 
 def scan(venue_id: str, subject_id: str | None, at: datetime, **extra: Any) -> dict[str, Any]:
@@ -149,12 +174,7 @@ async def test_a_subject_without_scans_has_empty_lists(va) -> None:
     )
     assert response.status_code == 200, response.text
     assert response.json()["visits"] == []
-    assert response.json()["contacts"] == {
-        "subject_ids": [],
-        "venue_ids": [],
-        "checked_at": [],
-        "masked_names": [],
-    }
+    assert rows(response.json()["contacts"]) == []
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,9 @@ router = APIRouter(prefix="/internal/v1", tags=["internal"], dependencies=[Servi
     "first row is their first such scan (a tie between venues goes to the smaller venue id); "
     "a subject scanned again is there again (the reader keeps the first: a sort by subject "
     "here cost more than the rest of the query); a window may reach beyond `from` and "
-    "`to`. Scans whose credential did not check name no subject and are left out. "
+    "`to`. The contacts come in parts (a city's trace is read as two halves of the time at "
+    "once), each columns, the parts in time order. Scans whose "
+    "credential did not check name no subject and are left out. "
     "`records_kept_since`: the retention cut-off, before which records are purged. "
     "Pseudonymous subject ids and masked names only: no personal data crosses. 422 "
     "`invalid_period` when `to` is before `from`, `period_too_long` when more than 14 days "
@@ -54,8 +56,9 @@ async def co_presence_query(
         [
             b'{"visits":',
             orjson.dumps(visits),
-            b',"contacts":',
-            found.contacts,
+            b',"contacts":[',
+            b",".join(found.contacts),
+            b"]",
             b',"records_kept_since":',
             orjson.dumps(rfc3339(found.records_kept_since)),
             b"}",

@@ -67,9 +67,10 @@ class ContactColumns(BaseModel):
 
 class CoPresenceAnswer(BaseModel):
     visits: list[VisitOut] = Field(description="The case's scans, oldest first")
-    contacts: ContactColumns = Field(
-        description="Other subjects' scans within the window of a visit, ordered by time, "
-        "venue id, then subject id, as columns (a trace may find 200,000 of them): the i-th "
+    contacts: list[ContactColumns] = Field(
+        description="Other subjects' scans within the window of a visit, in parts, the "
+        "parts and their rows ordered by time, venue id, then subject id; each part columns "
+        "(a trace may find 200,000 scans): the i-th of a part "
         "is `subject_ids[i]`, scanned at `venue_ids[i]` at `checked_at[i]` showing "
         "`masked_names[i]` (the name the scan showed, masked; null when it showed none). A "
         "subject scanned more than once may be there each time: their first row is their "
