@@ -71,8 +71,9 @@ def parse_co_presence(content: bytes) -> CoPresence:
     checked_at: list[str] = []
     masked_names: list[str | None] = []
     for part in parts:  # in time order: one list of each column
-        subject_ids += _column(part, "subject_ids", None, {str})
-        size = len(part["subject_ids"])
+        subjects = _column(part, "subject_ids", None, {str})
+        size = len(subjects)
+        subject_ids += subjects
         venue_ids += _column(part, "venue_ids", size, {str})
         checked_at += _column(part, "checked_at", size, {str})
         masked_names += _column(part, "masked_names", size, {str, type(None)})

@@ -60,11 +60,10 @@ async def _written_and_kept(
         compressing = loop.run_in_executor(None, compressor.compress, piece)
 
     await add(orjson.dumps(head)[:-1] + b',"contacts":[')
-    rows = iter(contacts)
-    first = True
+    rows, between = iter(contacts), b""
     while chunk := list(islice(rows, _CHUNK)):
-        await add(orjson.dumps(chunk)[1:-1] if first else b"," + orjson.dumps(chunk)[1:-1])
-        first = False
+        await add(between + orjson.dumps(chunk)[1:-1])  # the array's items, no brackets
+        between = b","
     await add(b"]," + orjson.dumps(tail)[1:])
     assert compressing is not None
     kept.append(await compressing)
