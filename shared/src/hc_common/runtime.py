@@ -1,7 +1,6 @@
 """What every service's lifespan sets up: logging, database, message bus, outbox relay,
 readiness checks; and tears down in reverse."""
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,16 +39,6 @@ class Runtime:
                 raise ValueError("an outbox needs a database")
             self.relay = OutboxRelay(self.db, outbox, self.bus)
             self.db.on_events_committed.append(self.relay.notify)
-
-
-def freeze_heap() -> None:
-    """Move everything alive now into the collector's permanent generation. Called once a
-    service has started (modules, the app, its runtime and caches live as long as the
-    process): a full collection, which a burst of requests or a batch's rows sets off, then
-    walks only what requests allocate, not the whole app (a pause of tens of milliseconds
-    otherwise, straight into the p99)."""
-    gc.collect()
-    gc.freeze()
 
 
 @asynccontextmanager

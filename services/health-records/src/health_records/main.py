@@ -9,9 +9,10 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from hc_common.app import create_service_app
+from hc_common.heap import freeze_heap
 from hc_common.http import make_client
 from hc_common.middleware import MIB
-from hc_common.runtime import freeze_heap, service_runtime
+from hc_common.runtime import service_runtime
 from health_records.config import Settings
 from health_records.db import OutboxEvent
 from health_records.internal.router import router as internal_router

@@ -9,9 +9,10 @@ from hc_common.app import create_service_app
 from hc_common.auth.keys import load_keyring
 from hc_common.auth.tokens import KeySet
 from hc_common.errors import register_messages
+from hc_common.heap import freeze_heap
 from hc_common.http import make_client
 from hc_common.otp import OtpCodes, dev_outbox_router, make_sender
-from hc_common.runtime import freeze_heap, service_runtime
+from hc_common.runtime import service_runtime
 from issuer import keys
 from issuer.account.router import router as account_router
 from issuer.appeal.router import router as appeal_router

@@ -15,9 +15,10 @@ from hc_common.crypto import Sealer, decode_key
 from hc_common.errors import register_messages
 from hc_common.events.consumer import Consumer
 from hc_common.events.envelope import ACCESS_RECORD_BATCH, ACCESS_RECORD_CREATED, Envelope
+from hc_common.heap import freeze_heap
 from hc_common.http import make_client
 from hc_common.otp import OtpCodes, dev_outbox_router, make_sender
-from hc_common.runtime import freeze_heap, service_runtime
+from hc_common.runtime import service_runtime
 from venue_admin.access import service as access_records
 from venue_admin.access.handlers import store_access_records
 from venue_admin.access.router import router as access_router

@@ -11,8 +11,9 @@ from hc_common.aio import stop_task
 from hc_common.app import create_service_app
 from hc_common.auth.tokens import RemoteKeySet
 from hc_common.events import envelope as subjects
+from hc_common.heap import freeze_heap
 from hc_common.http import make_client
-from hc_common.runtime import freeze_heap, service_runtime
+from hc_common.runtime import service_runtime
 from verifier.access.spool import AccessSpool
 from verifier.config import Settings
 from verifier.scan.router import DIRECT_ROUTES, SECURITY_SCHEMES

@@ -10,7 +10,6 @@ process keeps the QR images, which never change for a credential.
 """
 
 import asyncio
-import gc
 import io
 import logging
 import multiprocessing
@@ -23,6 +22,7 @@ from typing import TypeVar
 
 from PIL import Image
 
+from hc_common.heap import freeze_heap
 from issuer.card.render import LAYOUTS, CardData, Layout, card_pdf, qr_png, qr_svg
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,7 @@ def warm_up() -> None:
     for layout in LAYOUTS:
         card_pdf(sample, layout)
     qr_svg(sample.qr)
-    gc.collect()
-    gc.freeze()
+    freeze_heap()
 
 
 class _Kept:
