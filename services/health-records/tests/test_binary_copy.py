@@ -10,10 +10,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import Column, DateTime, Float, MetaData, String, Table
 
-from hc_common.db import UTCDateTime
+from hc_common.db import UTCDateTime, is_postgres
 from health_records.person.copy import binary_rows, encoders
 from health_records.person.models import Person
-from health_records.person.repository import copy_rows, is_postgres, pg_driver
+from health_records.person.repository import copy_rows, pg_driver
 
 NOW = datetime(2026, 11, 29, 8, 0, 1, 123456, tzinfo=UTC)
 

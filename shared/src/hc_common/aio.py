@@ -6,6 +6,21 @@ thing completes, leaving a background task that will not stop (seen: an outbox r
 
 import asyncio
 import logging
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def gather_settled(*awaitables: Awaitable[T]) -> list[T]:
+    """`asyncio.gather`, but an error leaves only once every awaitable has finished (the
+    first error raised): with plain gather, one query's failure left the other still running
+    on a connection its caller then gave back to the pool."""
+    results = await asyncio.gather(*awaitables, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results  # type: ignore[return-value]  # no exception among them
 
 
 async def wait_event(event: asyncio.Event, timeout: float) -> bool:

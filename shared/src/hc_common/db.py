@@ -26,6 +26,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
 
+def is_postgres(session: AsyncSession) -> bool:
+    """Whether the session's database is PostgreSQL (else SQLite, the local default)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def normalise_url(url: str) -> str:
     """Accept the usual spellings (`postgres://`, `postgresql://`) and pick the async drivers."""
     for prefix in (

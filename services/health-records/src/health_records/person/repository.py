@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hc_common.db import is_postgres
 from hc_common.events.outbox import group_events, mark_events_staged
 from health_records.db import OutboxEvent
 from health_records.person.copy import binary_rows, binary_stream, encoders
@@ -169,10 +170,6 @@ class PersonRepository:
 
 
 # --- Bulk statements --------------------------------------------------------------------------
-
-
-def is_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 async def pg_driver(session: AsyncSession) -> Any:

@@ -1,7 +1,6 @@
 """Every query on tracing requests, and the look-up of a trace's contacts among the persons;
 never commits."""
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -11,9 +10,10 @@ import orjson
 from sqlalchemy import literal, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from hc_common.db import UTCDateTime
+from hc_common.aio import gather_settled
+from hc_common.db import UTCDateTime, is_postgres
 from health_records.person.models import Person
-from health_records.person.repository import is_postgres, json_list, pg_driver
+from health_records.person.repository import json_list, pg_driver
 from health_records.tracing.masking import COUNTER_2, COUNTER_3, SLOT
 from health_records.tracing.models import TracingRequest
 
@@ -90,7 +90,7 @@ class TracingRepository:
         transaction meanwhile; from here on no other transaction writes until this one ends,
         so what is read next is what this one changes. A write that matches no row takes the
         lock. PostgreSQL locks the rows themselves (PersonService.lock): nothing to do."""
-        if self.session.get_bind().dialect.name == "sqlite":
+        if not is_postgres(self.session):
             await self.session.execute(text("UPDATE tracing_requests SET changed = 0 WHERE 0"))
 
     async def contacts(self, subject_ids: list[str], *, with_keys: bool) -> Found:
@@ -118,11 +118,9 @@ class TracingRepository:
                 await conn.execute(text("SELECT 1"))  # begun (SET LOCAL holds in a transaction)
                 other = (await conn.get_raw_connection()).driver_connection
                 assert other is not None, "a new connection is open"
-                parts = list(
-                    await asyncio.gather(
-                        _lookup(await pg_driver(self.session), subject_ids[:middle], with_keys),
-                        _lookup(other, subject_ids[middle:], with_keys),
-                    )
+                parts = await gather_settled(
+                    _lookup(await pg_driver(self.session), subject_ids[:middle], with_keys),
+                    _lookup(other, subject_ids[middle:], with_keys),
                 )
                 await conn.rollback()
         indexes = parts[0].indexes + [i + middle for p in parts[1:] for i in p.indexes]

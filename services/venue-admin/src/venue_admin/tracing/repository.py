@@ -51,10 +51,6 @@ class Scan:
     masked_name: str | None
 
 
-def is_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
 async def visits(
     session: AsyncSession, subject_id: str, start: datetime, end: datetime
 ) -> list[Visit]:

@@ -4,7 +4,6 @@ in time order (a subject's first row is their first such scan). Visits close tog
 venue make one interval, so a venue the case passes through every day is read once per merged
 interval."""
 
-import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,7 +12,9 @@ from itertools import groupby
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hc_common.aio import gather_settled
 from hc_common.clock import rfc3339, utcnow
+from hc_common.db import is_postgres
 from venue_admin.tracing import repository
 from venue_admin.tracing.repository import Visit
 
@@ -78,7 +79,7 @@ async def co_presence(
     keeps the first (health-records' tracing)."""
     found = await repository.visits(session, subject_id, start, end)
     intervals = merge_windows(found, window)
-    if repository.is_postgres(session):
+    if is_postgres(session):
         contacts = await _contacts_pg(session, intervals, subject_id)
     else:
         contacts = [await _contacts_here(session, intervals, subject_id)]
@@ -123,14 +124,12 @@ async def _contacts_pg(
         return [await repository.contacts_json(session, rows, excluding=subject_id)]
     parts = split_in_time(intervals)
     async with AsyncSession(session.bind) as other:
-        return list(
-            await asyncio.gather(
-                *(
-                    repository.contacts_json(
-                        on, [(i.venue_id, i.start, i.end) for i in part], excluding=subject_id
-                    )
-                    for on, part in zip((session, other), parts, strict=True)
+        return await gather_settled(
+            *(
+                repository.contacts_json(
+                    on, [(i.venue_id, i.start, i.end) for i in part], excluding=subject_id
                 )
+                for on, part in zip((session, other), parts, strict=True)
             )
         )
 
