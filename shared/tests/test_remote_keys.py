@@ -167,3 +167,23 @@ async def test_once_loaded_an_unknown_kid_is_refetched_at_most_once_per_interval
     assert not keys.fetch_due
     assert await keys.ensure_kid(stranger) is False
     assert publisher.requested == [URL]
+
+
+async def test_tokens_back_to_back_while_the_publisher_is_down_share_spaced_fetches(
+    make_keys: Callable[..., RemoteKeySet], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A gate's scans while the key set was never loaded and the publisher is down: each token
+    # waits for the next fetch, due half a second after the failed one, instead of starting
+    # its own (a request to the publisher and a warning per token, hundreds a second).
+    publisher = Publisher(down_for=1000)
+    keys = make_keys(publisher)
+    keys.retry_interval = 60  # only the tokens fetch
+    assert await keys.refresh() is False
+    started = time.monotonic()
+    answers = []
+    while time.monotonic() - started < 1.2:
+        answers.append(await keys.ensure_kid(TOKEN, timeout=0.05))
+    assert len(answers) >= 10 and not any(answers)
+    # The first fetch, then at most one each half second.
+    assert 2 <= len(publisher.requested) <= 4
+    assert 1 <= len(records(caplog, logging.WARNING)) <= 3

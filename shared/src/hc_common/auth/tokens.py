@@ -253,9 +253,10 @@ class RemoteKeySet(KeySet):
 
         The spacing keeps tokens with made-up kids from turning into requests to the
         publisher; a key set never loaded has no key to protect and refuses every token, so
-        until it is loaded a token always waits for a fetch (still one at a time). Else a
-        token that came right after the publisher's start, before the background retry,
-        was refused although the key was there to fetch."""
+        until it is loaded a token always waits for a fetch (still one at a time, and one
+        after a failure no sooner than the spacing after it: ensure_kid). Else a token that
+        came right after the publisher's start, before the background retry, was refused
+        although the key was there to fetch."""
         return (
             not self.loaded
             or self._fetching is not None
@@ -266,13 +267,21 @@ class RemoteKeySet(KeySet):
         """Fetch the key set again if the token names a kid we do not have (when `fetch_due`),
         waiting for it at most `timeout` seconds (None: as long as the client's time-outs
         allow; zero or less: the fetch is started but not waited for). Whether the token's
-        kid is known now."""
+        kid is known now.
+
+        Until the key set is loaded, a token after a failed fetch waits (within `timeout`)
+        for the next one, due the spacing after it, which the tokens meanwhile share: a
+        publisher that is down sees a request, and the log a warning, per spacing, not one
+        per token (a gate's scans came back to back)."""
         if self.kid_known(token):
             return True
         if not self.fetch_due:
             return False
         try:
             async with asyncio.timeout(timeout):
+                spaced = self.fetched_at + self.min_refresh_interval - time.monotonic()
+                if not self.loaded and self._fetching is None and spaced > 0:
+                    await asyncio.sleep(spaced)
                 await self.refresh(for_token=True)
         except TimeoutError:
             return False
