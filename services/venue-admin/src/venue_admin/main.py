@@ -157,6 +157,7 @@ def create_app(
                 await stop_task(purge_task)
                 for consumer in app.state.access_consumers:
                     await consumer.stop()
+                await app.state.issuer_keys.aclose()
                 await app.state.issuer_http.aclose()
                 await sms_http.aclose()
 

@@ -122,6 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 # The journal first: shipping what it holds gets the whole of the grace period.
                 await spool.stop()
                 await sync.stop()
+                await state.issuer_keys.aclose()
+                await state.device_keys.aclose()
                 for client in (issuer, venue_admin, health_records):
                     await client.aclose()
 
