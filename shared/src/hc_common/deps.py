@@ -20,9 +20,9 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 
 
-def bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer ...` header; 401 `unauthorized` otherwise."""
+    scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized(detail="缺少 Bearer 令牌", detail_en="Bearer token required")
     return token.strip()

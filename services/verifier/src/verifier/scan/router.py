@@ -18,7 +18,8 @@ from starlette.responses import Response
 
 from hc_common.app import DirectEndpoint, ServiceApp, problem_responses
 from hc_common.clock import to_utc
-from hc_common.errors import Forbidden, Unauthorized
+from hc_common.deps import bearer_token
+from hc_common.errors import Forbidden
 from hc_common.i18n import wants_english
 from verifier.scan.decision import hours_since
 from verifier.scan.display import gate_lines
@@ -53,13 +54,6 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
 }
 
 
-def _bearer(authorization: str | None) -> str:
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized(detail="缺少 Bearer 令牌", detail_en="Bearer token required")
-    return token.strip()
-
-
 async def _scan(
     service: ScanService,
     authorization: str | None,
@@ -74,7 +68,7 @@ async def _scan(
     No FastAPI dependencies or body parameter here: their resolution cost as much as the
     whole scan. The body's schema and the security are given to the OpenAPI description by
     hand below."""
-    scanner = await service.scanner(_bearer(authorization))
+    scanner = await service.scanner(bearer_token(authorization))
     if device_only and scanner.kind != "device":
         raise Forbidden(
             detail="仅闸机可调用此接口", detail_en="Only a gate device's token is accepted here"
