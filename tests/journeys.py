@@ -2,11 +2,8 @@
 
 import httpx
 
-# A 1×1 PNG: the photo of an application (the dev face check does not look at it).
-PHOTO_PNG = (
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"
-    "AAAABJRU5ErkJggg=="
-)
+from hc_common.testing import PHOTO_PNG
+
 AUTHORITY = {"Authorization": "Bearer dev-authority-key"}
 
 

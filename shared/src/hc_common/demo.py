@@ -27,7 +27,7 @@ import httpx
 
 from hc_common.clock import cst_today
 from hc_common.devstack import DEV_API_KEYS, RunSettings
-from hc_common.idnumber import check_character
+from hc_common.testing import PHOTO_PNG, make_id_number
 
 SERVICE_NAMES = ("issuer", "venue-admin", "health-records", "verifier")
 READY_WAIT_SECONDS = 30.0
@@ -52,8 +52,7 @@ def random_id_number(min_age: int, max_age: int, female: bool, today: date) -> s
     birth = date.fromordinal(_random.randint(oldest.toordinal(), youngest.toordinal()))
     region = _random.choice(["450102", "450103", "450105", "450202", "450303", "450521"])
     sequence = _random.randrange(0, 500) * 2 + (0 if female else 1)
-    first17 = f"{region}{birth:%Y%m%d}{sequence:03d}"
-    return first17 + check_character(first17)
+    return make_id_number(birth, region, sequence)
 
 
 @dataclass
@@ -368,13 +367,6 @@ class Demo:
         self.seed_venue()
         self.first_scan()
         return self.seeded
-
-
-# A 1×1 PNG: the dev face check does not look at the photo.
-PHOTO_PNG = (
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"
-    "AAAABJRU5ErkJggg=="
-)
 
 
 def curl(method: str, url: str, token: str | None = None, body: str | None = None) -> str:

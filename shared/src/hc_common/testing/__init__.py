@@ -23,6 +23,12 @@ if TYPE_CHECKING:
     from hc_common.db import Database
 
 
+# A 1×1 PNG, base64: the photo of an application (the dev face check does not look at it).
+PHOTO_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"
+    "AAAABJRU5ErkJggg=="
+)
+
 _ISSUED: set[str] = set()
 _REGIONS = ("450103", "450102", "450105", "450107", "450108", "450109", "450302", "450502")
 
