@@ -207,7 +207,6 @@ def _qr_runs(text: str) -> tuple[tuple[tuple[int, int, int], ...], int]:
     return runs, n
 
 
-@lru_cache(maxsize=1024)
 def qr_png(text: str) -> bytes:
     """The QR code as a 1-bit PNG, 8 pixels a module, 4 modules of quiet zone."""
     n, modules = qr_modules(text)
@@ -224,7 +223,6 @@ def qr_png(text: str) -> bytes:
     return out.getvalue()
 
 
-@lru_cache(maxsize=256)
 def qr_svg(text: str) -> bytes:
     """The QR code as SVG, the same symbol as the PNG's: 8 px a module, 4 modules of quiet
     zone on white, the dark modules one path in module units, the card's title as its
