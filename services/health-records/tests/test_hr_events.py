@@ -196,8 +196,9 @@ def test_a_batch_writes_its_events_byte_for_byte_as_the_envelope_writer(
     same bytes as encode_envelope of status_changed, whatever the values (escapes in a
     reason, times with fractions, no NAT, no doses), in order, each under its id."""
     from hc_common.events.envelope import encode_envelope
+    from hc_common.ids import new_ids
     from health_records.person.events import status_changed, status_changed_rows
-    from health_records.person.service import PersonState, new_ids
+    from health_records.person.service import PersonState
 
     persons = [
         PersonState(

@@ -1,5 +1,5 @@
 """The batch path's shortcuts agree with what they stand for: the ID-number check of the NAT
-fast path with parse_id_number, bulk ids with hc_common.ids' form. No I/O."""
+fast path with parse_id_number, a batch's person keys with the keyed hash. No I/O."""
 
 from datetime import date
 
@@ -7,10 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hc_common.idnumber import InvalidIdNumber, check_character, parse_id_number
-from hc_common.ids import encode
 from hc_common.testing import make_id_number
 from health_records.nat.schemas import id_number_fast_path
-from health_records.person.service import batch_ids, new_ids
 
 TODAY = date(2026, 11, 29)
 
@@ -62,21 +60,6 @@ def test_the_fast_id_check_takes_only_what_parse_id_number_takes(text: str) -> N
         assert taken == parsed(text)  # the common shape is taken, not left to the model
 
 
-def test_bulk_ids_have_the_form_of_new_id_and_differ() -> None:
-    ids = new_ids(2000)
-    assert len(set(ids)) == 2000
-    for made in ids:
-        assert len(made) == 26 and encode(int(_crockford(made))) == made
-
-
-def _crockford(text: str) -> int:
-    alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
-    value = 0
-    for char in text:
-        value = value * 32 + alphabet.index(char)
-    return value
-
-
 @given(st.binary(min_size=1, max_size=100), st.text(max_size=30))
 def test_a_batchs_person_keys_are_the_keyed_hash(pepper: bytes, id_number: str) -> None:
     from hc_common.crypto import keyed_hash
@@ -85,10 +68,3 @@ def test_a_batchs_person_keys_are_the_keyed_hash(pepper: bytes, id_number: str) 
     service = PersonService(None, None, pepper)  # type: ignore[arg-type]  # no I/O here
     assert service.person_key_function()(id_number) == keyed_hash(pepper, "person:" + id_number)
     assert service.person_key_function()(id_number) == service.person_key(id_number)
-
-
-def test_a_batchs_event_ids_have_the_form_of_new_id_and_differ() -> None:
-    first, second = batch_ids(3000), batch_ids(3000)
-    assert len(set(first) | set(second)) == 6000
-    for made in first + second:
-        assert len(made) == 26 and encode(int(_crockford(made))) == made

@@ -4,8 +4,6 @@ changes applied to thousands of persons at once."""
 import asyncio
 import gc
 import hashlib
-import os
-import time
 import unicodedata
 from collections.abc import (
     Awaitable,
@@ -30,8 +28,7 @@ from hc_common.clock import utcnow
 from hc_common.crypto import Sealer, keyed_hash
 from hc_common.errors import DomainError, NotFound, register_messages
 from hc_common.events.outbox import group_events
-from hc_common.ids import encode as encode_id
-from hc_common.ids import new_id
+from hc_common.ids import batch_ids, new_id, new_ids
 from health_records.person.events import stage_status_changed, status_changed_rows
 from health_records.person.models import CodeChange, Person
 from health_records.person.repository import PersonRepository, savepoint
@@ -58,36 +55,6 @@ def normalise_name(name: str) -> str:
     """A name as names are compared: Unicode NFKC (full-width and half-width forms are the
     same letters), surrounding spaces stripped."""
     return unicodedata.normalize("NFKC", name).strip()
-
-
-# hc_common.ids' alphabet, two characters (10 bits) at a time.
-_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
-_PAIRS = tuple(a + b for a in _ALPHABET for b in _ALPHABET)
-
-
-def new_ids(count: int) -> list[str]:
-    """`count` new ids of hc_common.ids' form, at once: the 10 characters of the millisecond
-    (48 bits) written once, then 16 characters of 80 random bits each (from one draw of the
-    OS's random bytes), two characters a lookup (a quarter of new_id()'s cost each)."""
-    stamp = encode_id((time.time_ns() // 1_000_000) << 80)[:10]
-    random = os.urandom(10 * count)
-    take = int.from_bytes
-    p = _PAIRS
-    ids = []
-    for at in range(0, 10 * count, 10):
-        r = take(random[at : at + 10])
-        ids.append(
-            stamp
-            + p[r >> 70]
-            + p[(r >> 60) & 1023]
-            + p[(r >> 50) & 1023]
-            + p[(r >> 40) & 1023]
-            + p[(r >> 30) & 1023]
-            + p[(r >> 20) & 1023]
-            + p[(r >> 10) & 1023]
-            + p[r & 1023]
-        )
-    return ids
 
 
 class _Collector:
@@ -279,8 +246,6 @@ class PersonState:
     # it: nothing reads the time of a status the batch leaves as it is, and a fifth of the
     # time asyncpg takes to decode a batch's states was this timestamp's).
     updated_at: datetime = NOT_READ
-    # The batch has worked out the key of a legacy name: it is written with the batch.
-    key_found: bool = False
 
     @classmethod
     def new(cls, person_key: str, subject_id: str, now: datetime) -> "PersonState":
@@ -394,7 +359,6 @@ class PersonService:
         sealed name opened (rare) and its key kept to be written with the batch."""
         if state.name_key is None and state.legacy_name is not None:
             state.name_key = self.name_key(self.sealer.open(state.legacy_name).decode())
-            state.key_found = True
         return state.name_key
 
     def mismatched(self, named: list[tuple[str, str]], found: dict[str, PersonState]) -> list[int]:
@@ -764,16 +728,6 @@ class PersonService:
                 )  # fmt: skip
             yield
         return rows
-
-
-def batch_ids(count: int) -> list[str]:
-    """`count` ids of hc_common.ids' form for one batch's events, at a fraction of new_ids'
-    cost: the millisecond and 50 random bits once, then a counter (30 bits). Unique within
-    the batch by the counter, and across batches as new_id()'s are; unguessability is not
-    asked of an event id (a subject id is made by new_ids)."""
-    head = new_ids(1)[0][:20]  # new_id() counts up within a millisecond: not random enough
-    p = _PAIRS
-    return [head + p[n >> 20] + p[(n >> 10) & 1023] + p[n & 1023] for n in range(count)]
 
 
 def _outbox_rows(

@@ -17,13 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hc_common.clock import rfc3339, utcnow
 from hc_common.errors import NotFound
 from hc_common.hygiene import require_id
-from hc_common.ids import new_id
+from hc_common.ids import new_id, new_ids
 from hc_common.masking import mask_id_number, mask_name
 from hc_common.pagination import Page, decode_time_cursor, encode_time_cursor, page_of
 from health_records.clients.venue_admin import CoPresence, VenueAdminClient
 from health_records.person.models import CodeChange, Person
 from health_records.person.repository import append_rows
-from health_records.person.service import PersonService, PersonState, new_ids
+from health_records.person.service import PersonService, PersonState
 from health_records.tracing.masking import IdNumberMasker
 from health_records.tracing.models import TracingRequest
 from health_records.tracing.repository import TracingRepository
