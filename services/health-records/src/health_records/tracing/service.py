@@ -79,11 +79,6 @@ def encode_cursor(request: TracingRequest) -> str:
     return encode_time_cursor(request.created_at, request.trace_id)
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The (created_at, trace_id) of a page's last row; 422 `invalid_cursor` otherwise."""
-    return decode_time_cursor(cursor)
-
-
 @dataclass
 class TracingService:
     session: AsyncSession
@@ -268,7 +263,7 @@ class TracingService:
 
     async def page(self, cursor: str | None, limit: int) -> Page[TraceSummary]:
         """Every tracing request, newest first."""
-        after = decode_cursor(cursor) if cursor else None
+        after = decode_time_cursor(cursor) if cursor else None
         rows = await self.repo.page(after, limit + 1)
         page = page_of(rows, limit, encode_cursor)
         return Page(
