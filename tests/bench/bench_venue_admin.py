@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import insert, text
 
-from hc_common.clock import utcnow
+from hc_common.clock import to_utc, utcnow
 from hc_common.db import Database
 from hc_common.events.envelope import ACCESS_RECORD_BATCH, Envelope
 from hc_common.events.schemas import parse_payload
@@ -60,10 +60,27 @@ def _events(venue_id: str, n: int) -> list[Envelope]:
     ]
 
 
+def row_of(record: Any) -> dict[str, Any]:
+    """The table row of an access-record event, for the baseline's plain INSERT."""
+    return {
+        "record_id": record["record_id"],
+        "venue_id": record["venue_id"],
+        "checked_at": to_utc(record["checked_at"]),
+        "decision": record["decision"],
+        "reasons": record["reasons"],
+        "masked_name": record["masked_name"],
+        "color": record["color"],
+        "credential_id": record["credential_id"],
+        "subject_id": record.get("subject_id"),
+        "scanner_kind": record["scanner"]["kind"],
+        "scanner_id": record["scanner"]["id"],
+    }
+
+
 async def run() -> None:
     from venue_admin.access.handlers import store_access_records
     from venue_admin.access.models import AccessRecord
-    from venue_admin.access.repository import AccessRecordRepository, row_of
+    from venue_admin.access.repository import AccessRecordRepository
 
     db = Database(URL)
     try:

@@ -8,13 +8,14 @@ from datetime import UTC, datetime
 import pytest
 import stamina
 
+from hc_common.clock import to_utc
 from hc_common.errors import Unprocessable
 from hc_common.events.envelope import ACCESS_RECORD_CREATED, Envelope
 from hc_common.ids import new_id
 from venue_admin.access import handlers
 from venue_admin.access import service as access_records
 from venue_admin.access.models import AccessRecord
-from venue_admin.access.repository import row_of
+from venue_admin.access.repository import _COLUMNS, _driver_row
 
 
 def payload(record_id: str, **changes: object) -> dict[str, object]:
@@ -56,10 +57,11 @@ async def test_the_consumer_stores_what_fits_the_schema_and_drops_the_rest(
     assert await handlers.store_access_records(None, envelopes) == 2
     [records] = batches
     assert [r["record_id"] for r in records] == ["r1", "r6"]
-    # Validated: the times are datetimes, and the row is in UTC.
-    assert row_of(records[0])["checked_at"] == datetime(2026, 11, 27, 8, 0, 0, 123456, UTC)
-    assert row_of(records[1])["checked_at"] == datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
-    assert row_of(records[0])["scanner_kind"] == "user"
+    # Validated: the times are datetimes, and the row the store writes is in UTC.
+    first, second = (dict(zip(_COLUMNS, _driver_row(r, to_utc), strict=True)) for r in records)
+    assert first["checked_at"] == datetime(2026, 11, 27, 8, 0, 0, 123456, UTC)
+    assert second["checked_at"] == datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+    assert first["scanner_kind"] == "user"
 
 
 def test_a_cursor_reads_back_as_the_row_it_was_made_from() -> None:

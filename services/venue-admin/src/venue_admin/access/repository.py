@@ -13,24 +13,6 @@ from hc_common.db import UTCDateTime
 from hc_common.events.schemas import AccessRecordCreated
 from venue_admin.access.models import AccessRecord
 
-
-def row_of(record: AccessRecordCreated) -> dict[str, Any]:
-    """The table row of an access-record event."""
-    return {
-        "record_id": record["record_id"],
-        "venue_id": record["venue_id"],
-        "checked_at": to_utc(record["checked_at"]),
-        "decision": record["decision"],
-        "reasons": record["reasons"],
-        "masked_name": record["masked_name"],
-        "color": record["color"],
-        "credential_id": record["credential_id"],
-        "subject_id": record.get("subject_id"),
-        "scanner_kind": record["scanner"]["kind"],
-        "scanner_id": record["scanner"]["id"],
-    }
-
-
 # The columns the inserts below write, in the order of `_driver_row`'s values.
 _COLUMNS = (
     "record_id",
