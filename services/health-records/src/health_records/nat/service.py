@@ -77,6 +77,7 @@ class NatService:
         )
         ready = _Later(self._ready(rows, indexes))
         done: Ingested | None = None
+        # Whether the all-or-none attempt is known to fail: a report id known already.
         clash = bool(seen)
         if not clash and not persons_seen:
             done, clash = await self._create(len(rows), ready.value(), key_of)
@@ -110,14 +111,15 @@ class NatService:
         self, count: int, batch: "_Ready", key_of: dict[str, str]
     ) -> tuple[Ingested | None, bool]:
         """The batch of `count` rows stored as one of new reports of new persons only
-        (PersonService.create_batch): nothing to look up or lock. (None, whether a report id
-        was known) when it is not that, with nothing written: a row refused for its name
-        (which may be a duplicate, counted as one), a person who exists, or a known report
-        id."""
+        (PersonService.create_batch): nothing to look up or lock. (None, whether the batch
+        must go the way of known duplicates) when it is not that, with nothing written: a row
+        refused for its name (which may be a duplicate, counted as one: the all-or-none
+        attempt would refuse it too, as a person's two names clash whoever is on file), a
+        person who exists, or a known report id."""
         name_key_of = batch.name_key_of
         named = [(key_of[row.id_number], name_key_of[row.name]) for _, row in batch.unique.values()]
         if self.persons.mismatched(named, {}):
-            return None, False
+            return None, True
         records, (people, change) = finish(self._records(batch.ordered, key_of, utcnow()))
         clash = False
 
@@ -174,11 +176,12 @@ class NatService:
         unique, ordered = batch.unique, batch.ordered
         if len(locked) > len(people):  # persons of duplicate rows only: not the batch's
             locked = {key: state for key, state in locked.items() if key in people}
-        refused = [sent[at][0] for at in self.persons.mismatched(named, locked)]
+        mismatched = self.persons.mismatched(named, locked)
+        refused = [sent[at][0] for at in mismatched]
         if refused:
             if whole:  # a refused row may be a duplicate (counted as one): known ones first
                 return None
-            out = {unique_row.report_id for unique_row in _rows_at(unique, refused)}
+            out = {sent[at][1].report_id for at in mismatched}
             ordered = [row for row in ordered if row.report_id not in out]
             if not ordered:
                 return Ingested(0, count - len(refused), sorted(refused))
@@ -267,12 +270,6 @@ class NatService:
             }
 
         return people, change
-
-
-def _rows_at(unique: dict[str, tuple[int, NatRow]], indexes: list[int]) -> list[NatRow]:
-    """The rows of `unique` at those indexes of the batch."""
-    wanted = set(indexes)
-    return [row for index, row in unique.values() if index in wanted]
 
 
 @dataclass(frozen=True, slots=True)
