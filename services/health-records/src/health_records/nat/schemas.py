@@ -126,13 +126,8 @@ def nat_fast_path(now: datetime) -> Callable[[Any], NatRow | None]:
     latest = now + CLOCK_SKEW
     times: dict[str, datetime | None] = {}  # a spelling -> the time in UTC, None if not one
 
-    def time_of(value: Any) -> datetime | None:
-        if type(value) is not str:
-            return None
-        try:
-            return times[value]
-        except KeyError:
-            pass
+    def time_of(value: str) -> datetime | None:
+        """A spelling not seen yet in the batch, parsed and kept (the row checks first)."""
         try:
             found: datetime | None = _TIME.validate_python(value).astimezone(UTC)
         except ValidationError:
