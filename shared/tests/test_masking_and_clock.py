@@ -1,6 +1,9 @@
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
-from hc_common.clock import age_on, birthday_in, cst_today, end_of_cst_day, rfc3339
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hc_common.clock import CST, age_on, birthday_in, cst_today, end_of_cst_day, rfc3339, to_utc
 from hc_common.masking import mask_id_number, mask_name, mask_phone
 
 
@@ -37,3 +40,18 @@ def test_the_calendar_day_is_china_standard_time() -> None:
 
 def test_end_of_day_is_23_59_59_china_time_written_in_utc() -> None:
     assert rfc3339(end_of_cst_day(date(2027, 11, 27))) == "2027-11-27T15:59:59Z"
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1990, 1, 1),
+        max_value=datetime(2090, 1, 1),
+        timezones=st.sampled_from([None, UTC, CST, timezone(timedelta(hours=-5, minutes=-30))]),
+    )
+)
+def test_utc_and_the_china_day_of_any_time_are_those_of_its_conversion(value: datetime) -> None:
+    # to_utc and cst_today take a UTC time as it is (the scan's fast path): the same answers
+    # as converting, for UTC, naive (taken as UTC), China and other offsets alike.
+    as_utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    assert to_utc(value) == as_utc and to_utc(value).tzinfo is UTC
+    assert cst_today(value) == as_utc.astimezone(CST).date()

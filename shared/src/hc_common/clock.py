@@ -2,7 +2,8 @@
 
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
-CST = timezone(timedelta(hours=8), "CST")
+_CST_OFFSET = timedelta(hours=8)  # no daylight saving: the same all year
+CST = timezone(_CST_OFFSET, "CST")
 
 
 def utcnow() -> datetime:
@@ -11,6 +12,8 @@ def utcnow() -> datetime:
 
 def to_utc(value: datetime) -> datetime:
     """An aware datetime in UTC; a naive one is taken to be UTC already."""
+    if value.tzinfo is UTC:  # most times here (a scan formats several): as it is
+        return value
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
@@ -23,7 +26,8 @@ def rfc3339(value: datetime) -> str:
 
 
 def cst_today(now: datetime | None = None) -> date:
-    return to_utc(now or utcnow()).astimezone(CST).date()
+    """The calendar day in China at `now` (default: now)."""
+    return (to_utc(now or utcnow()) + _CST_OFFSET).date()
 
 
 def end_of_cst_day(day: date) -> datetime:

@@ -7,7 +7,6 @@ Each is answered by one function of the request's authorization, language and bo
 routing, which together cost several times the scan), and as the documented FastAPI route
 below, which answers what the direct route leaves to the stack (browsers' CORS requests)."""
 
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -119,13 +118,8 @@ def _operation(model: type[BaseModel], *schemes: str) -> dict[str, Any]:
 
 
 # Times as the contract writes them (`rfc3339`: whole seconds, `Z`), written by orjson itself
-# from UTC datetimes (`_utc`): the scan's answer formats three of them.
+# from UTC datetimes (`to_utc`): the scan's answer formats three of them.
 _TIMES = orjson.OPT_UTC_Z | orjson.OPT_OMIT_MICROSECONDS
-
-
-def _utc(value: datetime) -> datetime:
-    """`value` in UTC (the view's times are already; anything else is converted)."""
-    return value if value.tzinfo is UTC else to_utc(value)
 
 
 def answer_json(body: dict[str, Any]) -> bytes:
@@ -149,20 +143,20 @@ def verify_answer(result: ScanResult, english: bool = False) -> dict[str, Any]:
         credential_out = {
             "credential_id": credential.credential_id,
             "version": credential.version,
-            "expires_at": _utc(credential.expires_at),
+            "expires_at": to_utc(credential.expires_at),
         }
     if status is not None:
         nat = None
         if status.nat_result and status.nat_sample_time:
             nat = {
                 "result": status.nat_result,
-                "sample_time": _utc(status.nat_sample_time),
+                "sample_time": to_utc(status.nat_sample_time),
                 "hours_since_sample": hours_since(status.nat_sample_time, result.checked_at),
             }
         vaccination = (
             {
                 "doses": status.vaccine_doses,
-                "last_dose_at": _utc(status.last_dose_at) if status.last_dose_at else None,
+                "last_dose_at": to_utc(status.last_dose_at) if status.last_dose_at else None,
             }
             if status.vaccine_doses
             else None
@@ -175,7 +169,7 @@ def verify_answer(result: ScanResult, english: bool = False) -> dict[str, Any]:
         "health": health,
         "credential": credential_out,
         "record_id": result.record_id,
-        "checked_at": _utc(result.checked_at),
+        "checked_at": to_utc(result.checked_at),
         "stale": result.stale,
         "lines": gate_lines(result, english),
     }

@@ -12,7 +12,7 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 import httpx
@@ -41,7 +41,6 @@ from verifier.view.state import LRU, CredentialInfo, ScanView
 from verifier.view.sync import ViewSync
 
 QR_PREFIX = "GXHC1:"
-_CST_OFFSET = timedelta(hours=8)
 # What the scan hides for a credential that fails its check (holder, health).
 _CREDENTIAL_FAILED = frozenset({"credential_revoked", "credential_expired"})
 
@@ -67,8 +66,7 @@ class ScanResult:
         if self.credential is None:
             return None
         checked = self.checked_at
-        # The day in China (UTC+8): cst_today's answer, cheaper for the UTC time a scan has.
-        today = (checked + _CST_OFFSET).date() if checked.tzinfo is UTC else cst_today(checked)
+        today = cst_today(checked)
         return age_on(self.credential.birth_date, today)
 
 
