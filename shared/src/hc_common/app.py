@@ -129,7 +129,7 @@ class ServiceApp(FastAPI):
             response: Response | None = None
             length = headers.get(b"content-length")
             if length is not None and length.isdigit() and int(length) > limit:
-                response = too_large(_text(headers.get(b"accept-language")), limit)
+                response = too_large(header_text(headers.get(b"accept-language")), limit)
             else:
                 message = await receive()
                 if message["type"] != "http.request":
@@ -141,7 +141,7 @@ class ServiceApp(FastAPI):
                     except _ClientGone:
                         return
                 if body is None or len(body) > limit:
-                    response = too_large(_text(headers.get(b"accept-language")), limit)
+                    response = too_large(header_text(headers.get(b"accept-language")), limit)
                 else:
                     try:
                         payload = await endpoint(self, headers, body)
@@ -190,7 +190,8 @@ class ServiceApp(FastAPI):
         return response
 
 
-def _text(value: bytes | None) -> str | None:
+def header_text(value: bytes | None) -> str | None:
+    """A raw header value as text (HTTP headers are Latin-1), or None when absent."""
     return None if value is None else value.decode("latin-1")
 
 

@@ -7,6 +7,7 @@ Each is answered by one function of the request's authorization, language and bo
 routing, which together cost several times the scan), and as the documented FastAPI route
 below, which answers what the direct route leaves to the stack (browsers' CORS requests)."""
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -15,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from hc_common.app import DirectEndpoint, ServiceApp, problem_responses
+from hc_common.app import DirectEndpoint, ServiceApp, header_text, problem_responses
 from hc_common.clock import to_utc
 from hc_common.deps import bearer_token
 from hc_common.errors import Forbidden
@@ -249,30 +250,25 @@ async def gate_verify(request: Request) -> Response:
     return await _answer(request, answer_gate)
 
 
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("latin-1")
+def _direct(
+    answer: Callable[[ScanService, str | None, str | None, bytes], Awaitable[bytes]],
+) -> DirectEndpoint:
+    """The direct endpoint of one of the answers above: the token and the language from the
+    raw headers."""
 
+    async def endpoint(app: ServiceApp, headers: dict[bytes, bytes], body: bytes) -> bytes:
+        return await answer(
+            app.state.scan_service,
+            header_text(headers.get(b"authorization")),
+            header_text(headers.get(b"accept-language")),
+            body,
+        )
 
-async def _direct_verify(app: ServiceApp, headers: dict[bytes, bytes], body: bytes) -> bytes:
-    return await answer_verify(
-        app.state.scan_service,
-        _text(headers.get(b"authorization")),
-        _text(headers.get(b"accept-language")),
-        body,
-    )
-
-
-async def _direct_gate(app: ServiceApp, headers: dict[bytes, bytes], body: bytes) -> bytes:
-    return await answer_gate(
-        app.state.scan_service,
-        _text(headers.get(b"authorization")),
-        _text(headers.get(b"accept-language")),
-        body,
-    )
+    return endpoint
 
 
 # The app answers these paths' POSTs directly (main.py; hc_common.app `ServiceApp`).
 DIRECT_ROUTES: dict[str, DirectEndpoint] = {
-    "/v1/verify": _direct_verify,
-    "/v1/gate/verify": _direct_gate,
+    "/v1/verify": _direct(answer_verify),
+    "/v1/gate/verify": _direct(answer_gate),
 }
