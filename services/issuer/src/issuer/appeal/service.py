@@ -51,14 +51,6 @@ ALLOWED_FROM: dict[AppealStatus, tuple[AppealStatus, ...]] = {
 }
 
 
-def appeal_closed() -> Conflict:
-    return Conflict(
-        "appeal_closed",
-        detail="申诉已办结，不能再更改",
-        detail_en="The appeal is closed and cannot change",
-    )
-
-
 def encode_cursor(rank: int, appeal_id: str) -> str:
     return base64.urlsafe_b64encode(f"{rank}:{appeal_id}".encode()).decode().rstrip("=")
 
@@ -162,8 +154,6 @@ class AppealService:
         if to in CLOSED and reply is None:
             raise Unprocessable(
                 "reply_required",
-                detail="办结申诉须填写答复",
-                detail_en="A reply is required to close an appeal",
                 extra={
                     "errors": [
                         {
@@ -178,7 +168,7 @@ class AppealService:
         if not await self._appeals.move(appeal_id, to.value, allowed, reply, utcnow()):
             if await self._appeals.review_row(appeal_id) is None:
                 raise NotFound(detail="申诉不存在", detail_en="No such appeal")
-            raise appeal_closed()
+            raise Conflict("appeal_closed")
         row = await self._appeals.review_row(appeal_id)
         assert row is not None  # moved above, in this transaction
         if to in CLOSED:
