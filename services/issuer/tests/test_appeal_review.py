@@ -304,9 +304,9 @@ async def test_the_gateway_texts_the_outcome_and_its_failure_leaves_the_appeal_o
         return httpx.Response(gateway["status"])
 
     state = issuer.app.state
-    dev_sender = state.otp.sender
+    dev_sender = state.sms_sender  # the sender appeals text with (also the sign-in codes')
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-        state.otp.sender = HttpSmsSender(client, "https://sms.example/send", "k", "HC_SIGNIN")
+        state.sms_sender = HttpSmsSender(client, "https://sms.example/send", "k", "HC_SIGNIN")
         try:
             failed = await review(issuer, appeal_id, "resolved", "已更正")
             assert failed.status_code == 503, failed.text
@@ -316,7 +316,7 @@ async def test_the_gateway_texts_the_outcome_and_its_failure_leaves_the_appeal_o
             closed = await review(issuer, appeal_id, "resolved", "已更正")
             assert closed.status_code == 200, closed.text
         finally:
-            state.otp.sender = dev_sender
+            state.sms_sender = dev_sender
     assert len(sent) == 1
     assert sent[0]["phone"] == phone and sent[0]["template"] == "HC_APPEAL_CLOSED"
     assert sent[0]["params"]["outcome"] == "已解决" and "月" in sent[0]["params"]["filed_on"]

@@ -10,13 +10,13 @@ from hc_common.auth.keys import KeyRing
 from hc_common.auth.tokens import InvalidToken, KeySet
 from hc_common.deps import SessionDep, bearer_scheme
 from hc_common.errors import Unauthorized
-from hc_common.otp import OtpCodes, SmsNoticeSender
+from hc_common.otp import OtpCodes
 from issuer.account.service import AccountService
 from issuer.appeal.service import AppealService
 from issuer.clients.health_records import HealthRecordsClient
 from issuer.config import Settings
 from issuer.credential.service import CredentialService
-from issuer.crypto import pepper_of, phone_sealer
+from issuer.crypto import pepper_of
 from issuer.facecheck.service import FaceChecks
 
 
@@ -85,10 +85,10 @@ CurrentUser = Annotated[str, Depends(_current_user)]
 
 
 async def _account_service(
-    session: SessionDep, otp: OtpDep, ring: RingDep, settings: SettingsDep
+    request: Request, session: SessionDep, otp: OtpDep, ring: RingDep, settings: SettingsDep
 ) -> AccountService:
     return AccountService(
-        session, otp, ring, settings.access_token_ttl_seconds, phone_sealer(settings)
+        session, otp, ring, settings.access_token_ttl_seconds, request.app.state.phone_sealer
     )
 
 
@@ -108,10 +108,9 @@ async def _credential_service(
     )
 
 
-async def _appeal_service(session: SessionDep, otp: OtpDep, settings: SettingsDep) -> AppealService:
-    # The sender of sign-in codes also texts notices (the dev outbox, or the gateway).
-    sender = otp.sender if isinstance(otp.sender, SmsNoticeSender) else None
-    return AppealService(session, sender, phone_sealer(settings))
+async def _appeal_service(request: Request, session: SessionDep) -> AppealService:
+    state = request.app.state
+    return AppealService(session, state.sms_sender, state.phone_sealer)
 
 
 AccountServiceDep = Annotated[AccountService, Depends(_account_service)]

@@ -20,7 +20,7 @@ from issuer.card.printer import CardPrinter
 from issuer.config import Settings
 from issuer.credential.router import dev_router as credential_dev_router
 from issuer.credential.router import router as credential_router
-from issuer.crypto import key_sealer, pepper_of
+from issuer.crypto import key_sealer, pepper_of, phone_sealer
 from issuer.db import OtpCode, OutboxEvent, SigningKey, SmsMessage
 from issuer.facecheck.service import FaceChecks
 from issuer.internal.router import router as internal_router
@@ -76,6 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.otp = OtpCodes(
                 OtpCode, sender, pepper_of(settings), policy=settings.otp_policy
             )
+            # The sender of sign-in codes also texts appeals' outcomes (the dev outbox, or
+            # the gateway); the users' numbers are sealed with one key.
+            app.state.sms_sender = sender
+            app.state.phone_sealer = phone_sealer(settings)
             app.state.face_checks = FaceChecks(
                 settings.face_check_secret.encode(),
                 pepper_of(settings),

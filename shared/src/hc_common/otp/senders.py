@@ -2,7 +2,7 @@
 HTTP."""
 
 from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +17,6 @@ class SmsSender(Protocol):
     async def send(self, session: AsyncSession, phone: str, code: str) -> None: ...
 
 
-@runtime_checkable
 class SmsNoticeSender(Protocol):
     """A sender of notices: a text with no code. `template` and `params` are what a gateway
     needs (its templates are approved beforehand); `text` is the same message in words, as
@@ -100,7 +99,7 @@ def make_sender(
     endpoint: str,
     api_key: str,
     template: str,
-) -> SmsSender:
+) -> DevOutboxSender | HttpSmsSender:
     """The dev outbox when `outbox` (dev runs only), else the gateway at `endpoint`."""
     if outbox:
         return DevOutboxSender(outbox_model)

@@ -27,7 +27,7 @@ class AccountService:
         otp: OtpCodes,
         ring: KeyRing,
         token_ttl: int,
-        phone_sealer: Sealer | None = None,
+        phone_sealer: Sealer,
     ):
         self.session = session
         self.otp = otp
@@ -69,7 +69,7 @@ class AccountService:
                     created_at=utcnow(),
                 )
             )
-        if self.phone_sealer is not None and user.phone_sealed is None:
+        if user.phone_sealed is None:
             # Kept sealed so that an appeal's outcome can be texted to the user.
             user.phone_sealed = self.phone_sealer.seal(phone.encode())
         return user

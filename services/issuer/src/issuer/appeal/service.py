@@ -97,8 +97,8 @@ def notice_text(appeal: Appeal, outcome: str) -> tuple[str, dict[str, str]]:
 class AppealService:
     session: AsyncSession
     # Who texts the outcome, and the key of the users' sealed numbers (review only).
-    sender: SmsNoticeSender | None = None
-    phone_sealer: Sealer | None = None
+    sender: SmsNoticeSender
+    phone_sealer: Sealer
     _appeals: AppealRepository = field(init=False)
     _credentials: CredentialRepository = field(init=False)
 
@@ -179,8 +179,6 @@ class AppealService:
         """Texts the applicant the outcome. Only the request whose UPDATE closed the appeal
         gets here, so it is sent once; the dev outbox row is written in the close's
         transaction; a gateway that fails rolls the close back (503), to be retried."""
-        if self.sender is None or self.phone_sealer is None:
-            return
         sealed = await self._appeals.phone_sealed_of(appeal.user_id)
         if sealed is None:
             # A user not signed in since numbers were kept: the reply is in the app only.
