@@ -109,11 +109,7 @@ class KeySet:
 def absolute_url(client: httpx.AsyncClient, url: str) -> str:
     """`url` as `client` requests it: a relative one after its `base_url` (host included),
     for log lines that say where the request went."""
-    target = httpx.URL(url)
-    if target.is_absolute_url or not client.base_url.host:
-        return str(target)
-    base = client.base_url
-    return str(base.copy_with(raw_path=base.raw_path + target.raw_path.lstrip(b"/")))
+    return str(client.build_request("GET", url).url)  # httpx's own joining
 
 
 class RemoteKeySet(KeySet):
