@@ -26,7 +26,7 @@ from hc_common.errors import Problem, install_error_handlers
 from hc_common.health import router as health_router
 from hc_common.logging import request_id_var
 from hc_common.middleware import (
-    MIB,
+    DEFAULT_BODY_LIMIT,
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
     request_id_of,
@@ -241,7 +241,9 @@ def create_service_app(
     )
     _problems_as_problem_json(app)
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, default_limit=4 * MIB, limits=body_limits)
+    app.add_middleware(
+        BodySizeLimitMiddleware, default_limit=DEFAULT_BODY_LIMIT, limits=body_limits
+    )
     app.add_middleware(RequestContextMiddleware)
     origins = ServiceSettings().cors_origins if cors_origins is None else list(cors_origins)
     if origins:
@@ -259,7 +261,7 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     for path, endpoint in (direct_routes or {}).items():
-        app.add_direct_route(path, endpoint, (body_limits or {}).get(path, 4 * MIB))
+        app.add_direct_route(path, endpoint, (body_limits or {}).get(path, DEFAULT_BODY_LIMIT))
     return app
 
 

@@ -172,6 +172,8 @@ LATENCY = Histogram(
 )
 
 MIB = 1024 * 1024
+# A request body larger than this is refused (413) unless its path has a limit of its own.
+DEFAULT_BODY_LIMIT = 4 * MIB
 
 
 @functools.lru_cache(maxsize=4096)
@@ -257,7 +259,10 @@ class BodySizeLimitMiddleware:
     """Refuses bodies over the limit with a 413 problem, by Content-Length or while streaming."""
 
     def __init__(
-        self, app: ASGIApp, default_limit: int = 4 * MIB, limits: dict[str, int] | None = None
+        self,
+        app: ASGIApp,
+        default_limit: int = DEFAULT_BODY_LIMIT,
+        limits: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self.default_limit = default_limit
