@@ -103,7 +103,8 @@ def status_changed_rows(
     # `part` when not.
     times, nats, vaccinations, reasons = part.times, part.nats, part.vaccinations, part.reasons
     stamp = part.json(occurred_at)  # as it is (the envelope's time is not rounded)
-    for person, given in zip(persons, ids, strict=False):  # ids: as many, or endless
+    # `event_ids`: one a person (strict: none left without one); else endless Nones.
+    for person, given in zip(persons, ids, strict=event_ids is not None):
         event_id = given or new_id()
         nat_key = (person.nat_result, person.nat_sample_time, person.nat_report_time)
         vaccination_key = (person.vaccine_doses, person.last_dose_at)
