@@ -95,6 +95,15 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "invalid_phone": ("手机号码无效", "Invalid mobile phone number"),
     "invalid_code": ("验证码错误或已过期", "Wrong or expired code"),
     "missing": ("缺少必填字段", "Field required"),
+    # Shared by more than one service: pages, times, and a trace's period and window.
+    "invalid_cursor": ("分页游标无效", "Invalid cursor"),
+    "invalid_time": (
+        "时间格式无效，应为带时区的 RFC 3339 时间",
+        "Not an RFC 3339 time with its offset",
+    ),
+    "invalid_period": ("结束时间不能早于开始时间", "`to` must not be before `from`"),
+    "period_too_long": ("时间范围最长 14 天", "`from` and `to` are at most 14 days apart"),
+    "invalid_window": ("时间窗口须为 1-240 分钟", "window_minutes must be 1-240"),
 }
 
 # --- Fields: every field of every request (body, query, path) in words, for the detail of a

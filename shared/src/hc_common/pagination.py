@@ -42,6 +42,4 @@ def decode_time_cursor(cursor: str) -> tuple[datetime, str]:
             raise ValueError("not an id")
         return to_utc(datetime.fromisoformat(at)), key
     except (ValueError, UnicodeDecodeError):
-        raise Unprocessable(
-            "invalid_cursor", detail="分页游标无效", detail_en="Invalid cursor"
-        ) from None
+        raise Unprocessable("invalid_cursor") from None

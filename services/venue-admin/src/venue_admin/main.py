@@ -40,11 +40,6 @@ register_messages(
             "The main admin's permissions are fixed",
         ),
         "invalid_credentials": ("闸机编号或密钥错误", "Wrong device id or secret"),
-        "invalid_cursor": ("分页游标无效", "Invalid cursor"),
-        "invalid_time": (
-            "时间格式无效，应为带时区的 RFC 3339 时间",
-            "Not an RFC 3339 time with its offset",
-        ),
     }
 )
 

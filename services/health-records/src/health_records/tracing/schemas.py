@@ -7,7 +7,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from hc_common.errors import register_messages
 from hc_common.hygiene import FreeText
 from hc_common.idnumber import IdNumberField
 from hc_common.schemas import Timestamp
@@ -15,19 +14,6 @@ from health_records.person.schemas import Color, RowTime
 
 MAX_PERIOD = timedelta(days=14)
 MAX_WINDOW_MINUTES = 240
-
-register_messages(
-    {
-        "invalid_period": ("结束时间不能早于开始时间", "`to` must not be before `from`"),
-        "period_too_long": ("时间范围最长 14 天", "`from` and `to` are at most 14 days apart"),
-        "invalid_window": ("时间窗口须为 1-240 分钟", "window_minutes must be 1-240"),
-        "invalid_cursor": ("分页游标无效", "Invalid cursor"),
-        "invalid_time": (
-            "时间格式无效，应为带时区的 RFC 3339 时间",
-            "Not an RFC 3339 time with its offset",
-        ),
-    }
-)
 
 
 class TracingCreate(BaseModel):

@@ -35,7 +35,6 @@ register_messages(
     {
         "appeal_closed": ("申诉已办结，不能再更改", "The appeal is closed and cannot change"),
         "reply_required": ("办结申诉须填写答复", "A reply is required to close an appeal"),
-        "invalid_cursor": ("分页游标无效", "Invalid cursor"),
     }
 )
 

@@ -7,18 +7,9 @@ from typing import Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from hc_common.errors import register_messages
 from hc_common.hygiene import EntityId
 from hc_common.schemas import Timestamp
 from venue_admin.tracing.service import MAX_PERIOD, MAX_WINDOW_MINUTES
-
-register_messages(
-    {
-        "invalid_period": ("结束时间不能早于开始时间", "`to` must not be before `from`"),
-        "period_too_long": ("时间范围最长 14 天", "`from` and `to` are at most 14 days apart"),
-        "invalid_window": ("时间窗口须为 1-240 分钟", "window_minutes must be 1-240"),
-    }
-)
 
 
 class CoPresenceQuery(BaseModel):
