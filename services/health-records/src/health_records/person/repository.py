@@ -122,14 +122,7 @@ class PersonRepository:
         a concurrent transaction (the unique key waits for it), fails the statement
         (asyncpg.UniqueViolationError, IntegrityError): the caller's savepoint is rolled back
         then."""
-        if is_postgres(self.session):
-            driver = await pg_driver(self.session)
-            await copy_rows(driver, Person.__table__, names, records, stream=True)
-            return
-        conn = await self.session.connection()
-        await conn.execute(
-            Person.__table__.insert(), [dict(zip(names, r, strict=True)) for r in records]
-        )
+        await append_rows(self.session, Person.__table__, names, records, stream=True)
 
     async def update_columns(self, columns: dict[str, list[Any]]) -> None:
         """Set columns of many persons in one statement: `columns` maps each column to one
@@ -296,18 +289,11 @@ async def insert_all_rows(
     if not records:
         return set()
     at = list(names).index(key)
+    # A savepoint inside the session's transaction, unless the caller holds one (PostgreSQL).
+    held = not own_savepoint and is_postgres(session)
     try:
-        if is_postgres(session):
-            driver = await pg_driver(session)
-            # A savepoint inside the session's transaction, unless the caller holds one.
-            async with driver.transaction() if own_savepoint else nullcontext():
-                await copy_rows(driver, table, names, records, stream=True)
-        else:
-            async with session.begin_nested():
-                conn = await session.connection()
-                await conn.execute(
-                    table.insert(), [dict(zip(names, r, strict=True)) for r in records]
-                )
+        async with nullcontext() if held else savepoint(session):
+            await append_rows(session, table, names, records, stream=True)
     except (asyncpg.UniqueViolationError, IntegrityError):
         return None
     return {r[at] for r in records}
@@ -349,12 +335,18 @@ async def delete_rows(session: AsyncSession, table: Table, key: str, values: Seq
 
 
 async def append_rows(
-    session: AsyncSession, table: Table, names: Sequence[str], records: list[tuple[Any, ...]]
+    session: AsyncSession,
+    table: Table,
+    names: Sequence[str],
+    records: Iterable[tuple[Any, ...]],
+    *,
+    stream: bool = False,
 ) -> None:
-    """Insert rows that cannot conflict (fresh keys), in order: COPY on PostgreSQL."""
+    """Insert rows that cannot conflict (fresh keys), in order: COPY on PostgreSQL (`stream`:
+    sent a slice at a time as they are made, copy_rows), one INSERT on SQLite."""
     if is_postgres(session):
         driver = await pg_driver(session)
-        await copy_rows(driver, table, names, records)
+        await copy_rows(driver, table, names, records, stream=stream)
         return
     conn = await session.connection()
     await conn.execute(table.insert(), [dict(zip(names, r, strict=True)) for r in records])
