@@ -134,25 +134,14 @@ class TracingRepository:
     async def _sealed_ids(self, indexes: list[int], subject_ids: list[str]) -> list[bytes]:
         """The sealed ID numbers of the persons found, one by one (some are not of the usual
         length: not expected, but each is still shown)."""
-        table = Person.__table__
-        sealed: dict[str, bytes] = {}
         wanted = [subject_ids[i] for i in indexes]
-        for start in range(0, len(wanted), LOOKUP_CHUNK):
-            query = select(table.c.subject_id, table.c.id_number_enc).where(
-                table.c.subject_id.in_(wanted[start : start + LOOKUP_CHUNK])
-            )
-            sealed.update({s: e for s, e in (await self.session.execute(query)).all()})
+        sealed = {s: e for s, e in await self._by_subject(wanted, "id_number_enc")}
         return [sealed[s] for s in wanted]
 
     async def _contacts_here(self, subject_ids: list[str], *, with_keys: bool) -> Found:
         """contacts() a chunk of subjects at a time (SQLite)."""
-        table = Person.__table__
-        rows: dict[str, tuple[str, str, bytes]] = {}
-        for start in range(0, len(subject_ids), LOOKUP_CHUNK):
-            query = select(
-                table.c.subject_id, table.c.person_key, table.c.color, table.c.id_number_enc
-            ).where(table.c.subject_id.in_(subject_ids[start : start + LOOKUP_CHUNK]))
-            rows.update({s: (k, c, e) for s, k, c, e in (await self.session.execute(query)).all()})
+        found_rows = await self._by_subject(subject_ids, "person_key", "color", "id_number_enc")
+        rows = {s: (k, c, e) for s, k, c, e in found_rows}
         indexes = [i for i, s in enumerate(subject_ids) if s in rows]
         found = [rows[subject_ids[i]] for i in indexes]
         return Found(
@@ -165,13 +154,18 @@ class TracingRepository:
     async def names(self, subject_ids: list[str]) -> dict[str, bytes | None]:
         """The sealed names of these persons, by subject id (for the few contacts whose scan
         showed no name)."""
+        return {s: n for s, n in await self._by_subject(subject_ids, "name_enc")}
+
+    async def _by_subject(self, subject_ids: list[str], *columns: str) -> list[Any]:
+        """(subject_id, *columns) of the persons of these subject ids that exist, a chunk of
+        ids a statement (SQLite's bound parameters are limited)."""
         table = Person.__table__
-        found: dict[str, bytes | None] = {}
+        found: list[Any] = []  # rows
         for start in range(0, len(subject_ids), LOOKUP_CHUNK):
-            query = select(table.c.subject_id, table.c.name_enc).where(
+            query = select(table.c.subject_id, *(table.c[c] for c in columns)).where(
                 table.c.subject_id.in_(subject_ids[start : start + LOOKUP_CHUNK])
             )
-            found.update({s: n for s, n in (await self.session.execute(query)).all()})
+            found += (await self.session.execute(query)).all()
         return found
 
     def add(self, request: TracingRequest) -> None:
