@@ -1,7 +1,9 @@
 #!/bin/sh
 # The image's entrypoint. SERVICE picks the service (issuer, venue-admin, health-records,
 # verifier); the command says what to do with it:
-#   serve (the default)  run it: uvicorn on $PORT, 5 s for requests in flight on SIGTERM
+#   serve (the default)  run it: uvicorn on $PORT, 5 s for requests in flight on SIGTERM, an
+#                        idle connection kept 75 s (longer than its clients and an
+#                        ingress keep theirs: no request sent on a connection just closed)
 #   migrate              bring its database to the newest revision and exit: a one-shot job
 #                        before the replicas start (they do not migrate). Two at once are safe
 #                        (a PostgreSQL advisory lock). MIGRATION_DATABASE_URL, a direct
@@ -27,7 +29,7 @@ serve)
   # shellcheck disable=SC2086  # UVICORN_ARGS is a list of words
   exec uvicorn "$package.main:app" --host 0.0.0.0 --port "${PORT:-8000}" --no-access-log \
     --loop uvloop --http hc_common.server:HttpProtocol --no-proxy-headers --no-server-header \
-    --timeout-graceful-shutdown 5 ${UVICORN_ARGS:-}
+    --timeout-graceful-shutdown 5 --timeout-keep-alive 75 ${UVICORN_ARGS:-}
   ;;
 migrate)
   exec python -m hc_common.migrations "/app/services/$SERVICE"

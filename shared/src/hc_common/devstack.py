@@ -263,6 +263,11 @@ def service_command(name: str, port: int) -> list[str]:
         "--no-server-header",  # no `server: uvicorn` advertised (nor checked per answer)
         "--timeout-graceful-shutdown",
         "5",
+        # An idle connection is kept longer than its clients keep theirs (httpx 5 s, an
+        # ingress's upstream 60 s): at uvicorn's 5 s, a client reusing a connection at the
+        # moment the service closed it got "disconnected without a response" (seen in CI).
+        "--timeout-keep-alive",
+        "75",
     ]
 
 
